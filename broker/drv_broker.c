@@ -1,0 +1,809 @@
+/*  drv_broker - the broker's transport: two ROUTER sockets and one zloop.
+
+    Each reader takes one message, reads the clock once, decodes it with
+    drv_codec, and acts through drv_store and drv_sched. Replies go back
+    at once. Results go to a per-client outbox and are sent when the
+    message that finished them is handled; a client that is not connected
+    (ROUTER_MANDATORY says so) keeps its outbox until it is heard from
+    again or the results expire. Nothing here blocks: sends use DONTWAIT.
+
+    Peer input is never asserted on: a bad message is counted, logged with
+    its peer, answered with an Error where the peer can be told, and the
+    loop carries on.
+*/
+
+#include "drv_broker.h"
+
+#include "drv_sched.h"
+#include "drv_store.h"
+#include "drv_util.h"
+
+//  Results for one client not yet sent.
+typedef struct {
+    uint8_t identity [DRV_PEER_ID_MAX];  //  client routing id
+    size_t identity_len;             //  bytes in identity
+    zlistx_t *job_ids;               //  uint64 ids cast to pointers
+    void *busy_handle;               //  place in server->busy, or NULL
+} s_outbox_t;
+
+typedef struct {
+    const drv_broker_config_t *config;   //  borrowed
+    zsock_t *pipe;                   //  to the owning thread
+    zsock_t *clients;                //  ROUTER for clients
+    zsock_t *workers;                //  ROUTER for workers
+    zloop_t *loop;                   //  the one event loop
+    drv_store_t *store;              //  jobs and queues
+    drv_sched_t *sched;              //  workers and credit
+    zhashx_t *outboxes;              //  hex client id -> s_outbox_t, owns
+    zlistx_t *busy;                  //  outboxes with results to send
+    zlistx_t *dead;                  //  workers found gone while dispatching
+    int timer_id;                    //  the deadline timer, or -1
+    int64_t timer_at;                //  when it fires
+    int64_t next_liveness_ms;        //  next worker liveness check
+    int64_t now_ms;                  //  clock read for the current event
+    uint64_t rejected;               //  messages refused
+    uint64_t malformed;              //  frames that did not decode
+} s_server_t;
+
+//  What one message to a client or worker carries at most: results, and
+//  payload bytes (at least one item goes whatever its size), so that a
+//  batch never grows past what the peer's decoder takes.
+#define S_RESULTS_PER_MESSAGE 256
+#define S_BYTES_PER_MESSAGE (16 * 1024 * 1024)
+
+static void
+s_outbox_destroy (void **item)
+{
+    s_outbox_t *box = (s_outbox_t *) *item;
+    if (box) {
+        zlistx_destroy (&box->job_ids);
+        free (box);
+        *item = NULL;
+    }
+}
+
+//  Send [identity][frame] without blocking; destroys frame. Returns -1
+//  with errno EHOSTUNREACH (peer gone) or EAGAIN (peer's queue full).
+static int
+s_send (zsock_t *sock, const uint8_t *identity, size_t identity_len, zframe_t **frame_p)
+{
+    zframe_t *frame = *frame_p;
+    *frame_p = NULL;
+    if (!frame)
+        return -1;
+    void *handle = zsock_resolve (sock);
+    int rc = zmq_send (handle, identity, identity_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc != -1)
+        rc = zmq_send (handle, zframe_data (frame), zframe_size (frame), ZMQ_DONTWAIT);
+    zframe_destroy (&frame);
+    return rc == -1 ? -1 : 0;
+}
+
+//  Answer a peer's request with an Error and log why.
+static void
+s_refuse (s_server_t *self, zsock_t *sock, zframe_t *identity, uint64_t seq,
+          drover_error_t code, const char *text)
+{
+    char who [2 * 256 + 1];
+    drv_util_hex (zframe_data (identity), zframe_size (identity), who);
+    zsys_warning ("broker: refused peer=%s code=%d (%s): %s", who, code, drover_error_name (code),
+                  text);
+    self->rejected++;
+    zframe_t *reply = drv_codec_error (seq, code, text);
+    s_send (sock, zframe_data (identity), zframe_size (identity), &reply);
+}
+
+//  Encode and send a message; log when it cannot be encoded.
+static int
+s_send_msg (zsock_t *sock, const uint8_t *identity, size_t identity_len, const drv_msg_t *msg)
+{
+    zframe_t *frame = drv_codec_encode (msg);
+    if (!frame) {
+        zsys_error ("broker: cannot encode message type=%d", msg->type);
+        return -1;
+    }
+    return s_send (sock, identity, identity_len, &frame);
+}
+
+//  A finished job's result as the codec sends it; points into the job.
+static drv_result_t
+s_job_result (drv_job_t *job)
+{
+    return (drv_result_t) {
+        .job_id = job->id,
+        .tag = job->tag,
+        .outcome = job->outcome,
+        .data = job->result,
+        .size = job->result_size,
+        .reason = job->reason ? job->reason : "",
+        .attempts = job->attempts,
+    };
+}
+
+//  Send as many of a client's results as it will take now.
+static void
+s_outbox_flush (s_server_t *self, s_outbox_t *box)
+{
+    drv_result_t results [S_RESULTS_PER_MESSAGE];
+    drv_job_t *jobs [S_RESULTS_PER_MESSAGE];
+    while (zlistx_size (box->job_ids)) {
+        //  Up to one message's worth from the front; expired and already
+        //  delivered ids are consumed without sending.
+        size_t count = 0, consumed = 0, bytes = 0;
+        for (void *item = zlistx_first (box->job_ids);
+             item && count < S_RESULTS_PER_MESSAGE && bytes < S_BYTES_PER_MESSAGE;
+             item = zlistx_next (box->job_ids), consumed++) {
+            drv_job_t *job = drv_store_lookup (self->store, (uint64_t) (uintptr_t) item);
+            if (!job || job->delivered || job->state < DROVER_JOB_SUCCEEDED)
+                continue;
+            bytes += job->result_size;
+            results [count] = s_job_result (job);
+            jobs [count++] = job;
+        }
+        if (count) {
+            drv_msg_t msg = {.type = DRV_MSG_RESULTS, .results = results, .nresults = count};
+            if (s_send_msg (self->clients, box->identity, box->identity_len, &msg) == -1)
+                break;              //  not connected or not reading: later
+            for (size_t i = 0; i < count; i++)
+                jobs [i]->delivered = true;
+        }
+        while (consumed--) {
+            zlistx_first (box->job_ids);
+            zlistx_delete (box->job_ids, zlistx_cursor (box->job_ids));
+        }
+    }
+    if (!zlistx_size (box->job_ids)) {
+        //  Nothing waits for this client: the outbox goes, so memory does
+        //  not grow with every client session ever seen.
+        if (box->busy_handle)
+            zlistx_delete (self->busy, box->busy_handle);
+        char key [2 * DRV_PEER_ID_MAX + 1];
+        zhashx_delete (self->outboxes, drv_util_hex (box->identity, box->identity_len, key));
+    }
+}
+
+//  The outbox of a client, created on first use.
+static s_outbox_t *
+s_outbox (s_server_t *self, const uint8_t *identity, size_t identity_len)
+{
+    char key [2 * DRV_PEER_ID_MAX + 1];
+    drv_util_hex (identity, identity_len, key);
+    s_outbox_t *box = (s_outbox_t *) zhashx_lookup (self->outboxes, key);
+    if (box)
+        return box;
+    box = (s_outbox_t *) calloc (1, sizeof *box);
+    if (!box)
+        return NULL;
+    box->job_ids = zlistx_new ();
+    if (!box->job_ids) {
+        free (box);
+        return NULL;
+    }
+    memcpy (box->identity, identity, identity_len);
+    box->identity_len = identity_len;
+    zhashx_insert (self->outboxes, key, box);
+    return box;
+}
+
+//  A job finished: queue its result for its client.
+static void
+s_post_result (s_server_t *self, drv_job_t *job)
+{
+    s_outbox_t *box = s_outbox (self, job->client, job->client_len);
+    if (!box) {
+        zsys_error ("broker: out of memory queueing result job=%" PRIu64, job->id);
+        return;
+    }
+    zlistx_add_end (box->job_ids, (void *) (uintptr_t) job->id);
+    if (!box->busy_handle)
+        box->busy_handle = zlistx_add_end (self->busy, box);
+}
+
+//  Send every outbox with results.
+static void
+s_flush_outboxes (s_server_t *self)
+{
+    s_outbox_t *box = (s_outbox_t *) zlistx_first (self->busy);
+    while (box) {
+        s_outbox_t *next = (s_outbox_t *) zlistx_next (self->busy);
+        s_outbox_flush (self, box);
+        box = next;
+    }
+}
+
+//  drv_sched_emit_fn: send one worker its new jobs.
+static void
+s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
+{
+    s_server_t *self = (s_server_t *) arg;
+    drv_task_t *tasks = (drv_task_t *) calloc (count, sizeof *tasks);
+    size_t length;
+    const uint8_t *identity = drv_peer_identity (peer, &length);
+    bool sent = tasks != NULL;
+    //  One Dispatch per S_BYTES_PER_MESSAGE of payload.
+    for (size_t first = 0; sent && first < count;) {
+        size_t n = 0, bytes = 0;
+        while (first + n < count && (n == 0 || bytes + jobs [first + n]->size <= S_BYTES_PER_MESSAGE)) {
+            drv_job_t *job = jobs [first + n];
+            tasks [n++] = (drv_task_t) {
+                .id = job->id,
+                .function = drv_queue_name (job->queue),
+                .payload = job->payload,
+                .size = job->size,
+                .timeout_ms = job->timeout_ms,
+                .attempt = job->attempts,
+            };
+            bytes += job->size;
+        }
+        drv_msg_t msg = {.type = DRV_MSG_DISPATCH, .tasks = tasks, .ntasks = n};
+        sent = s_send_msg (self->workers, identity, length, &msg) == 0;
+        first += n;
+    }
+    if (!sent) {
+        zsys_warning ("broker: cannot reach worker=%s (%s); its jobs go back to the queue",
+                      drv_peer_name (peer), tasks ? zmq_strerror (zmq_errno ()) : "no memory");
+        zlistx_add_end (self->dead, peer);
+    }
+    free (tasks);
+}
+
+//  Deal queued jobs to workers, and drop workers found unreachable.
+static void
+s_dispatch (s_server_t *self)
+{
+    //  A worker found gone gives its jobs back: deal again until none is.
+    size_t removed;
+    do {
+        drv_sched_dispatch (self->sched, s_emit, self);
+        removed = 0;
+        drv_peer_t *peer;
+        while ((peer = (drv_peer_t *) zlistx_first (self->dead))) {
+            zlistx_delete (self->dead, zlistx_cursor (self->dead));
+            drv_sched_remove (self->sched, &peer);
+            removed++;
+        }
+    } while (removed);
+}
+
+static void s_arm_timer (s_server_t *self);
+
+//  drv_sched_gone_fn: log a worker dropped for silence.
+static void
+s_on_silent (drv_peer_t *peer, size_t requeued, void *arg)
+{
+    (void) arg;
+    zsys_warning ("broker: worker silent, dropped worker=%s requeued=%zu", drv_peer_name (peer),
+                  requeued);
+}
+
+//  The deadline timer: expire results, drop silent workers, retry
+//  undelivered results.
+static int
+s_on_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    s_server_t *self = (s_server_t *) arg;
+    self->timer_id = -1;
+    self->now_ms = zclock_mono ();
+    drv_store_expire (self->store, self->now_ms);
+    if (self->now_ms >= self->next_liveness_ms) {
+        int64_t limit = (int64_t) self->config->heartbeat_ms * self->config->liveness;
+        drv_sched_expire (self->sched, self->now_ms - limit, s_on_silent, self);
+        self->next_liveness_ms = self->now_ms + self->config->heartbeat_ms;
+    }
+    s_flush_outboxes (self);
+    s_dispatch (self);
+    s_arm_timer (self);
+    return 0;
+}
+
+//  Arm the one timer to the soonest deadline in the data.
+static void
+s_arm_timer (s_server_t *self)
+{
+    int64_t at = self->next_liveness_ms;
+    int64_t expiry = drv_store_next_deadline (self->store);
+    if (expiry >= 0 && expiry < at)
+        at = expiry;
+    if (zlistx_size (self->busy) && self->now_ms + 50 < at)
+        at = self->now_ms + 50;
+    if (self->timer_id != -1 && at == self->timer_at)
+        return;
+    if (self->timer_id != -1)
+        zloop_timer_end (self->loop, self->timer_id);
+    int64_t delay = at - self->now_ms;
+    self->timer_id = zloop_timer (self->loop, delay > 0 ? (size_t) delay : 1, 1, s_on_timer, self);
+    self->timer_at = at;
+}
+
+//  Receive [identity][body]; anything else is counted and refused.
+//  Returns the decoded message or NULL; *identity_p is the caller's.
+static drv_msg_t *
+s_receive (s_server_t *self, zsock_t *sock, const drv_limits_t *limits, zframe_t **identity_p)
+{
+    *identity_p = NULL;
+    zmsg_t *msg = zmsg_recv (sock);
+    if (!msg)
+        return NULL;
+    self->now_ms = zclock_mono ();
+    zframe_t *identity = zmsg_pop (msg);
+    if (!identity) {
+        zmsg_destroy (&msg);
+        return NULL;
+    }
+    *identity_p = identity;
+    zframe_t *body = zmsg_pop (msg);
+    bool extra = zmsg_size (msg) > 0;
+    zmsg_destroy (&msg);
+    if (!body || extra) {
+        self->malformed++;
+        s_refuse (self, sock, identity, 0, DROVER_ERR_MALFORMED,
+                  "a drover message is exactly one frame");
+        zframe_destroy (&body);
+        return NULL;
+    }
+    drv_msg_t *decoded = NULL;
+    uint64_t seq = 0;
+    char err [256] = "";
+    drover_error_t rc = drv_codec_decode (zframe_data (body), zframe_size (body), limits,
+                                          &decoded, &seq, err, sizeof err);
+    zframe_destroy (&body);
+    if (rc) {
+        if (rc == DROVER_ERR_MALFORMED)
+            self->malformed++;
+        s_refuse (self, sock, identity, seq, rc, err);
+        return NULL;
+    }
+    return decoded;
+}
+
+//  Submit: all tasks of the batch are queued, or none.
+static void
+s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
+{
+    char err [256];
+    if (zframe_size (identity) > DRV_PEER_ID_MAX) {
+        snprintf (err, sizeof err, "client routing id is longer than %d bytes", DRV_PEER_ID_MAX);
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INVALID, err);
+        return;
+    }
+    drv_queue_t *queue = drv_store_queue (self->store, msg->function);
+    if (!queue) {
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    if (!drv_store_can_accept (self->store, queue, msg->ntasks, err, sizeof err)) {
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_QUEUE_FULL, err);
+        return;
+    }
+    uint64_t *ids = (uint64_t *) malloc (msg->ntasks * sizeof (uint64_t));
+    size_t created = 0;
+    for (; ids && created < msg->ntasks; created++) {
+        drv_task_t *task = &msg->tasks [created];
+        drv_job_t *job = drv_store_submit (self->store, queue, task->id, zframe_data (identity),
+                                           zframe_size (identity), task->payload, task->size,
+                                           msg->timeout_ms);
+        if (!job)
+            break;
+        ids [created] = job->id;
+    }
+    if (!ids || created < msg->ntasks) {
+        //  Out of memory: take back what was queued, all or none.
+        for (size_t i = 0; ids && i < created; i++) {
+            drv_job_t *job = drv_store_lookup (self->store, ids [i]);
+            drv_store_finish (self->store, job, DROVER_OUTCOME_LOST, NULL, 0, "", self->now_ms);
+            job->delivered = true;
+        }
+        free (ids);
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INTERNAL,
+                  "broker out of memory; retry later");
+        return;
+    }
+    drv_msg_t ack = {
+        .type = DRV_MSG_SUBMIT_ACK,
+        .seq = msg->seq,
+        .job_ids = ids,
+        .njob_ids = msg->ntasks,
+        .workers = (uint32_t) drv_queue_workers (queue),
+    };
+    s_send_msg (self->clients, zframe_data (identity), zframe_size (identity), &ack);
+    free (ids);
+    if (self->config->verbose)
+        zsys_info ("broker: submit function=%s tasks=%zu queued=%zu", msg->function,
+                   msg->ntasks, drv_queue_size (queue));
+    s_dispatch (self);
+}
+
+//  Status: one JobInfo per id asked, UNKNOWN for ids not held.
+static void
+s_client_status (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
+{
+    drv_jobinfo_t *jobs = (drv_jobinfo_t *) calloc (msg->njob_ids, sizeof *jobs);
+    if (!jobs) {
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < msg->njob_ids; i++) {
+        drv_job_t *job = drv_store_lookup (self->store, msg->job_ids [i]);
+        jobs [i].job_id = msg->job_ids [i];
+        jobs [i].function = "";
+        jobs [i].worker = "";
+        if (!job)
+            continue;
+        jobs [i].state = job->state;
+        jobs [i].function = drv_queue_name (job->queue);
+        jobs [i].attempts = job->attempts;
+        if (job->state == DROVER_JOB_RUNNING)
+            jobs [i].worker = drv_peer_name ((drv_peer_t *) job->worker);
+        if (job->state >= DROVER_JOB_SUCCEEDED) {
+            jobs [i].has_result = true;
+            jobs [i].result = s_job_result (job);
+        }
+    }
+    drv_msg_t reply = {
+        .type = DRV_MSG_STATUS_REPLY, .seq = msg->seq, .jobs = jobs, .njobs = msg->njob_ids};
+    s_send_msg (self->clients, zframe_data (identity), zframe_size (identity), &reply);
+    free (jobs);
+}
+
+static int
+s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    s_server_t *self = (s_server_t *) arg;
+    zframe_t *identity;
+    drv_msg_t *msg = s_receive (self, sock, &self->config->limits, &identity);
+    if (msg) {
+        switch (msg->type) {
+            case DRV_MSG_SUBMIT:
+                s_client_submit (self, identity, msg);
+                break;
+            case DRV_MSG_STATUS:
+                s_client_status (self, identity, msg);
+                break;
+            case DRV_MSG_HEARTBEAT: {
+                drv_msg_t reply = {.type = DRV_MSG_HEARTBEAT, .seq = msg->seq};
+                s_send_msg (sock, zframe_data (identity), zframe_size (identity), &reply);
+                break;
+            }
+            case DRV_MSG_BYE:
+                break;
+            default:
+                s_refuse (self, sock, identity, msg->seq, DROVER_ERR_UNEXPECTED,
+                          "clients may send Submit, Status, Heartbeat and Bye only");
+        }
+        drv_msg_destroy (&msg);
+    }
+    //  Whatever it sent, the client is there: hand it what waits for it.
+    if (identity && zframe_size (identity) <= DRV_PEER_ID_MAX) {
+        char key [2 * DRV_PEER_ID_MAX + 1];
+        drv_util_hex (zframe_data (identity), zframe_size (identity), key);
+        s_outbox_t *box = (s_outbox_t *) zhashx_lookup (self->outboxes, key);
+        if (box && zlistx_size (box->job_ids))
+            s_outbox_flush (self, box);
+    }
+    zframe_destroy (&identity);
+    s_arm_timer (self);
+    return 0;
+}
+
+//  Done: finish each job this worker was running; ignore the rest.
+static void
+s_worker_done (s_server_t *self, drv_peer_t *peer, drv_msg_t *msg)
+{
+    for (size_t i = 0; i < msg->nresults; i++) {
+        drv_result_t *result = &msg->results [i];
+        drv_job_t *job = drv_sched_complete (self->sched, peer, result->job_id);
+        if (!job) {
+            zsys_info ("broker: late result ignored job=%" PRIu64 " worker=%s", result->job_id,
+                       drv_peer_name (peer));
+            continue;
+        }
+        if (result->size > self->config->limits.max_payload) {
+            char reason [160];
+            snprintf (reason, sizeof reason,
+                      "result of %zu bytes is larger than the broker's limit of %zu "
+                      "(--max-payload)",
+                      result->size, self->config->limits.max_payload);
+            drv_store_finish (self->store, job, DROVER_OUTCOME_ERROR, NULL, 0, reason,
+                              self->now_ms);
+        }
+        else
+            drv_store_finish (self->store, job, result->outcome, result->data, result->size,
+                              result->reason, self->now_ms);
+        s_post_result (self, job);
+    }
+    s_flush_outboxes (self);
+    s_dispatch (self);
+}
+
+static int
+s_on_worker (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    s_server_t *self = (s_server_t *) arg;
+    zframe_t *identity;
+    //  A result over --max-payload fails its job (s_worker_done) rather
+    //  than the whole Done, so workers' results are bounded by message size.
+    drv_limits_t limits = self->config->limits;
+    limits.max_payload = limits.max_message;
+    drv_msg_t *msg = s_receive (self, sock, &limits, &identity);
+    if (msg) {
+        drv_peer_t *peer =
+            drv_sched_find (self->sched, zframe_data (identity), zframe_size (identity));
+        if (peer)
+            drv_peer_set_last_seen (peer, self->now_ms);
+        if (msg->type == DRV_MSG_READY) {
+            peer = drv_sched_ready (self->sched, zframe_data (identity), zframe_size (identity),
+                                    msg->name, msg->functions, msg->nfunctions, msg->slots,
+                                    self->now_ms);
+            if (peer) {
+                zsys_info ("broker: worker ready worker=%s slots=%u functions=%zu",
+                           drv_peer_name (peer), msg->slots, msg->nfunctions);
+                s_dispatch (self);
+            }
+            else
+                s_refuse (self, sock, identity, msg->seq, DROVER_ERR_INTERNAL,
+                          "cannot register worker");
+        }
+        else
+        if (!peer)
+            //  E.g. the broker restarted: the worker must announce itself.
+            s_refuse (self, sock, identity, msg->seq, DROVER_ERR_UNEXPECTED,
+                      "unknown worker: send Ready first");
+        else
+        if (msg->type == DRV_MSG_DONE)
+            s_worker_done (self, peer, msg);
+        else
+        if (msg->type == DRV_MSG_HEARTBEAT) {
+            drv_msg_t reply = {.type = DRV_MSG_HEARTBEAT, .seq = msg->seq};
+            s_send_msg (sock, zframe_data (identity), zframe_size (identity), &reply);
+        }
+        else
+        if (msg->type == DRV_MSG_BYE) {
+            const char *name = drv_peer_name (peer);
+            zsys_info ("broker: worker left worker=%s running=%u", name, drv_peer_inflight (peer));
+            drv_sched_remove (self->sched, &peer);
+            s_dispatch (self);
+        }
+        else
+            s_refuse (self, sock, identity, msg->seq, DROVER_ERR_UNEXPECTED,
+                      "workers may send Ready, Done, Heartbeat and Bye only");
+        drv_msg_destroy (&msg);
+    }
+    zframe_destroy (&identity);
+    s_arm_timer (self);
+    return 0;
+}
+
+//  Bind a ROUTER; NULL with a reason on failure.
+static zsock_t *
+s_bind (const char *endpoint, char *err, size_t err_size)
+{
+    zsock_t *sock = zsock_new (ZMQ_ROUTER);
+    if (!sock) {
+        snprintf (err, err_size, "cannot create socket");
+        return NULL;
+    }
+    zsock_set_router_mandatory (sock, 1);
+    zsock_set_router_handover (sock, 1);
+    zsock_set_sndhwm (sock, 100000);
+    zsock_set_rcvhwm (sock, 100000);
+    zsock_set_linger (sock, 0);
+    if (zsock_bind (sock, "%s", endpoint) == -1) {
+        snprintf (err, err_size, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+void
+drv_broker_actor (zsock_t *pipe, void *args)
+{
+    s_server_t server = {.config = (const drv_broker_config_t *) args, .pipe = pipe};
+    s_server_t *self = &server;
+    self->timer_id = -1;
+    //  zactor_new waits for this; the status report follows on the pipe.
+    zsock_signal (pipe, 0);
+    char err [512] = "";
+    self->clients = s_bind (self->config->clients_endpoint, err, sizeof err);
+    if (self->clients)
+        self->workers = s_bind (self->config->workers_endpoint, err, sizeof err);
+    self->store = drv_store_new (self->config->keep_results_ms, self->config->max_queue);
+    self->sched = self->store ? drv_sched_new (self->store) : NULL;
+    self->outboxes = zhashx_new ();
+    self->busy = zlistx_new ();
+    self->dead = zlistx_new ();
+    self->loop = zloop_new ();
+    if (!*err && !(self->store && self->sched && self->outboxes && self->busy && self->dead
+                   && self->loop))
+        snprintf (err, sizeof err, "out of memory");
+    if (*err)
+        zstr_sendx (pipe, "ERROR", err, NULL);
+    else {
+        zhashx_set_destructor (self->outboxes, s_outbox_destroy);
+        char *clients = zsock_last_endpoint (self->clients);
+        char *workers = zsock_last_endpoint (self->workers);
+        zstr_sendx (pipe, "OK", clients, workers, NULL);
+        zsys_info ("broker: listening clients=%s workers=%s", clients, workers);
+        zstr_free (&clients);
+        zstr_free (&workers);
+
+        //  The owner handles signals; the loop runs until $TERM.
+        zloop_set_nonstop (self->loop, true);
+        zloop_reader (self->loop, pipe, drv_util_on_term, NULL);
+        zloop_reader (self->loop, self->clients, s_on_client, self);
+        zloop_reader (self->loop, self->workers, s_on_worker, self);
+        self->now_ms = zclock_mono ();
+        self->next_liveness_ms = self->now_ms + self->config->heartbeat_ms;
+        s_arm_timer (self);
+        zloop_start (self->loop);
+        zsys_info ("broker: stopping jobs=%zu workers=%zu submitted=%" PRIu64
+                   " finished=%" PRIu64 " rejected=%" PRIu64 " malformed=%" PRIu64,
+                   drv_store_size (self->store), drv_sched_size (self->sched),
+                   drv_store_submitted (self->store), drv_store_finished (self->store),
+                   self->rejected, self->malformed);
+    }
+    zloop_destroy (&self->loop);
+    zlistx_destroy (&self->dead);
+    zlistx_destroy (&self->busy);
+    zhashx_destroy (&self->outboxes);
+    drv_sched_destroy (&self->sched);
+    drv_store_destroy (&self->store);
+    zsock_destroy (&self->workers);
+    zsock_destroy (&self->clients);
+}
+
+//  ---------------------------------------------------------------------
+//  The public embedding API.
+
+struct _drover_broker_t {
+    char *clients_endpoint;          //  as asked
+    char *workers_endpoint;          //  as asked
+    char *clients_bound;             //  as bound, after start
+    char *workers_bound;             //  as bound, after start
+    drv_broker_config_t config;      //  handed to the actor
+    zactor_t *actor;                 //  running broker, or NULL
+    char error [512];                //  last error
+};
+
+drover_broker_t *
+drover_broker_new (const char *clients_endpoint, const char *workers_endpoint)
+{
+    if (!clients_endpoint || !workers_endpoint)
+        return NULL;
+    drv_util_log_init ();
+    drover_broker_t *self = (drover_broker_t *) calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->clients_endpoint = strdup (clients_endpoint);
+    self->workers_endpoint = strdup (workers_endpoint);
+    if (!self->clients_endpoint || !self->workers_endpoint) {
+        drover_broker_destroy (&self);
+        return NULL;
+    }
+    self->config.limits = drv_limits_default ();
+    self->config.max_queue = 10000000;
+    self->config.keep_results_ms = 600000;
+    self->config.heartbeat_ms = 1000;
+    self->config.liveness = 3;
+    return self;
+}
+
+void
+drover_broker_destroy (drover_broker_t **self_p)
+{
+    assert (self_p);
+    drover_broker_t *self = *self_p;
+    if (self) {
+        drover_broker_stop (self);
+        free (self->clients_endpoint);
+        free (self->workers_endpoint);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const char *
+drover_broker_error (drover_broker_t *self)
+{
+    return self->error;
+}
+
+void
+drover_broker_set_max_message (drover_broker_t *self, size_t bytes)
+{
+    self->config.limits.max_message = bytes;
+}
+
+void
+drover_broker_set_max_payload (drover_broker_t *self, size_t bytes)
+{
+    self->config.limits.max_payload = bytes;
+}
+
+void
+drover_broker_set_max_queue (drover_broker_t *self, size_t jobs)
+{
+    self->config.max_queue = jobs;
+}
+
+void
+drover_broker_set_keep_results (drover_broker_t *self, unsigned ms)
+{
+    self->config.keep_results_ms = ms;
+}
+
+void
+drover_broker_set_verbose (drover_broker_t *self, bool verbose)
+{
+    self->config.verbose = verbose;
+}
+
+int
+drover_broker_start (drover_broker_t *self)
+{
+    if (self->actor) {
+        snprintf (self->error, sizeof self->error, "broker is already running");
+        return -1;
+    }
+    const drv_limits_t *limits = &self->config.limits;
+    if (limits->max_message > DRV_LIMIT_CEILING || limits->max_message < 4096) {
+        snprintf (self->error, sizeof self->error,
+                  "the message limit must be 4096 to %zu bytes, not %zu", DRV_LIMIT_CEILING,
+                  limits->max_message);
+        return -1;
+    }
+    if (limits->max_payload + 1024 > limits->max_message) {
+        snprintf (self->error, sizeof self->error,
+                  "the payload limit (%zu) must be at least 1024 bytes below the message "
+                  "limit (%zu)",
+                  limits->max_payload, limits->max_message);
+        return -1;
+    }
+    self->config.clients_endpoint = self->clients_endpoint;
+    self->config.workers_endpoint = self->workers_endpoint;
+    self->actor = zactor_new (drv_broker_actor, &self->config);
+    if (!self->actor) {
+        snprintf (self->error, sizeof self->error, "cannot start the broker thread");
+        return -1;
+    }
+    char *status = NULL, *first = NULL, *second = NULL;
+    zstr_recvx (self->actor, &status, &first, &second, NULL);
+    int rc = 0;
+    if (status && streq (status, "OK") && first && second) {
+        self->clients_bound = first;
+        self->workers_bound = second;
+        first = second = NULL;
+    }
+    else {
+        snprintf (self->error, sizeof self->error, "%s", first ? first : "broker failed to start");
+        zactor_destroy (&self->actor);
+        rc = -1;
+    }
+    zstr_free (&status);
+    zstr_free (&first);
+    zstr_free (&second);
+    return rc;
+}
+
+const char *
+drover_broker_clients_endpoint (drover_broker_t *self)
+{
+    return self->clients_bound ? self->clients_bound : self->clients_endpoint;
+}
+
+const char *
+drover_broker_workers_endpoint (drover_broker_t *self)
+{
+    return self->workers_bound ? self->workers_bound : self->workers_endpoint;
+}
+
+void
+drover_broker_stop (drover_broker_t *self)
+{
+    zactor_destroy (&self->actor);
+    zstr_free (&self->clients_bound);
+    zstr_free (&self->workers_bound);
+}

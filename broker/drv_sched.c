@@ -1,0 +1,302 @@
+/*  drv_sched - which worker runs which job: the broker's policy.
+
+    Workers are kept in a table by routing identity. Those with a free
+    credit are also in the hungry list; dispatch deals one job per hungry
+    worker per round until no worker can take more, then emits each
+    worker's batch. A RUNNING job's handle is its place in its worker's
+    running list, so a dead worker's jobs are found without a scan.
+*/
+
+#include "drv_sched.h"
+
+#include "drv_util.h"
+
+struct _drv_peer_t {
+    uint8_t identity [256];          //  ROUTER routing id
+    size_t identity_len;             //  bytes in identity
+    char *key;                       //  identity as hex, the table's key
+    char *name;                      //  host:pid or as the worker says
+    drv_queue_t **queues;            //  queues of the functions offered
+    size_t nqueues;                  //  entries in queues
+    size_t next_queue;               //  round-robin start among queues
+    uint32_t slots;                  //  credits in all
+    zlistx_t *running;               //  jobs in flight here
+    void *hungry_handle;             //  place in hungry, NULL if full
+    drv_job_t **batch;               //  jobs dealt in this dispatch
+    size_t batch_size;               //  entries in batch
+    int64_t last_seen;               //  last message, ms
+};
+
+struct _drv_sched_t {
+    drv_store_t *store;              //  borrowed
+    zhashx_t *peers;                 //  hex identity -> drv_peer_t, owns
+    zlistx_t *hungry;                //  peers with a free credit
+};
+
+static void
+s_peer_destroy (void **item)
+{
+    drv_peer_t *peer = (drv_peer_t *) *item;
+    if (peer) {
+        zlistx_destroy (&peer->running);
+        free (peer->batch);
+        free (peer->queues);
+        free (peer->name);
+        free (peer->key);
+        free (peer);
+        *item = NULL;
+    }
+}
+
+drv_sched_t *
+drv_sched_new (drv_store_t *store)
+{
+    drv_sched_t *self = (drv_sched_t *) calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->store = store;
+    self->peers = zhashx_new ();
+    self->hungry = zlistx_new ();
+    if (!self->peers || !self->hungry) {
+        drv_sched_destroy (&self);
+        return NULL;
+    }
+    zhashx_set_destructor (self->peers, s_peer_destroy);
+    return self;
+}
+
+void
+drv_sched_destroy (drv_sched_t **self_p)
+{
+    assert (self_p);
+    drv_sched_t *self = *self_p;
+    if (self) {
+        zlistx_destroy (&self->hungry);
+        zhashx_destroy (&self->peers);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static uint32_t
+s_inflight (drv_peer_t *peer)
+{
+    return (uint32_t) zlistx_size (peer->running);
+}
+
+drv_peer_t *
+drv_sched_find (drv_sched_t *self, const uint8_t *identity, size_t identity_len)
+{
+    if (identity_len > sizeof (((drv_peer_t *) 0)->identity))
+        return NULL;
+    char key [2 * 256 + 1];
+    return (drv_peer_t *) zhashx_lookup (self->peers, drv_util_hex (identity, identity_len, key));
+}
+
+drv_peer_t *
+drv_sched_ready (drv_sched_t *self, const uint8_t *identity, size_t identity_len,
+                 const char *name, const char *const *functions, size_t nfunctions,
+                 uint32_t slots, int64_t now_ms)
+{
+    if (identity_len == 0 || identity_len > sizeof (((drv_peer_t *) 0)->identity))
+        return NULL;
+    drv_peer_t *old = drv_sched_find (self, identity, identity_len);
+    if (old)
+        drv_sched_remove (self, &old);
+
+    drv_peer_t *peer = (drv_peer_t *) calloc (1, sizeof *peer);
+    if (!peer)
+        return NULL;
+    memcpy (peer->identity, identity, identity_len);
+    peer->identity_len = identity_len;
+    peer->key = (char *) malloc (2 * identity_len + 1);
+    if (peer->key)
+        drv_util_hex (identity, identity_len, peer->key);
+    peer->name = strdup (name && *name ? name : "worker");
+    peer->queues = (drv_queue_t **) calloc (nfunctions, sizeof (drv_queue_t *));
+    peer->batch = (drv_job_t **) calloc (slots, sizeof (drv_job_t *));
+    peer->running = zlistx_new ();
+    peer->slots = slots;
+    peer->last_seen = now_ms;
+    void *item = peer;
+    if (!peer->key || !peer->name || !peer->queues || !peer->batch || !peer->running) {
+        s_peer_destroy (&item);
+        return NULL;
+    }
+    for (size_t i = 0; i < nfunctions; i++) {
+        drv_queue_t *queue = drv_store_queue (self->store, functions [i]);
+        if (!queue) {
+            for (size_t j = 0; j < peer->nqueues; j++)
+                drv_queue_set_workers (peer->queues [j], drv_queue_workers (peer->queues [j]) - 1);
+            s_peer_destroy (&item);
+            return NULL;
+        }
+        bool duplicate = false;
+        for (size_t j = 0; j < peer->nqueues; j++)
+            duplicate = duplicate || peer->queues [j] == queue;
+        if (duplicate)
+            continue;
+        peer->queues [peer->nqueues++] = queue;
+        drv_queue_set_workers (queue, drv_queue_workers (queue) + 1);
+    }
+    zhashx_insert (self->peers, peer->key, peer);
+    peer->hungry_handle = zlistx_add_end (self->hungry, peer);
+    return peer;
+}
+
+size_t
+drv_sched_remove (drv_sched_t *self, drv_peer_t **peer_p)
+{
+    assert (peer_p);
+    drv_peer_t *peer = *peer_p;
+    if (!peer)
+        return 0;
+    size_t requeued = 0;
+    //  Requeue from the newest so the oldest ends up at the head.
+    drv_job_t *job;
+    while ((job = (drv_job_t *) zlistx_last (peer->running))) {
+        zlistx_delete (peer->running, job->handle);
+        job->handle = NULL;
+        drv_store_requeue (self->store, job);
+        requeued++;
+    }
+    for (size_t i = 0; i < peer->nqueues; i++)
+        drv_queue_set_workers (peer->queues [i], drv_queue_workers (peer->queues [i]) - 1);
+    if (peer->hungry_handle)
+        zlistx_delete (self->hungry, peer->hungry_handle);
+    zhashx_delete (self->peers, peer->key);
+    *peer_p = NULL;
+    return requeued;
+}
+
+size_t
+drv_sched_expire (drv_sched_t *self, int64_t deadline_ms, drv_sched_gone_fn *gone, void *arg)
+{
+    zlistx_t *silent = zlistx_new ();
+    if (!silent)
+        return 0;
+    for (drv_peer_t *peer = (drv_peer_t *) zhashx_first (self->peers); peer;
+         peer = (drv_peer_t *) zhashx_next (self->peers))
+        if (peer->last_seen < deadline_ms)
+            zlistx_add_end (silent, peer);
+    size_t removed = zlistx_size (silent);
+    drv_peer_t *peer;
+    while ((peer = (drv_peer_t *) zlistx_first (silent))) {
+        zlistx_delete (silent, zlistx_cursor (silent));
+        size_t running = zlistx_size (peer->running);
+        if (gone)
+            gone (peer, running, arg);
+        drv_sched_remove (self, &peer);
+    }
+    zlistx_destroy (&silent);
+    return removed;
+}
+
+drv_job_t *
+drv_sched_complete (drv_sched_t *self, drv_peer_t *peer, uint64_t job_id)
+{
+    drv_job_t *job = drv_store_lookup (self->store, job_id);
+    if (!job || job->state != DROVER_JOB_RUNNING || job->worker != peer)
+        return NULL;
+    zlistx_delete (peer->running, job->handle);
+    job->handle = NULL;
+    if (!peer->hungry_handle)
+        peer->hungry_handle = zlistx_add_end (self->hungry, peer);
+    return job;
+}
+
+//  Lease one job for peer from its queues, taking them in turn.
+static drv_job_t *
+s_take_one (drv_sched_t *self, drv_peer_t *peer)
+{
+    for (size_t tried = 0; tried < peer->nqueues; tried++) {
+        drv_queue_t *queue = peer->queues [peer->next_queue];
+        peer->next_queue = (peer->next_queue + 1) % peer->nqueues;
+        drv_job_t *job = drv_store_lease (self->store, queue, peer);
+        if (job) {
+            job->handle = zlistx_add_end (peer->running, job);
+            return job;
+        }
+    }
+    return NULL;
+}
+
+size_t
+drv_sched_dispatch (drv_sched_t *self, drv_sched_emit_fn *emit, void *arg)
+{
+    //  Deal rounds: one job per hungry worker per round.
+    size_t dispatched = 0;
+    bool progress = true;
+    while (progress) {
+        progress = false;
+        for (drv_peer_t *peer = (drv_peer_t *) zlistx_first (self->hungry); peer;
+             peer = (drv_peer_t *) zlistx_next (self->hungry)) {
+            if (s_inflight (peer) >= peer->slots)
+                continue;
+            drv_job_t *job = s_take_one (self, peer);
+            if (job) {
+                peer->batch [peer->batch_size++] = job;
+                dispatched++;
+                progress = true;
+            }
+        }
+    }
+    //  Send each worker its batch; the full ones leave the hungry list.
+    drv_peer_t *peer = (drv_peer_t *) zlistx_first (self->hungry);
+    while (peer) {
+        drv_peer_t *next = (drv_peer_t *) zlistx_next (self->hungry);
+        if (peer->batch_size) {
+            emit (peer, peer->batch, peer->batch_size, arg);
+            peer->batch_size = 0;
+        }
+        if (s_inflight (peer) >= peer->slots) {
+            zlistx_delete (self->hungry, peer->hungry_handle);
+            peer->hungry_handle = NULL;
+        }
+        peer = next;
+    }
+    return dispatched;
+}
+
+size_t
+drv_sched_size (drv_sched_t *self)
+{
+    return zhashx_size (self->peers);
+}
+
+const uint8_t *
+drv_peer_identity (drv_peer_t *peer, size_t *length)
+{
+    *length = peer->identity_len;
+    return peer->identity;
+}
+
+const char *
+drv_peer_name (drv_peer_t *peer)
+{
+    return peer->name;
+}
+
+uint32_t
+drv_peer_slots (drv_peer_t *peer)
+{
+    return peer->slots;
+}
+
+uint32_t
+drv_peer_inflight (drv_peer_t *peer)
+{
+    return s_inflight (peer);
+}
+
+int64_t
+drv_peer_last_seen (drv_peer_t *peer)
+{
+    return peer->last_seen;
+}
+
+void
+drv_peer_set_last_seen (drv_peer_t *peer, int64_t now_ms)
+{
+    peer->last_seen = now_ms;
+}

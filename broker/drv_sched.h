@@ -1,0 +1,79 @@
+/*  drv_sched - which worker runs which job: the broker's policy.
+
+    Workers announce the functions they offer and how many slots they
+    have; each slot is one credit. A job is dispatched only to a worker
+    that offers its function and has a free credit, so a worker never has
+    more jobs in flight than its slots. Free jobs are dealt one at a time
+    round the hungry workers, so a batch spreads over the cluster; each
+    worker takes its functions' queues in turn.
+
+    Pure policy over drv_store: no sockets, no clock. Every change of a
+    RUNNING job goes through here, because a RUNNING job's handle is its
+    place in its worker's list.
+*/
+
+#ifndef DRV_SCHED_H_INCLUDED
+#define DRV_SCHED_H_INCLUDED
+
+#include "drv_store.h"
+
+typedef struct _drv_sched_t drv_sched_t;
+typedef struct _drv_peer_t drv_peer_t;
+
+//  Told of one worker's new jobs; the jobs array is borrowed for the call.
+typedef void (drv_sched_emit_fn) (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg);
+
+//  A scheduler over store (borrowed; must outlive it).
+drv_sched_t *drv_sched_new (drv_store_t *store);
+
+//  Destroy every worker record (their jobs stay in the store) and NULL
+//  the pointer.
+void drv_sched_destroy (drv_sched_t **self_p);
+
+//  A worker announced itself. A worker already known by this identity
+//  is first removed (its running jobs requeued). NULL if out of memory.
+drv_peer_t *drv_sched_ready (drv_sched_t *self, const uint8_t *identity, size_t identity_len,
+                             const char *name, const char *const *functions, size_t nfunctions,
+                             uint32_t slots, int64_t now_ms);
+
+//  The worker with this routing identity, or NULL.
+drv_peer_t *drv_sched_find (drv_sched_t *self, const uint8_t *identity, size_t identity_len);
+
+//  The worker is gone: its running jobs go back to the head of their
+//  queues and the record is destroyed. Returns how many jobs were requeued.
+size_t drv_sched_remove (drv_sched_t *self, drv_peer_t **peer_p);
+
+//  Told of a worker about to be dropped for silence, with the number of
+//  its jobs that went back to their queues.
+typedef void (drv_sched_gone_fn) (drv_peer_t *peer, size_t requeued, void *arg);
+
+//  Remove every worker last seen before deadline_ms, requeueing its jobs;
+//  gone (may be NULL) is told of each first. Returns how many went.
+size_t drv_sched_expire (drv_sched_t *self, int64_t deadline_ms, drv_sched_gone_fn *gone,
+                         void *arg);
+
+//  The worker finished job_id: returns the job, still RUNNING, with its
+//  credit returned, for the caller to finish in the store. NULL when the
+//  job is not running on this worker (a late or stray result).
+drv_job_t *drv_sched_complete (drv_sched_t *self, drv_peer_t *peer, uint64_t job_id);
+
+//  Deal queued jobs to workers with free credit; emit is called once per
+//  worker that got any. Returns how many jobs were dispatched.
+size_t drv_sched_dispatch (drv_sched_t *self, drv_sched_emit_fn *emit, void *arg);
+
+//  Number of workers registered.
+size_t drv_sched_size (drv_sched_t *self);
+
+//  A worker's routing identity (borrowed) and its length.
+const uint8_t *drv_peer_identity (drv_peer_t *peer, size_t *length);
+
+//  A worker's name, slots, and jobs in flight.
+const char *drv_peer_name (drv_peer_t *peer);
+uint32_t drv_peer_slots (drv_peer_t *peer);
+uint32_t drv_peer_inflight (drv_peer_t *peer);
+
+//  When the worker was last heard from; the broker sets it.
+int64_t drv_peer_last_seen (drv_peer_t *peer);
+void drv_peer_set_last_seen (drv_peer_t *peer, int64_t now_ms);
+
+#endif

@@ -1,0 +1,293 @@
+/*  drv_store - the broker's jobs and per-function queues, in memory.
+
+    Jobs live in one table keyed by id. A QUEUED job also sits in its
+    queue's FIFO list; a finished job sits in the done list, which is in
+    finish order, so expiry only ever looks at its head (a deadline kept in
+    data, no timer per job). job->handle is the job's place in whichever
+    list holds it, so removal is O(1).
+
+    Ownership: the jobs table owns every job (its destructor frees them);
+    the queues table owns the queues; lists only point.
+*/
+
+#include "drv_store.h"
+
+#include "drv_util.h"
+
+struct _drv_queue_t {
+    char *name;                      //  function name
+    zlistx_t *jobs;                  //  QUEUED jobs, oldest first
+    size_t running;                  //  jobs of this function RUNNING
+    size_t workers;                  //  workers offering it (drv_sched's)
+};
+
+struct _drv_store_t {
+    zhashx_t *jobs;                  //  id -> drv_job_t, owns them
+    zhashx_t *queues;                //  name -> drv_queue_t, owns them
+    zlistx_t *done;                  //  finished jobs, oldest first
+    uint64_t next_id;                //  id of the next job
+    uint32_t keep_ms;                //  how long finished jobs stay
+    size_t max_queue;                //  jobs per queue at most
+    uint64_t submitted;              //  jobs ever submitted
+    uint64_t finished;               //  jobs ever finished
+};
+
+static void
+s_job_destroy (void **item)
+{
+    drv_job_t *job = (drv_job_t *) *item;
+    if (job) {
+        free (job->payload);
+        free (job->result);
+        free (job->reason);
+        free (job);
+        *item = NULL;
+    }
+}
+
+static void
+s_queue_destroy (void **item)
+{
+    drv_queue_t *queue = (drv_queue_t *) *item;
+    if (queue) {
+        zlistx_destroy (&queue->jobs);
+        free (queue->name);
+        free (queue);
+        *item = NULL;
+    }
+}
+
+drv_store_t *
+drv_store_new (uint32_t keep_ms, size_t max_queue)
+{
+    drv_store_t *self = (drv_store_t *) calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->jobs = drv_util_u64_hash_new ();
+    self->queues = zhashx_new ();
+    self->done = zlistx_new ();
+    if (!self->jobs || !self->queues || !self->done) {
+        drv_store_destroy (&self);
+        return NULL;
+    }
+    zhashx_set_destructor (self->jobs, s_job_destroy);
+    zhashx_set_destructor (self->queues, s_queue_destroy);
+    self->next_id = 1;
+    self->keep_ms = keep_ms;
+    self->max_queue = max_queue;
+    return self;
+}
+
+void
+drv_store_destroy (drv_store_t **self_p)
+{
+    assert (self_p);
+    drv_store_t *self = *self_p;
+    if (self) {
+        //  Lists first: they point into the tables.
+        zlistx_destroy (&self->done);
+        zhashx_destroy (&self->queues);
+        zhashx_destroy (&self->jobs);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+drv_queue_t *
+drv_store_find_queue (drv_store_t *self, const char *function)
+{
+    return (drv_queue_t *) zhashx_lookup (self->queues, function);
+}
+
+drv_queue_t *
+drv_store_queue (drv_store_t *self, const char *function)
+{
+    drv_queue_t *queue = drv_store_find_queue (self, function);
+    if (queue)
+        return queue;
+    queue = (drv_queue_t *) calloc (1, sizeof *queue);
+    if (!queue)
+        return NULL;
+    queue->name = strdup (function);
+    queue->jobs = zlistx_new ();
+    if (!queue->name || !queue->jobs) {
+        void *item = queue;
+        s_queue_destroy (&item);
+        return NULL;
+    }
+    zhashx_insert (self->queues, function, queue);
+    return queue;
+}
+
+bool
+drv_store_can_accept (drv_store_t *self, drv_queue_t *queue, size_t count, char *err,
+                      size_t err_size)
+{
+    size_t queued = zlistx_size (queue->jobs);
+    if (queued + count <= self->max_queue)
+        return true;
+    snprintf (err, err_size,
+              "queue full: '%s' holds %zu jobs and takes at most %zu; retry later or raise "
+              "the broker's --max-queue",
+              queue->name, queued, self->max_queue);
+    return false;
+}
+
+drv_job_t *
+drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag, const uint8_t *client,
+                  size_t client_len, const void *payload, size_t size, uint32_t timeout_ms)
+{
+    assert (client_len <= DRV_PEER_ID_MAX);
+    drv_job_t *job = (drv_job_t *) calloc (1, sizeof *job);
+    if (!job)
+        return NULL;
+    job->payload = (uint8_t *) malloc (size ? size : 1);
+    if (!job->payload) {
+        free (job);
+        return NULL;
+    }
+    if (size)
+        memcpy (job->payload, payload, size);
+    job->size = size;
+    job->id = self->next_id++;
+    job->tag = tag;
+    job->queue = queue;
+    job->state = DROVER_JOB_QUEUED;
+    job->timeout_ms = timeout_ms;
+    job->client_len = (uint8_t) client_len;
+    if (client_len)
+        memcpy (job->client, client, client_len);
+    job->handle = zlistx_add_end (queue->jobs, job);
+    zhashx_insert (self->jobs, drv_util_u64_key (job->id), job);
+    self->submitted++;
+    return job;
+}
+
+drv_job_t *
+drv_store_lookup (drv_store_t *self, uint64_t id)
+{
+    return (drv_job_t *) drv_util_u64_lookup (self->jobs, id);
+}
+
+drv_job_t *
+drv_store_lease (drv_store_t *self, drv_queue_t *queue, void *worker)
+{
+    (void) self;
+    drv_job_t *job = (drv_job_t *) zlistx_first (queue->jobs);
+    if (!job)
+        return NULL;
+    zlistx_delete (queue->jobs, job->handle);
+    job->handle = NULL;
+    job->state = DROVER_JOB_RUNNING;
+    job->worker = worker;
+    job->attempts++;
+    queue->running++;
+    return job;
+}
+
+void
+drv_store_requeue (drv_store_t *self, drv_job_t *job)
+{
+    (void) self;
+    assert (job->state == DROVER_JOB_RUNNING);
+    job->queue->running--;
+    job->state = DROVER_JOB_QUEUED;
+    job->worker = NULL;
+    job->handle = zlistx_add_start (job->queue->jobs, job);
+}
+
+void
+drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
+                  const void *data, size_t size, const char *reason, int64_t now_ms)
+{
+    if (job->state == DROVER_JOB_RUNNING)
+        job->queue->running--;
+    else
+    if (job->state == DROVER_JOB_QUEUED)
+        zlistx_delete (job->queue->jobs, job->handle);
+    else
+        return;                     //  finished already: first result wins
+    job->state = outcome == DROVER_OUTCOME_OK ? DROVER_JOB_SUCCEEDED : DROVER_JOB_FAILED;
+    job->outcome = outcome;
+    job->worker = NULL;
+    free (job->payload);
+    job->payload = NULL;
+    job->size = 0;
+    job->result = (uint8_t *) malloc (size ? size : 1);
+    if (job->result && size)
+        memcpy (job->result, data, size);
+    job->result_size = job->result ? size : 0;
+    job->reason = reason && *reason ? strdup (reason) : NULL;
+    job->finished_ms = now_ms;
+    job->handle = zlistx_add_end (self->done, job);
+    self->finished++;
+}
+
+size_t
+drv_store_expire (drv_store_t *self, int64_t now_ms)
+{
+    size_t expired = 0;
+    drv_job_t *job;
+    while ((job = (drv_job_t *) zlistx_first (self->done))
+           && job->finished_ms + self->keep_ms <= now_ms) {
+        zlistx_delete (self->done, job->handle);
+        zhashx_delete (self->jobs, drv_util_u64_key (job->id));
+        expired++;
+    }
+    return expired;
+}
+
+int64_t
+drv_store_next_deadline (drv_store_t *self)
+{
+    drv_job_t *job = (drv_job_t *) zlistx_first (self->done);
+    return job ? job->finished_ms + self->keep_ms : -1;
+}
+
+const char *
+drv_queue_name (drv_queue_t *queue)
+{
+    return queue->name;
+}
+
+size_t
+drv_queue_size (drv_queue_t *queue)
+{
+    return zlistx_size (queue->jobs);
+}
+
+size_t
+drv_queue_running (drv_queue_t *queue)
+{
+    return queue->running;
+}
+
+size_t
+drv_queue_workers (drv_queue_t *queue)
+{
+    return queue->workers;
+}
+
+void
+drv_queue_set_workers (drv_queue_t *queue, size_t workers)
+{
+    queue->workers = workers;
+}
+
+size_t
+drv_store_size (drv_store_t *self)
+{
+    return zhashx_size (self->jobs);
+}
+
+uint64_t
+drv_store_submitted (drv_store_t *self)
+{
+    return self->submitted;
+}
+
+uint64_t
+drv_store_finished (drv_store_t *self)
+{
+    return self->finished;
+}

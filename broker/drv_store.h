@@ -1,0 +1,110 @@
+/*  drv_store - the broker's jobs and per-function queues, in memory.
+
+    The store owns every job from submit until it expires after finishing,
+    and one FIFO queue per function name. It knows nothing of workers,
+    sockets or time sources: callers pass now_ms. Policy (who runs what)
+    lives in drv_sched; the network in drv_broker. Durability will sit
+    behind this interface.
+*/
+
+#ifndef DRV_STORE_H_INCLUDED
+#define DRV_STORE_H_INCLUDED
+
+#include <czmq.h>
+
+#include "drover.h"
+
+//  Longest client routing id the broker keeps with a job, in bytes.
+#define DRV_PEER_ID_MAX 32
+
+typedef struct _drv_store_t drv_store_t;
+typedef struct _drv_queue_t drv_queue_t;
+
+//  One job. A plain record: the store owns it, other modules read its
+//  fields and change its state only through drv_store_* calls.
+typedef struct {
+    uint64_t id;                     //  unique while this broker runs
+    uint64_t tag;                    //  the submitting client's tag
+    drv_queue_t *queue;              //  its function's queue
+    drover_state_t state;            //  QUEUED, RUNNING, SUCCEEDED, FAILED
+    uint8_t *payload;                //  input; freed once the job finishes
+    size_t size;                     //  bytes in payload
+    uint32_t timeout_ms;             //  task timeout; 0: none
+    uint32_t attempts;               //  times dispatched
+    void *worker;                    //  drv_sched's worker while RUNNING
+    void *handle;                    //  its place in the queue or the done list
+    drover_outcome_t outcome;        //  once finished
+    uint8_t *result;                 //  output once finished (OK)
+    size_t result_size;              //  bytes in result
+    char *reason;                    //  failure reason once finished, or NULL
+    int64_t finished_ms;             //  when it finished
+    bool delivered;                  //  result reached its client
+    uint8_t client_len;              //  bytes in client
+    uint8_t client [DRV_PEER_ID_MAX]; //  submitting client's routing id
+} drv_job_t;
+
+//  A store whose finished jobs stay queryable for keep_ms, and whose
+//  queues take at most max_queue jobs each.
+drv_store_t *drv_store_new (uint32_t keep_ms, size_t max_queue);
+
+//  Destroy the store, every job and queue, and NULL the pointer.
+void drv_store_destroy (drv_store_t **self_p);
+
+//  The queue for function, created if it does not exist.
+drv_queue_t *drv_store_queue (drv_store_t *self, const char *function);
+
+//  The queue for function, or NULL.
+drv_queue_t *drv_store_find_queue (drv_store_t *self, const char *function);
+
+//  Can `count` more jobs join this queue? On no, why in err.
+bool drv_store_can_accept (drv_store_t *self, drv_queue_t *queue, size_t count, char *err,
+                           size_t err_size);
+
+//  A new QUEUED job at the tail of queue; the payload is copied. NULL if
+//  out of memory.
+drv_job_t *drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag,
+                             const uint8_t *client, size_t client_len, const void *payload,
+                             size_t size, uint32_t timeout_ms);
+
+//  The job with this id, or NULL (never existed, or expired).
+drv_job_t *drv_store_lookup (drv_store_t *self, uint64_t id);
+
+//  Take the job at the head of queue, or NULL if empty: it becomes
+//  RUNNING on worker, with one more attempt.
+drv_job_t *drv_store_lease (drv_store_t *self, drv_queue_t *queue, void *worker);
+
+//  Put a RUNNING job back at the head of its queue (its worker left).
+void drv_store_requeue (drv_store_t *self, drv_job_t *job);
+
+//  Finish a RUNNING or QUEUED job: SUCCEEDED if outcome is OK, else
+//  FAILED; data and reason are copied. Its payload is freed.
+void drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
+                       const void *data, size_t size, const char *reason, int64_t now_ms);
+
+//  Forget finished jobs older than keep_ms. Returns how many went.
+size_t drv_store_expire (drv_store_t *self, int64_t now_ms);
+
+//  When the next finished job expires, or -1 if none will.
+int64_t drv_store_next_deadline (drv_store_t *self);
+
+//  The queue's function name (borrowed).
+const char *drv_queue_name (drv_queue_t *queue);
+
+//  Jobs waiting in the queue.
+size_t drv_queue_size (drv_queue_t *queue);
+
+//  Jobs of this queue now RUNNING.
+size_t drv_queue_running (drv_queue_t *queue);
+
+//  Per-queue slot for drv_sched: the workers offering this function.
+size_t drv_queue_workers (drv_queue_t *queue);
+void drv_queue_set_workers (drv_queue_t *queue, size_t workers);
+
+//  Jobs the store holds, in any state.
+size_t drv_store_size (drv_store_t *self);
+
+//  Jobs ever submitted and ever finished.
+uint64_t drv_store_submitted (drv_store_t *self);
+uint64_t drv_store_finished (drv_store_t *self);
+
+#endif

@@ -1,0 +1,121 @@
+/*  drover-broker - the drover broker daemon: flags, signals, then the
+    drover_broker_* object does the work. Runs in the foreground and logs
+    to stderr; SIGTERM or SIGINT stops it cleanly.
+*/
+
+#include <czmq.h>
+#include <getopt.h>
+
+#include "drover.h"
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "Usage: drover-broker --clients ENDPOINT --workers ENDPOINT [OPTION]...\n"
+        "Take tasks from drover clients and dispatch them to drover workers.\n"
+        "\n"
+        "  --clients ENDPOINT     where clients connect, e.g. tcp://127.0.0.1:7700\n"
+        "  --workers ENDPOINT     where workers connect, e.g. tcp://127.0.0.1:7701\n"
+        "  --max-payload BYTES    largest task payload or result (default 16777216)\n"
+        "  --max-message BYTES    largest protocol message (default 67108864)\n"
+        "  --max-queue JOBS       jobs waiting per function at most (default 10000000)\n"
+        "  --keep-results MS      how long finished jobs stay queryable (default 600000)\n"
+        "  -v, --verbose          log every submit\n"
+        "  -h, --help             show this help and exit\n"
+        "  -V, --version          show the version and exit\n"
+        "\n"
+        "Endpoints are ZeroMQ endpoints; tcp://127.0.0.1:* binds a free port.\n"
+        "Runs in the foreground, logs to stderr, stops on SIGTERM or SIGINT.\n");
+}
+
+//  Parse a non-negative number flag; exits with a message if bad.
+static unsigned long long
+s_number (const char *flag, const char *text)
+{
+    char *end;
+    errno = 0;
+    unsigned long long value = strtoull (text, &end, 10);
+    if (errno || end == text || *end || *text == '-') {
+        fprintf (stderr, "drover-broker: %s wants a non-negative number, not '%s'\n", flag, text);
+        exit (2);
+    }
+    return value;
+}
+
+int
+main (int argc, char *argv [])
+{
+    static const struct option options [] = {
+        {"clients", required_argument, 0, 'c'},
+        {"workers", required_argument, 0, 'w'},
+        {"max-payload", required_argument, 0, 'P'},
+        {"max-message", required_argument, 0, 'M'},
+        {"max-queue", required_argument, 0, 'Q'},
+        {"keep-results", required_argument, 0, 'K'},
+        {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0}};
+    const char *clients = NULL, *workers = NULL;
+    unsigned long long max_payload = 0, max_message = 0, max_queue = 0, keep = 0;
+    bool have_keep = false, verbose = false;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "vhV", options, NULL)) != -1) {
+        switch (opt) {
+            case 'c': clients = optarg; break;
+            case 'w': workers = optarg; break;
+            case 'P': max_payload = s_number ("--max-payload", optarg); break;
+            case 'M': max_message = s_number ("--max-message", optarg); break;
+            case 'Q': max_queue = s_number ("--max-queue", optarg); break;
+            case 'K': keep = s_number ("--keep-results", optarg); have_keep = true; break;
+            case 'v': verbose = true; break;
+            case 'h': s_usage (stdout); return 0;
+            case 'V':
+                printf ("drover-broker %d.%d.%d (protocol %d)\n", DROVER_VERSION_MAJOR,
+                        DROVER_VERSION_MINOR, DROVER_VERSION_PATCH, DROVER_PROTOCOL_VERSION);
+                return 0;
+            default:
+                fprintf (stderr, "Try 'drover-broker --help'.\n");
+                return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, "drover-broker: unexpected argument '%s'; try --help\n", argv [optind]);
+        return 2;
+    }
+    if (!clients || !workers) {
+        fprintf (stderr, "drover-broker: both --clients and --workers are needed, e.g.\n"
+                         "  drover-broker --clients tcp://127.0.0.1:7700 --workers "
+                         "tcp://127.0.0.1:7701\n");
+        return 2;
+    }
+    zsys_init ();
+    zsys_set_logident ("drover-broker");
+
+    drover_broker_t *broker = drover_broker_new (clients, workers);
+    if (!broker) {
+        fprintf (stderr, "drover-broker: out of memory\n");
+        return 1;
+    }
+    if (max_payload)
+        drover_broker_set_max_payload (broker, max_payload);
+    if (max_message)
+        drover_broker_set_max_message (broker, max_message);
+    if (max_queue)
+        drover_broker_set_max_queue (broker, max_queue);
+    drover_broker_set_verbose (broker, verbose);
+    if (have_keep)
+        drover_broker_set_keep_results (broker, (unsigned) keep);
+    if (drover_broker_start (broker) == -1) {
+        fprintf (stderr, "drover-broker: %s\n", drover_broker_error (broker));
+        drover_broker_destroy (&broker);
+        return 1;
+    }
+    //  czmq's handler sets zsys_interrupted on SIGINT and SIGTERM.
+    while (!zsys_interrupted)
+        zclock_sleep (100);
+    zsys_info ("broker: signal received, stopping");
+    drover_broker_destroy (&broker);
+    return 0;
+}

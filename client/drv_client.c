@@ -1,0 +1,870 @@
+/*  drv_client - the client half of libdrover (drover_client_*, drover_imap_*).
+
+    One DEALER to the broker's client endpoint, used synchronously from
+    the caller's thread: there is no background thread. Every task gets a
+    tag chosen here, unique in this client, before it is sent; results are
+    matched by tag, so they can be taken whatever order they come in, and
+    a second result for the same tag is dropped (one result per job). The
+    broker's job id arrives with the Submit's acknowledgement.
+
+    Submits carry a sequence number that the broker's SubmitAck or Error
+    echoes. drover_imap_* pipelines: it sends batches without waiting for
+    their acknowledgements (up to a window) and checks them as results
+    are taken.
+*/
+
+#include <errno.h>
+
+#include "drv_codec.h"
+#include "drv_util.h"
+
+//  Tasks per Submit message, and bytes of payload per Submit at most.
+#define S_BATCH_TASKS 1024
+#define S_BATCH_BYTES (4 * 1024 * 1024)
+//  Submits an imap has in flight unacknowledged at most.
+#define S_SUBMIT_WINDOW 16
+
+//  One task submitted by this client.
+typedef struct {
+    uint64_t tag;                    //  ours
+    uint64_t job_id;                 //  the broker's, 0 until acknowledged
+    drover_result_t *result;         //  once it arrived, owned
+    bool async;                      //  apply_async: callbacks on arrival
+    drover_callback_fn *callback;    //  async success
+    drover_callback_fn *error_callback;  //  async failure
+    void *arg;                       //  for the callbacks
+} s_job_t;
+
+//  One Submit awaiting its acknowledgement.
+typedef struct {
+    uint64_t seq;                    //  the request's sequence number
+    uint64_t *tags;                  //  its tasks' tags, in order
+    size_t count;                    //  entries in tags
+    char *function;                  //  for notices
+    bool acked;                      //  acknowledged
+    drover_error_t error;            //  refused with this code
+    char *text;                      //  and this reason
+} s_submit_t;
+
+struct _drover_client_t {
+    zsock_t *dealer;                 //  to the broker
+    char *endpoint;                  //  the broker's client endpoint
+    uint64_t seq;                    //  last request sequence
+    uint64_t next_tag;               //  next task tag
+    zhashx_t *by_tag;                //  tag -> s_job_t, owns
+    zhashx_t *by_id;                 //  job id -> s_job_t, borrowed
+    zhashx_t *submits;               //  seq -> s_submit_t, owns
+    zlistx_t *ready;                 //  async s_job_t with results, borrowed
+    size_t async_pending;            //  async jobs without callback yet
+    zhashx_t *warned;                //  functions a notice was given for
+    drover_notice_fn *notice;        //  notice handler, or NULL
+    void *notice_arg;                //  its argument
+    int ack_timeout;                 //  ms to wait for an acknowledgement
+    uint64_t status_seq;             //  the Status being awaited
+    drv_msg_t *status_reply;         //  its reply, once in
+    char error [1024];               //  last error
+    drover_error_t error_code;       //  last refusal code
+};
+
+struct _drover_imap_t {
+    drover_client_t *client;         //  borrowed
+    char *function;                  //  the function mapped
+    drover_options_t options;        //  for every task
+    uint8_t **payloads;              //  buffered payload copies
+    size_t *sizes;                   //  their sizes
+    size_t buffered;                 //  tasks buffered
+    size_t buffered_bytes;           //  their bytes
+    uint64_t *order;                 //  tags in push order
+    size_t head;                     //  next to take
+    size_t tail;                     //  pushed so far
+    size_t capacity;                 //  entries in order
+    zlistx_t *seqs;                  //  Submits not yet acknowledged
+};
+
+//  ---------------------------------------------------------------------
+
+static void
+s_job_destroy (void **item)
+{
+    s_job_t *job = (s_job_t *) *item;
+    if (job) {
+        drover_result_destroy (&job->result);
+        free (job);
+        *item = NULL;
+    }
+}
+
+static void
+s_submit_destroy (void **item)
+{
+    s_submit_t *submit = (s_submit_t *) *item;
+    if (submit) {
+        free (submit->tags);
+        free (submit->function);
+        free (submit->text);
+        free (submit);
+        *item = NULL;
+    }
+}
+
+static int
+s_fail (drover_client_t *self, drover_error_t code, int error, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (self->error, sizeof self->error, format, args);
+    va_end (args);
+    self->error_code = code;
+    errno = error;
+    return -1;
+}
+
+drover_client_t *
+drover_client_new (const char *endpoint)
+{
+    if (!endpoint || !*endpoint)
+        return NULL;
+    drv_util_log_init ();
+    drover_client_t *self = (drover_client_t *) calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->endpoint = strdup (endpoint);
+    self->dealer = zsock_new (ZMQ_DEALER);
+    self->by_tag = drv_util_u64_hash_new ();
+    self->by_id = drv_util_u64_hash_new ();
+    self->submits = drv_util_u64_hash_new ();
+    self->ready = zlistx_new ();
+    self->warned = zhashx_new ();
+    if (!self->endpoint || !self->dealer || !self->by_tag || !self->by_id || !self->submits
+        || !self->ready || !self->warned) {
+        drover_client_destroy (&self);
+        return NULL;
+    }
+    zhashx_set_destructor (self->by_tag, s_job_destroy);
+    zhashx_set_destructor (self->submits, s_submit_destroy);
+    zuuid_t *uuid = zuuid_new ();
+    char identity [40];
+    snprintf (identity, sizeof identity, "C%.24s", zuuid_str (uuid));
+    zuuid_destroy (&uuid);
+    zsock_set_identity (self->dealer, identity);
+    zsock_set_linger (self->dealer, 0);
+    zsock_set_sndhwm (self->dealer, 100000);
+    zsock_set_rcvhwm (self->dealer, 100000);
+    if (zsock_connect (self->dealer, "%s", endpoint) == -1) {
+        drover_client_destroy (&self);
+        return NULL;
+    }
+    self->next_tag = 1;
+    self->ack_timeout = 30000;
+    return self;
+}
+
+void
+drover_client_destroy (drover_client_t **self_p)
+{
+    assert (self_p);
+    drover_client_t *self = *self_p;
+    if (self) {
+        if (self->dealer && self->seq) {
+            drv_msg_t bye = {.type = DRV_MSG_BYE, .seq = ++self->seq};
+            zframe_t *frame = drv_codec_encode (&bye);
+            if (frame)
+                zframe_send (&frame, self->dealer, ZFRAME_DONTWAIT);
+            zframe_destroy (&frame);
+        }
+        zsock_destroy (&self->dealer);
+        zlistx_destroy (&self->ready);
+        zhashx_destroy (&self->by_id);
+        zhashx_destroy (&self->by_tag);
+        zhashx_destroy (&self->submits);
+        zhashx_destroy (&self->warned);
+        drv_msg_destroy (&self->status_reply);
+        free (self->endpoint);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const char *
+drover_client_error (drover_client_t *self)
+{
+    return self->error;
+}
+
+drover_error_t
+drover_client_error_code (drover_client_t *self)
+{
+    return self->error_code;
+}
+
+void
+drover_client_set_ack_timeout (drover_client_t *self, int timeout_ms)
+{
+    self->ack_timeout = timeout_ms;
+}
+
+void
+drover_client_set_notice (drover_client_t *self, drover_notice_fn *fn, void *arg)
+{
+    self->notice = fn;
+    self->notice_arg = arg;
+}
+
+//  ---------------------------------------------------------------------
+//  Receiving
+
+static void
+s_on_ack (drover_client_t *self, drv_msg_t *msg)
+{
+    s_submit_t *submit =
+        (s_submit_t *) drv_util_u64_lookup (self->submits, msg->seq);
+    if (!submit || submit->acked || submit->error)
+        return;
+    if (msg->njob_ids != submit->count) {
+        submit->error = DROVER_ERR_MALFORMED;
+        submit->text = zsys_sprintf ("broker acknowledged %zu tasks of %zu", msg->njob_ids,
+                                     submit->count);
+        return;
+    }
+    for (size_t i = 0; i < submit->count; i++) {
+        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, submit->tags [i]);
+        if (job) {
+            job->job_id = msg->job_ids [i];
+            zhashx_insert (self->by_id, drv_util_u64_key (job->job_id), job);
+        }
+    }
+    submit->acked = true;
+    if (msg->workers == 0 && self->notice && !zhashx_lookup (self->warned, submit->function)) {
+        zhashx_insert (self->warned, submit->function, (void *) 1);
+        char text [DRV_FUNCTION_MAX + 64];
+        snprintf (text, sizeof text, "no worker offers '%s' yet; waiting", submit->function);
+        self->notice (text, self->notice_arg);
+    }
+}
+
+static void
+s_on_results (drover_client_t *self, drv_msg_t *msg)
+{
+    for (size_t i = 0; i < msg->nresults; i++) {
+        drv_result_t *in = &msg->results [i];
+        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, in->tag);
+        if (!job || job->result)
+            continue;               //  not ours, or a second result: dropped
+        job->result = drv_util_result_new (in->job_id, in->outcome, in->data, in->size,
+                                           in->reason, in->attempts);
+        if (job->result && job->async)
+            zlistx_add_end (self->ready, job);
+    }
+}
+
+static void
+s_on_error (drover_client_t *self, drv_msg_t *msg)
+{
+    s_submit_t *submit =
+        (s_submit_t *) drv_util_u64_lookup (self->submits, msg->seq);
+    if (submit && !submit->acked) {
+        submit->error = msg->code ? msg->code : DROVER_ERR_INTERNAL;
+        submit->text = strdup (msg->text);
+    }
+    else
+    if (msg->seq && msg->seq == self->status_seq) {
+        self->status_seq = 0;
+        s_fail (self, msg->code, EPROTO, "broker refused: %s", msg->text);
+    }
+    else
+        zsys_warning ("client: broker says: %s (%s)", msg->text, drover_error_name (msg->code));
+}
+
+//  Receive and handle one message, waiting up to timeout_ms (-1:
+//  forever). 1 if one was handled, 0 on timeout, -1 if interrupted.
+static int
+s_receive (drover_client_t *self, int timeout_ms)
+{
+    zmq_pollitem_t item = {.socket = zsock_resolve (self->dealer), .events = ZMQ_POLLIN};
+    int rc = zmq_poll (&item, 1, timeout_ms);
+    if (rc == -1)
+        return s_fail (self, DROVER_ERR_NONE, EINTR, "interrupted");
+    if (rc == 0)
+        return 0;
+    zframe_t *frame = zframe_recv (self->dealer);
+    if (!frame)
+        return s_fail (self, DROVER_ERR_NONE, EINTR, "interrupted");
+    drv_msg_t *msg = NULL;
+    char err [256];
+    drv_limits_t limits = drv_limits_from_broker ();
+    drover_error_t code = drv_codec_decode (zframe_data (frame), zframe_size (frame), &limits,
+                                            &msg, NULL, err, sizeof err);
+    zframe_destroy (&frame);
+    if (code) {
+        zsys_warning ("client: bad message from broker: %s", err);
+        return 1;
+    }
+    switch (msg->type) {
+        case DRV_MSG_SUBMIT_ACK: s_on_ack (self, msg); break;
+        case DRV_MSG_RESULTS: s_on_results (self, msg); break;
+        case DRV_MSG_ERROR: s_on_error (self, msg); break;
+        case DRV_MSG_STATUS_REPLY:
+            if (msg->seq == self->status_seq) {
+                drv_msg_destroy (&self->status_reply);
+                self->status_reply = msg;
+                msg = NULL;
+            }
+            break;
+        default: break;
+    }
+    drv_msg_destroy (&msg);
+    return 1;
+}
+
+//  Milliseconds left until deadline (-1 stays -1: forever).
+static int
+s_left (int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - zclock_mono ();
+    return left > 0 ? (int) left : 0;
+}
+
+static int64_t
+s_deadline (int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+}
+
+//  ---------------------------------------------------------------------
+//  Submitting
+
+//  Send one Submit for count tasks with the given tags; records the jobs
+//  and the pending Submit. Returns its seq, or 0 on error.
+static uint64_t
+s_submit_send (drover_client_t *self, const char *function, size_t count,
+               const void *const *payloads, const size_t *sizes, const uint64_t *tags,
+               const drover_options_t *options, bool async)
+{
+    if (!drv_codec_valid_function (function)) {
+        s_fail (self, DROVER_ERR_INVALID, EINVAL,
+                "function name '%s' is not valid: use 1 to %d characters of A-Z a-z 0-9 _ . : / -",
+                function ? function : "", DRV_FUNCTION_MAX);
+        return 0;
+    }
+    if (count == 0) {
+        s_fail (self, DROVER_ERR_INVALID, EINVAL, "nothing to submit");
+        return 0;
+    }
+    drv_task_t *tasks = (drv_task_t *) calloc (count, sizeof *tasks);
+    s_submit_t *submit = (s_submit_t *) calloc (1, sizeof *submit);
+    if (submit) {
+        submit->tags = (uint64_t *) malloc (count * sizeof (uint64_t));
+        submit->function = strdup (function);
+    }
+    if (!tasks || !submit || !submit->tags || !submit->function) {
+        free (tasks);
+        void *item = submit;
+        s_submit_destroy (&item);
+        s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
+        return 0;
+    }
+    for (size_t i = 0; i < count; i++)
+        tasks [i] = (drv_task_t) {.id = tags [i], .payload = (const uint8_t *) payloads [i],
+                                  .size = sizes [i]};
+    drv_msg_t msg = {
+        .type = DRV_MSG_SUBMIT,
+        .seq = ++self->seq,
+        .function = function,
+        .timeout_ms = options ? options->timeout_ms : 0,
+        .priority = options ? options->priority : 0,
+        .tasks = tasks,
+        .ntasks = count,
+    };
+    zframe_t *frame = drv_codec_encode (&msg);
+    free (tasks);
+    if (!frame || zframe_send (&frame, self->dealer, 0) == -1) {
+        zframe_destroy (&frame);
+        void *item = submit;
+        s_submit_destroy (&item);
+        s_fail (self, DROVER_ERR_NONE, EIO, "cannot send to the broker at %s", self->endpoint);
+        return 0;
+    }
+    memcpy (submit->tags, tags, count * sizeof (uint64_t));
+    submit->count = count;
+    submit->seq = msg.seq;
+    zhashx_insert (self->submits, drv_util_u64_key (submit->seq), submit);
+    for (size_t i = 0; i < count; i++) {
+        s_job_t *job = (s_job_t *) calloc (1, sizeof *job);
+        if (!job)
+            continue;               //  its result will be dropped
+        job->tag = tags [i];
+        job->async = async;
+        zhashx_insert (self->by_tag, drv_util_u64_key (job->tag), job);
+    }
+    return msg.seq;
+}
+
+//  Forget the jobs of a refused or abandoned Submit.
+static void
+s_submit_forget (drover_client_t *self, s_submit_t *submit)
+{
+    for (size_t i = 0; i < submit->count; i++) {
+        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, submit->tags [i]);
+        if (job && job->job_id)
+            zhashx_delete (self->by_id, drv_util_u64_key (job->job_id));
+        zhashx_delete (self->by_tag, drv_util_u64_key (submit->tags [i]));
+    }
+    zhashx_delete (self->submits, drv_util_u64_key (submit->seq));
+}
+
+//  Settle a Submit that was acknowledged or refused: 0 if acked (the
+//  record goes), -1 if refused (its jobs go too), 1 if still waiting.
+static int
+s_submit_settle (drover_client_t *self, uint64_t seq)
+{
+    s_submit_t *submit = (s_submit_t *) drv_util_u64_lookup (self->submits, seq);
+    if (!submit)
+        return 0;
+    if (submit->acked) {
+        zhashx_delete (self->submits, drv_util_u64_key (seq));
+        return 0;
+    }
+    if (submit->error) {
+        s_fail (self, submit->error, EPROTO, "broker refused: %s", submit->text);
+        s_submit_forget (self, submit);
+        return -1;
+    }
+    return 1;
+}
+
+//  Wait for a Submit's acknowledgement.
+static int
+s_submit_await (drover_client_t *self, uint64_t seq)
+{
+    int64_t deadline = s_deadline (self->ack_timeout);
+    int rc;
+    while ((rc = s_submit_settle (self, seq)) == 1) {
+        int left = s_left (deadline);
+        if (left == 0 || s_receive (self, left) == -1) {
+            s_submit_t *submit =
+                (s_submit_t *) drv_util_u64_lookup (self->submits, seq);
+            if (submit)
+                s_submit_forget (self, submit);
+            if (left == 0)
+                return s_fail (self, DROVER_ERR_NONE, ETIMEDOUT,
+                               "no answer from the broker at %s within %d ms: is drover-broker "
+                               "running there?",
+                               self->endpoint, self->ack_timeout);
+            return -1;
+        }
+    }
+    return rc;
+}
+
+//  Submit synchronously and return the job ids.
+static int
+s_submit (drover_client_t *self, const char *function, size_t count,
+          const void *const *payloads, const size_t *sizes, const drover_options_t *options,
+          bool async, uint64_t *job_ids)
+{
+    uint64_t *tags = (uint64_t *) calloc (count ? count : 1, sizeof (uint64_t));
+    if (!tags)
+        return s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    for (size_t i = 0; i < count; i++)
+        tags [i] = self->next_tag++;
+    uint64_t seq = s_submit_send (self, function, count, payloads, sizes, tags, options, async);
+    int rc = seq ? s_submit_await (self, seq) : -1;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [i]);
+        if (job_ids)
+            job_ids [i] = job ? job->job_id : 0;
+    }
+    free (tags);
+    return rc;
+}
+
+int
+drover_client_submit (drover_client_t *self, const char *function, const void *payload,
+                      size_t size, const drover_options_t *options, uint64_t *job_id)
+{
+    return s_submit (self, function, 1, &payload, &size, options, false, job_id);
+}
+
+int
+drover_client_submit_many (drover_client_t *self, const char *function, size_t count,
+                           const void *const *payloads, const size_t *sizes,
+                           const drover_options_t *options, uint64_t *job_ids)
+{
+    return s_submit (self, function, count, payloads, sizes, options, false, job_ids);
+}
+
+//  Take a job's result and forget the job.
+static drover_result_t *
+s_take (drover_client_t *self, s_job_t *job)
+{
+    drover_result_t *result = job->result;
+    job->result = NULL;
+    if (job->job_id)
+        zhashx_delete (self->by_id, drv_util_u64_key (job->job_id));
+    zhashx_delete (self->by_tag, drv_util_u64_key (job->tag));
+    return result;
+}
+
+int
+drover_client_wait (drover_client_t *self, uint64_t job_id, int timeout_ms,
+                    drover_result_t **result_p)
+{
+    assert (result_p);
+    *result_p = NULL;
+    s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_id, job_id);
+    if (!job || job->async)
+        return s_fail (self, DROVER_ERR_NONE, EINVAL,
+                       "job %" PRIu64 " was not submitted by this client, or was collected "
+                       "already",
+                       job_id);
+    int64_t deadline = s_deadline (timeout_ms);
+    while (!job->result) {
+        int left = s_left (deadline);
+        if (left == 0)
+            return s_fail (self, DROVER_ERR_NONE, ETIMEDOUT,
+                           "job %" PRIu64 " has no result after %d ms", job_id, timeout_ms);
+        if (s_receive (self, left) == -1)
+            return -1;
+    }
+    *result_p = s_take (self, job);
+    return 0;
+}
+
+int
+drover_client_apply (drover_client_t *self, const char *function, const void *payload,
+                     size_t size, const drover_options_t *options, int timeout_ms,
+                     drover_result_t **result_p)
+{
+    uint64_t job_id;
+    if (drover_client_submit (self, function, payload, size, options, &job_id) == -1)
+        return -1;
+    return drover_client_wait (self, job_id, timeout_ms, result_p);
+}
+
+int
+drover_client_apply_async (drover_client_t *self, const char *function, const void *payload,
+                           size_t size, const drover_options_t *options,
+                           drover_callback_fn *callback, drover_callback_fn *error_callback,
+                           void *arg, uint64_t *job_id)
+{
+    uint64_t tag = self->next_tag;
+    uint64_t id = 0;
+    if (s_submit (self, function, 1, &payload, &size, options, true, &id) == -1)
+        return -1;
+    s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, tag);
+    if (job) {
+        job->callback = callback;
+        job->error_callback = error_callback;
+        job->arg = arg;
+        self->async_pending++;
+    }
+    if (job_id)
+        *job_id = id;
+    return 0;
+}
+
+//  Run the callbacks of async jobs whose results are in.
+static int
+s_run_callbacks (drover_client_t *self)
+{
+    int ran = 0;
+    s_job_t *job;
+    while ((job = (s_job_t *) zlistx_first (self->ready))) {
+        zlistx_delete (self->ready, zlistx_cursor (self->ready));
+        drover_callback_fn *fn = job->result->outcome == DROVER_OUTCOME_OK
+                                     ? job->callback
+                                     : job->error_callback;
+        void *arg = job->arg;
+        drover_result_t *result = s_take (self, job);   //  job is gone now
+        self->async_pending--;
+        if (fn)
+            fn (result, arg);
+        drover_result_destroy (&result);
+        ran++;
+    }
+    return ran;
+}
+
+int
+drover_client_poll (drover_client_t *self, int timeout_ms)
+{
+    int64_t deadline = s_deadline (timeout_ms);
+    int ran = s_run_callbacks (self);
+    while (ran == 0) {
+        int rc = s_receive (self, s_left (deadline));
+        if (rc == -1)
+            return -1;
+        ran = s_run_callbacks (self);
+        if (rc == 0)
+            break;
+    }
+    return ran;
+}
+
+int
+drover_client_join (drover_client_t *self, int timeout_ms)
+{
+    int64_t deadline = s_deadline (timeout_ms);
+    int ran = s_run_callbacks (self);
+    while (self->async_pending) {
+        int left = s_left (deadline);
+        if (left == 0)
+            return s_fail (self, DROVER_ERR_NONE, ETIMEDOUT,
+                           "%zu asynchronous jobs still pending after %d ms",
+                           self->async_pending, timeout_ms);
+        if (s_receive (self, left) == -1)
+            return -1;
+        ran += s_run_callbacks (self);
+    }
+    return ran;
+}
+
+int
+drover_client_status (drover_client_t *self, uint64_t job_id, drover_status_t *status)
+{
+    assert (status);
+    memset (status, 0, sizeof *status);
+    drv_msg_t msg = {.type = DRV_MSG_STATUS, .seq = ++self->seq, .job_ids = &job_id,
+                     .njob_ids = 1};
+    zframe_t *frame = drv_codec_encode (&msg);
+    if (!frame || zframe_send (&frame, self->dealer, 0) == -1) {
+        zframe_destroy (&frame);
+        return s_fail (self, DROVER_ERR_NONE, EIO, "cannot send to the broker at %s",
+                       self->endpoint);
+    }
+    self->status_seq = msg.seq;
+    drv_msg_destroy (&self->status_reply);
+    int64_t deadline = s_deadline (self->ack_timeout);
+    while (!self->status_reply) {
+        int left = s_left (deadline);
+        if (self->status_seq == 0)
+            return -1;              //  refused: s_on_error said why
+        if (left == 0)
+            return s_fail (self, DROVER_ERR_NONE, ETIMEDOUT,
+                           "no answer from the broker at %s within %d ms: is drover-broker "
+                           "running there?",
+                           self->endpoint, self->ack_timeout);
+        if (s_receive (self, left) == -1)
+            return -1;
+    }
+    drv_msg_t *reply = self->status_reply;
+    self->status_reply = NULL;
+    self->status_seq = 0;
+    int rc = 0;
+    if (reply->njobs != 1)
+        rc = s_fail (self, DROVER_ERR_MALFORMED, EPROTO, "broker sent %zu job states for 1",
+                     reply->njobs);
+    else {
+        drv_jobinfo_t *info = &reply->jobs [0];
+        status->job_id = info->job_id;
+        status->state = info->state;
+        status->attempts = info->attempts;
+        drv_util_strlcpy (status->function, info->function, sizeof status->function);
+        drv_util_strlcpy (status->worker, info->worker, sizeof status->worker);
+        if (info->state == DROVER_JOB_UNKNOWN)
+            rc = s_fail (self, DROVER_ERR_UNKNOWN_JOB, ENOENT,
+                         "the broker has no job %" PRIu64 " (never submitted, or expired)",
+                         job_id);
+    }
+    drv_msg_destroy (&reply);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  imap: ordered streaming map
+
+drover_imap_t *
+drover_imap_new (drover_client_t *client, const char *function, const drover_options_t *options)
+{
+    if (!client)
+        return NULL;
+    if (!drv_codec_valid_function (function)) {
+        s_fail (client, DROVER_ERR_INVALID, EINVAL,
+                "function name '%s' is not valid: use 1 to %d characters of A-Z a-z 0-9 _ . : / -",
+                function ? function : "", DRV_FUNCTION_MAX);
+        return NULL;
+    }
+    drover_imap_t *self = (drover_imap_t *) calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->client = client;
+    self->function = strdup (function);
+    self->payloads = (uint8_t **) calloc (S_BATCH_TASKS, sizeof (uint8_t *));
+    self->sizes = (size_t *) calloc (S_BATCH_TASKS, sizeof (size_t));
+    self->seqs = zlistx_new ();
+    if (options)
+        self->options = *options;
+    if (!self->function || !self->payloads || !self->sizes || !self->seqs) {
+        drover_imap_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+drover_imap_destroy (drover_imap_t **self_p)
+{
+    assert (self_p);
+    drover_imap_t *self = *self_p;
+    if (self) {
+        //  Forget what this map still waits for, so the client drops it.
+        for (size_t i = self->head; i < self->tail; i++) {
+            s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, self->order [i]);
+            if (job) {
+                drover_result_t *result = s_take (self->client, job);
+                drover_result_destroy (&result);
+            }
+        }
+        for (void *seq = zlistx_first (self->seqs); seq; seq = zlistx_next (self->seqs))
+            zhashx_delete (self->client->submits, seq);
+        for (size_t i = 0; i < self->buffered; i++)
+            free (self->payloads [i]);
+        zlistx_destroy (&self->seqs);
+        free (self->payloads);
+        free (self->sizes);
+        free (self->order);
+        free (self->function);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  Settle the acknowledged Submits at the front; -1 if one was refused.
+static int
+s_imap_settle (drover_imap_t *self)
+{
+    void *seq;
+    while ((seq = zlistx_first (self->seqs))) {
+        int rc = s_submit_settle (self->client, (uint64_t) (uintptr_t) seq);
+        if (rc == 1)
+            break;
+        zlistx_delete (self->seqs, zlistx_cursor (self->seqs));
+        if (rc == -1)
+            return -1;
+    }
+    return 0;
+}
+
+int
+drover_imap_flush (drover_imap_t *self)
+{
+    if (!self->buffered)
+        return 0;
+    //  Keep a window of unacknowledged Submits; wait for the oldest.
+    while (zlistx_size (self->seqs) >= S_SUBMIT_WINDOW) {
+        uint64_t seq = (uint64_t) (uintptr_t) zlistx_first (self->seqs);
+        zlistx_delete (self->seqs, zlistx_cursor (self->seqs));
+        if (s_submit_await (self->client, seq) == -1)
+            return -1;
+    }
+    uint64_t *tags = self->order + self->tail - self->buffered;
+    uint64_t seq = s_submit_send (self->client, self->function, self->buffered,
+                                  (const void *const *) self->payloads, self->sizes, tags,
+                                  &self->options, false);
+    for (size_t i = 0; i < self->buffered; i++)
+        free (self->payloads [i]);
+    self->buffered = 0;
+    self->buffered_bytes = 0;
+    if (!seq)
+        return -1;
+    zlistx_add_end (self->seqs, (void *) (uintptr_t) seq);
+    return s_imap_settle (self);
+}
+
+int
+drover_imap_push (drover_imap_t *self, const void *payload, size_t size)
+{
+    if (self->tail == self->capacity) {
+        size_t capacity = self->capacity ? self->capacity * 2 : 1024;
+        uint64_t *order = (uint64_t *) realloc (self->order, capacity * sizeof (uint64_t));
+        if (!order)
+            return s_fail (self->client, DROVER_ERR_NONE, ENOMEM, "out of memory");
+        self->order = order;
+        self->capacity = capacity;
+    }
+    uint8_t *copy = (uint8_t *) malloc (size ? size : 1);
+    if (!copy)
+        return s_fail (self->client, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    if (size)
+        memcpy (copy, payload, size);
+    self->payloads [self->buffered] = copy;
+    self->sizes [self->buffered] = size;
+    self->buffered++;
+    self->buffered_bytes += size;
+    self->order [self->tail++] = self->client->next_tag++;
+    if (self->buffered == S_BATCH_TASKS || self->buffered_bytes >= S_BATCH_BYTES)
+        return drover_imap_flush (self);
+    return 0;
+}
+
+int
+drover_imap_next (drover_imap_t *self, int timeout_ms, drover_result_t **result_p)
+{
+    assert (result_p);
+    *result_p = NULL;
+    if (self->head == self->tail)
+        return 1;
+    //  The next result can only come if its task was sent.
+    if (self->head >= self->tail - self->buffered && drover_imap_flush (self) == -1)
+        return -1;
+    int64_t deadline = s_deadline (timeout_ms);
+    uint64_t tag = self->order [self->head];
+    while (true) {
+        if (s_imap_settle (self) == -1)
+            return -1;
+        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, tag);
+        if (!job)
+            return s_fail (self->client, DROVER_ERR_INTERNAL, EIO,
+                           "task %zu of the map was lost", self->head + 1);
+        if (job->result) {
+            *result_p = s_take (self->client, job);
+            self->head++;
+            return 0;
+        }
+        int left = s_left (deadline);
+        if (left == 0) {
+            //  Out of time: take what has arrived already, then give up.
+            int rc;
+            while ((rc = s_receive (self->client, 0)) == 1 && !job->result)
+                ;
+            if (rc == -1)
+                return -1;
+            if (job->result)
+                continue;
+            return s_fail (self->client, DROVER_ERR_NONE, ETIMEDOUT,
+                           "task %zu of the map has no result yet", self->head + 1);
+        }
+        if (s_receive (self->client, left) == -1)
+            return -1;
+    }
+}
+
+size_t
+drover_imap_pending (drover_imap_t *self)
+{
+    return self->tail - self->head;
+}
+
+int
+drover_client_map (drover_client_t *self, const char *function, size_t count,
+                   const void *const *payloads, const size_t *sizes,
+                   const drover_options_t *options, int timeout_ms, drover_result_t **results)
+{
+    memset (results, 0, count * sizeof *results);
+    drover_imap_t *imap = drover_imap_new (self, function, options);
+    if (!imap)
+        return -1;
+    int64_t deadline = s_deadline (timeout_ms);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rc = drover_imap_push (imap, payloads [i], sizes [i]);
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rc = drover_imap_next (imap, s_left (deadline), &results [i]) == 0 ? 0 : -1;
+    if (rc == -1)
+        for (size_t i = 0; i < count; i++)
+            drover_result_destroy (&results [i]);
+    drover_imap_destroy (&imap);
+    return rc;
+}

@@ -1,0 +1,296 @@
+/*  drover - the drover command line: submit a task, map over lines, ask
+    for a job's state. A thin program over the drover_client_* SDK.
+
+    Exit codes: 0 all tasks succeeded; 1 a task failed; 2 usage error;
+    3 the broker could not be reached or refused the request.
+*/
+
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+
+#include "drover.h"
+
+#define S_EXIT_FAILED 1
+#define S_EXIT_USAGE 2
+#define S_EXIT_BROKER 3
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "Usage: drover [--broker ENDPOINT] COMMAND [ARG]... [OPTION]...\n"
+        "Submit tasks to a drover broker and collect their results.\n"
+        "\n"
+        "Commands:\n"
+        "  submit FUNCTION [--data TEXT]   run one task; the payload is TEXT, or stdin\n"
+        "                                  without --data. Prints the result on stdout.\n"
+        "  map FUNCTION                    run one task per stdin line (without its\n"
+        "                                  newline) and print one result line per input\n"
+        "                                  line, in input order. A failed task prints an\n"
+        "                                  empty line and its line number and reason on\n"
+        "                                  stderr.\n"
+        "  status JOB_ID                   print a job's state\n"
+        "\n"
+        "Options:\n"
+        "  -b, --broker ENDPOINT   the broker's client endpoint, e.g.\n"
+        "                          tcp://127.0.0.1:7700; default $DROVER_BROKER\n"
+        "  -d, --data TEXT         submit: the payload\n"
+        "  -t, --timeout MS        kill a task that runs longer than MS milliseconds\n"
+        "  -h, --help              show this help and exit\n"
+        "  -V, --version           show the version and exit\n"
+        "\n"
+        "Exit status: 0 every task succeeded, 1 a task failed, 2 usage error,\n"
+        "3 the broker could not be reached or refused the request.\n"
+        "\n"
+        "Example:\n"
+        "  seq 5 | drover --broker tcp://127.0.0.1:7700 map square\n");
+}
+
+//  drover_notice_fn: tell the person on stderr.
+static void
+s_notice (const char *text, void *arg)
+{
+    (void) arg;
+    fprintf (stderr, "drover: %s\n", text);
+}
+
+//  Read all of stdin; the caller frees. NULL on error.
+static char *
+s_read_stdin (size_t *size)
+{
+    size_t capacity = 65536, length = 0;
+    char *data = (char *) malloc (capacity);
+    while (data) {
+        size_t got = fread (data + length, 1, capacity - length, stdin);
+        length += got;
+        if (got == 0)
+            break;
+        if (length == capacity) {
+            char *bigger = (char *) realloc (data, capacity * 2);
+            if (!bigger) {
+                free (data);
+                return NULL;
+            }
+            data = bigger;
+            capacity *= 2;
+        }
+    }
+    if (data && ferror (stdin)) {
+        free (data);
+        return NULL;
+    }
+    *size = length;
+    return data;
+}
+
+static int
+s_submit (drover_client_t *client, const char *function, const char *data,
+          const drover_options_t *options)
+{
+    size_t size = 0;
+    char *input = NULL;
+    if (data)
+        size = strlen (data);
+    else {
+        input = s_read_stdin (&size);
+        if (!input) {
+            fprintf (stderr, "drover: cannot read the payload from stdin: %s\n", strerror (errno));
+            return S_EXIT_USAGE;
+        }
+        data = input;
+    }
+    drover_result_t *result = NULL;
+    int rc = drover_client_apply (client, function, data, size, options, -1, &result);
+    free (input);
+    if (rc == -1) {
+        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        return S_EXIT_BROKER;
+    }
+    int status = 0;
+    if (result->outcome == DROVER_OUTCOME_OK)
+        fwrite (result->data, 1, result->size, stdout);
+    else {
+        fprintf (stderr, "drover: job %" PRIu64 " failed (%s): %s\n", result->job_id,
+                 drover_outcome_name (result->outcome), result->reason);
+        status = S_EXIT_FAILED;
+    }
+    drover_result_destroy (&result);
+    return status;
+}
+
+//  Print one map result as one line; count failures.
+static void
+s_print_line (drover_result_t *result, size_t line, size_t *failed)
+{
+    if (result->outcome == DROVER_OUTCOME_OK) {
+        size_t size = result->size;
+        if (size && result->data [size - 1] == '\n')
+            size--;
+        fwrite (result->data, 1, size, stdout);
+    }
+    else {
+        fprintf (stderr, "drover: line %zu failed (%s): %s\n", line,
+                 drover_outcome_name (result->outcome), result->reason);
+        (*failed)++;
+    }
+    fputc ('\n', stdout);
+}
+
+static int
+s_map (drover_client_t *client, const char *function, const drover_options_t *options)
+{
+    drover_imap_t *imap = drover_imap_new (client, function, options);
+    if (!imap) {
+        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        return S_EXIT_USAGE;
+    }
+    size_t line = 0, failed = 0, total = 0;
+    char *text = NULL;
+    size_t capacity = 0;
+    ssize_t length;
+    int rc = 0;
+    drover_result_t *result;
+    while (rc == 0 && (length = getline (&text, &capacity, stdin)) != -1) {
+        if (length && text [length - 1] == '\n')
+            length--;
+        rc = drover_imap_push (imap, text, (size_t) length);
+        total++;
+        //  Print what is ready already, so output streams.
+        int got;
+        while (rc == 0 && (got = drover_imap_next (imap, 0, &result)) == 0) {
+            s_print_line (result, ++line, &failed);
+            drover_result_destroy (&result);
+        }
+        if (rc == 0 && got == -1 && errno != ETIMEDOUT)
+            rc = -1;
+    }
+    free (text);
+    int next = 0;
+    while (rc == 0 && (next = drover_imap_next (imap, -1, &result)) == 0) {
+        s_print_line (result, ++line, &failed);
+        drover_result_destroy (&result);
+    }
+    fflush (stdout);
+    int status = 0;
+    if (rc == -1 || next == -1) {
+        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        status = S_EXIT_BROKER;
+    }
+    else
+    if (failed) {
+        fprintf (stderr, "drover: %zu of %zu tasks failed\n", failed, total);
+        status = S_EXIT_FAILED;
+    }
+    drover_imap_destroy (&imap);
+    return status;
+}
+
+static int
+s_status (drover_client_t *client, const char *text)
+{
+    char *end;
+    unsigned long long id = strtoull (text, &end, 10);
+    if (*end || end == text || id == 0) {
+        fprintf (stderr, "drover: a job id is a positive number, not '%s'\n", text);
+        return S_EXIT_USAGE;
+    }
+    drover_status_t status;
+    if (drover_client_status (client, id, &status) == -1) {
+        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        return drover_client_error_code (client) == DROVER_ERR_UNKNOWN_JOB ? S_EXIT_FAILED
+                                                                           : S_EXIT_BROKER;
+    }
+    printf ("job %" PRIu64 ": %s\nfunction: %s\nattempts: %u\n", status.job_id,
+            drover_state_name (status.state), status.function, status.attempts);
+    if (status.state == DROVER_JOB_RUNNING)
+        printf ("worker: %s\n", status.worker);
+    return 0;
+}
+
+int
+main (int argc, char *argv [])
+{
+    static const struct option options [] = {
+        {"broker", required_argument, 0, 'b'},
+        {"data", required_argument, 0, 'd'},
+        {"timeout", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0}};
+    const char *broker = getenv ("DROVER_BROKER");
+    const char *data = NULL;
+    drover_options_t task_options = {0};
+    int opt;
+    while ((opt = getopt_long (argc, argv, "b:d:t:hV", options, NULL)) != -1) {
+        switch (opt) {
+            case 'b': broker = optarg; break;
+            case 'd': data = optarg; break;
+            case 't': {
+                char *end;
+                unsigned long value = strtoul (optarg, &end, 10);
+                if (*end || end == optarg || *optarg == '-' || value > UINT32_MAX) {
+                    fprintf (stderr, "drover: --timeout wants milliseconds, not '%s'\n", optarg);
+                    return S_EXIT_USAGE;
+                }
+                task_options.timeout_ms = (uint32_t) value;
+                break;
+            }
+            case 'h': s_usage (stdout); return 0;
+            case 'V':
+                printf ("drover %d.%d.%d (protocol %d)\n", DROVER_VERSION_MAJOR,
+                        DROVER_VERSION_MINOR, DROVER_VERSION_PATCH, DROVER_PROTOCOL_VERSION);
+                return 0;
+            default:
+                fprintf (stderr, "Try 'drover --help'.\n");
+                return S_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        s_usage (stderr);
+        return S_EXIT_USAGE;
+    }
+    const char *command = argv [optind];
+    int args = argc - optind - 1;
+    bool known = streq (command, "submit") || streq (command, "map") || streq (command, "status");
+    if (!known) {
+        fprintf (stderr, "drover: unknown command '%s'; the commands are submit, map and status\n",
+                 command);
+        return S_EXIT_USAGE;
+    }
+    if (args != 1) {
+        fprintf (stderr, "drover: %s takes one argument (%s); try --help\n", command,
+                 streq (command, "status") ? "JOB_ID" : "FUNCTION");
+        return S_EXIT_USAGE;
+    }
+    if (data && !streq (command, "submit")) {
+        fprintf (stderr, "drover: --data goes with submit only\n");
+        return S_EXIT_USAGE;
+    }
+    if (!broker || !*broker) {
+        fprintf (stderr, "drover: no broker given: use --broker tcp://HOST:PORT or set "
+                         "DROVER_BROKER\n");
+        return S_EXIT_USAGE;
+    }
+    zsys_init ();
+    zsys_set_logident ("drover");
+    drover_client_t *client = drover_client_new (broker);
+    if (!client) {
+        fprintf (stderr, "drover: '%s' is not a broker endpoint (e.g. tcp://127.0.0.1:7700)\n",
+                 broker);
+        return S_EXIT_USAGE;
+    }
+    drover_client_set_notice (client, s_notice, NULL);
+    drover_client_set_ack_timeout (client, 10000);
+    const char *arg = argv [optind + 1];
+    int status;
+    if (streq (command, "submit"))
+        status = s_submit (client, arg, data, &task_options);
+    else
+    if (streq (command, "map"))
+        status = s_map (client, arg, &task_options);
+    else
+        status = s_status (client, arg);
+    drover_client_destroy (&client);
+    return status;
+}

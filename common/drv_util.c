@@ -1,0 +1,167 @@
+/*  drv_util - small helpers every layer shares. */
+
+#include "drv_util.h"
+
+#include <stdatomic.h>
+
+_Static_assert (sizeof (uintptr_t) >= sizeof (uint64_t), "job ids are stored as pointers");
+
+//  Set once the log stream has been chosen, by us or by the user.
+static atomic_bool s_log_chosen;
+
+void
+drv_util_log_init (void)
+{
+    bool expected = false;
+    if (atomic_compare_exchange_strong (&s_log_chosen, &expected, true))
+        zsys_set_logstream (stderr);
+}
+
+void
+drover_set_logstream (FILE *stream)
+{
+    atomic_store (&s_log_chosen, true);
+    zsys_set_logstream (stream);
+}
+
+static size_t
+s_u64_hash (const void *key)
+{
+    //  Fibonacci hashing spreads consecutive ids across buckets.
+    return (size_t) ((uint64_t) (uintptr_t) key * 11400714819323198485ull >> 17);
+}
+
+static int
+s_u64_compare (const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) a, y = (uintptr_t) b;
+    return x < y ? -1 : x > y;
+}
+
+zhashx_t *
+drv_util_u64_hash_new (void)
+{
+    zhashx_t *hash = zhashx_new ();
+    if (!hash)
+        return NULL;
+    zhashx_set_key_hasher (hash, s_u64_hash);
+    zhashx_set_key_comparator (hash, s_u64_compare);
+    zhashx_set_key_duplicator (hash, NULL);
+    zhashx_set_key_destructor (hash, NULL);
+    return hash;
+}
+
+drover_result_t *
+drv_util_result_new (uint64_t job_id, drover_outcome_t outcome, const void *data, size_t size,
+                     const char *reason, uint32_t attempts)
+{
+    drover_result_t *self = (drover_result_t *) calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->job_id = job_id;
+    self->outcome = outcome;
+    self->attempts = attempts;
+    self->size = size;
+    self->data = (uint8_t *) malloc (size + 1);
+    self->reason = strdup (reason ? reason : "");
+    if (!self->data || !self->reason) {
+        drover_result_destroy (&self);
+        return NULL;
+    }
+    if (size)
+        memcpy (self->data, data, size);
+    self->data [size] = 0;
+    return self;
+}
+
+void
+drover_result_destroy (drover_result_t **self_p)
+{
+    assert (self_p);
+    drover_result_t *self = *self_p;
+    if (self) {
+        free (self->data);
+        free (self->reason);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+int
+drv_util_on_term (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    (void) loop;
+    (void) arg;
+    char *command = zstr_recv (pipe);
+    bool stop = !command || streq (command, "$TERM");
+    zstr_free (&command);
+    return stop ? -1 : 0;
+}
+
+char *
+drv_util_hex (const uint8_t *bytes, size_t length, char *out)
+{
+    static const char digits [] = "0123456789abcdef";
+    for (size_t i = 0; i < length; i++) {
+        out [2 * i] = digits [bytes [i] >> 4];
+        out [2 * i + 1] = digits [bytes [i] & 15];
+    }
+    out [2 * length] = 0;
+    return out;
+}
+
+void
+drv_util_strlcpy (char *dst, const char *src, size_t size)
+{
+    if (!size)
+        return;
+    size_t length = src ? strnlen (src, size - 1) : 0;
+    if (length)
+        memcpy (dst, src, length);
+    dst [length] = 0;
+}
+
+const char *
+drover_outcome_name (drover_outcome_t outcome)
+{
+    switch (outcome) {
+        case DROVER_OUTCOME_OK: return "ok";
+        case DROVER_OUTCOME_ERROR: return "error";
+        case DROVER_OUTCOME_SIGNAL: return "signal";
+        case DROVER_OUTCOME_TIMEOUT: return "timeout";
+        case DROVER_OUTCOME_NO_HANDLER: return "no handler";
+        case DROVER_OUTCOME_LOST: return "lost";
+    }
+    return "unknown";
+}
+
+const char *
+drover_state_name (drover_state_t state)
+{
+    switch (state) {
+        case DROVER_JOB_UNKNOWN: return "unknown";
+        case DROVER_JOB_QUEUED: return "queued";
+        case DROVER_JOB_RUNNING: return "running";
+        case DROVER_JOB_SUCCEEDED: return "succeeded";
+        case DROVER_JOB_FAILED: return "failed";
+    }
+    return "unknown";
+}
+
+const char *
+drover_error_name (drover_error_t error)
+{
+    switch (error) {
+        case DROVER_ERR_NONE: return "no error";
+        case DROVER_ERR_BAD_VERSION: return "unsupported protocol version";
+        case DROVER_ERR_MALFORMED: return "malformed message";
+        case DROVER_ERR_TOO_LARGE: return "too large";
+        case DROVER_ERR_INVALID: return "invalid request";
+        case DROVER_ERR_UNKNOWN_JOB: return "unknown job";
+        case DROVER_ERR_QUEUE_FULL: return "queue full";
+        case DROVER_ERR_UNEXPECTED: return "unexpected message";
+        case DROVER_ERR_UNAUTHORIZED: return "unauthorized";
+        case DROVER_ERR_INTERNAL: return "internal broker error";
+    }
+    return "unknown error";
+}

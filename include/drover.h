@@ -1,0 +1,333 @@
+/*  drover.h - the libdrover SDK: client, worker and embeddable broker.
+
+    drover is a network job queue: a broker takes tasks from clients and
+    dispatches them over ZeroMQ to workers that offer the named function,
+    and returns every result to the client that submitted it.
+
+    Conventions, as in czmq: every object has _new and _destroy (T **self_p),
+    the latter NULLs the caller's pointer. Functions return 0 on success and
+    -1 on error unless said otherwise; after an error, drover_*_error ()
+    gives a sentence that says what went wrong. A returned `char *` or
+    `drover_result_t *` is the caller's to free; a `const char *` is
+    borrowed and valid until the next call on the same object. Objects are
+    not thread-safe: use each from one thread at a time.
+*/
+
+#ifndef DROVER_H_INCLUDED
+#define DROVER_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DROVER_VERSION_MAJOR 0
+#define DROVER_VERSION_MINOR 1
+#define DROVER_VERSION_PATCH 0
+#define DROVER_PROTOCOL_VERSION 1
+
+//  How a task ended. Numbers match the wire protocol's Outcome.
+typedef enum {
+    DROVER_OUTCOME_OK = 1,         //  the handler succeeded
+    DROVER_OUTCOME_ERROR = 2,      //  the handler failed; reason says why
+    DROVER_OUTCOME_SIGNAL = 3,     //  the task process died of a signal
+    DROVER_OUTCOME_TIMEOUT = 4,    //  the task ran over its timeout
+    DROVER_OUTCOME_NO_HANDLER = 5, //  the worker does not offer the function
+    DROVER_OUTCOME_LOST = 6        //  the broker gave up on the job
+} drover_outcome_t;
+
+//  Where a job is. Numbers match the wire protocol's JobState.
+typedef enum {
+    DROVER_JOB_UNKNOWN = 0,
+    DROVER_JOB_QUEUED = 1,
+    DROVER_JOB_RUNNING = 2,
+    DROVER_JOB_SUCCEEDED = 3,
+    DROVER_JOB_FAILED = 4
+} drover_state_t;
+
+//  Why the broker refused a request. Numbers match the wire protocol's
+//  ErrorCode.
+typedef enum {
+    DROVER_ERR_NONE = 0,
+    DROVER_ERR_BAD_VERSION = 1,
+    DROVER_ERR_MALFORMED = 2,
+    DROVER_ERR_TOO_LARGE = 3,
+    DROVER_ERR_INVALID = 4,
+    DROVER_ERR_UNKNOWN_JOB = 5,
+    DROVER_ERR_QUEUE_FULL = 6,
+    DROVER_ERR_UNEXPECTED = 7,
+    DROVER_ERR_UNAUTHORIZED = 8,
+    DROVER_ERR_INTERNAL = 9
+} drover_error_t;
+
+//  The result of one job. The data buffer is followed by a NUL byte that
+//  size does not count, so text results can be printed as they are.
+typedef struct {
+    uint64_t job_id;           //  the broker's id for the job
+    drover_outcome_t outcome;  //  DROVER_OUTCOME_OK on success
+    uint8_t *data;             //  output on success, owned by the result
+    size_t size;               //  bytes in data
+    char *reason;              //  failure reason, "" on success; owned
+    uint32_t attempts;         //  how many times the job was dispatched
+} drover_result_t;
+
+//  Options for submitted tasks. Zero-initialise, then set what you need;
+//  NULL where an options pointer is taken means all defaults.
+typedef struct {
+    uint32_t timeout_ms;       //  kill the task after this long; 0: never
+    int32_t priority;          //  reserved: must be 0 in protocol version 1
+} drover_options_t;
+
+//  The state of one job as the broker reports it.
+typedef struct {
+    uint64_t job_id;
+    drover_state_t state;
+    char function[256];        //  the function name
+    char worker[256];          //  the worker running it, when RUNNING
+    uint32_t attempts;         //  dispatches so far
+} drover_status_t;
+
+//  Short, stable names for outcomes, states and errors ("ok", "queued",
+//  "queue full"). The strings are static.
+const char *drover_outcome_name (drover_outcome_t outcome);
+const char *drover_state_name (drover_state_t state);
+const char *drover_error_name (drover_error_t error);
+
+//  Where libdrover writes its log lines ("broker: worker ready ..."):
+//  stderr unless set; NULL for none.
+void drover_set_logstream (FILE *stream);
+
+//  Destroy a result and NULL the pointer.
+void drover_result_destroy (drover_result_t **self_p);
+
+//  ---------------------------------------------------------------------
+//  Client: submit jobs and collect their results.
+
+typedef struct _drover_client_t drover_client_t;
+
+//  Told things a person should know that are not errors, e.g. that no
+//  worker offers a function yet so its jobs wait. text is borrowed.
+typedef void (drover_notice_fn) (const char *text, void *arg);
+
+//  Told when an asynchronous job finishes. The result is borrowed for the
+//  call; call from the thread that runs drover_client_poll/join.
+typedef void (drover_callback_fn) (const drover_result_t *result, void *arg);
+
+//  Connect to a broker's client endpoint, e.g. "tcp://127.0.0.1:7700".
+//  Returns NULL if the endpoint is not valid (connecting itself is
+//  asynchronous: a broker that is not up yet is waited for).
+drover_client_t *drover_client_new (const char *endpoint);
+
+//  Disconnect and destroy; results not yet collected are discarded.
+void drover_client_destroy (drover_client_t **self_p);
+
+//  The last error, as a sentence; "" if none. Borrowed.
+const char *drover_client_error (drover_client_t *self);
+
+//  The protocol error code of the last refusal, DROVER_ERR_NONE if the
+//  last error was not a refusal by the broker (e.g. a timeout).
+drover_error_t drover_client_error_code (drover_client_t *self);
+
+//  How long calls that talk to the broker wait for its acknowledgement
+//  before failing, in ms; default 30000, -1 waits forever.
+void drover_client_set_ack_timeout (drover_client_t *self, int timeout_ms);
+
+//  Be told of notices; default prints nothing.
+void drover_client_set_notice (drover_client_t *self, drover_notice_fn *fn, void *arg);
+
+//  Submit one task and return once the broker has acknowledged it, with
+//  its job id in *job_id. Collect the result with drover_client_wait.
+int drover_client_submit (drover_client_t *self, const char *function, const void *payload,
+                          size_t size, const drover_options_t *options, uint64_t *job_id);
+
+//  Submit count tasks for one function in one message; job_ids[i] gets
+//  the id of payloads[i]. The broker acknowledges all or none.
+int drover_client_submit_many (drover_client_t *self, const char *function, size_t count,
+                               const void *const *payloads, const size_t *sizes,
+                               const drover_options_t *options, uint64_t *job_ids);
+
+//  Wait up to timeout_ms (-1: forever) for the result of a job this client
+//  submitted. On success *result_p is the caller's. On timeout returns -1
+//  with errno ETIMEDOUT and the job stays collectable.
+int drover_client_wait (drover_client_t *self, uint64_t job_id, int timeout_ms,
+                        drover_result_t **result_p);
+
+//  Submit one task and wait for its result (Pool.apply).
+int drover_client_apply (drover_client_t *self, const char *function, const void *payload,
+                         size_t size, const drover_options_t *options, int timeout_ms,
+                         drover_result_t **result_p);
+
+//  Submit one task whose result goes to callback on success or to
+//  error_callback on failure (Pool.apply_async). Either may be NULL.
+//  Callbacks run inside drover_client_poll and drover_client_join.
+int drover_client_apply_async (drover_client_t *self, const char *function,
+                               const void *payload, size_t size,
+                               const drover_options_t *options, drover_callback_fn *callback,
+                               drover_callback_fn *error_callback, void *arg,
+                               uint64_t *job_id);
+
+//  Receive for up to timeout_ms and run the callbacks of finished
+//  asynchronous jobs. Returns how many callbacks ran, or -1 on error.
+int drover_client_poll (drover_client_t *self, int timeout_ms);
+
+//  Run callbacks until no asynchronous job is pending, or timeout_ms
+//  passes (-1: forever; then -1 with errno ETIMEDOUT).
+int drover_client_join (drover_client_t *self, int timeout_ms);
+
+//  Ask the broker for the state of a job, any client's.
+int drover_client_status (drover_client_t *self, uint64_t job_id, drover_status_t *status);
+
+//  Run function over count payloads (Pool.map): results[i] is the result
+//  of payloads[i], each the caller's to destroy. Tasks are sent in
+//  batches. Returns 0 once every result is in, whatever their outcomes;
+//  -1 on error or timeout (timeout_ms for the whole map, -1: forever),
+//  with no results left in the array.
+int drover_client_map (drover_client_t *self, const char *function, size_t count,
+                       const void *const *payloads, const size_t *sizes,
+                       const drover_options_t *options, int timeout_ms,
+                       drover_result_t **results);
+
+//  ---------------------------------------------------------------------
+//  Ordered streaming map (Pool.imap): push payloads as they come, take
+//  results in push order. Pushed tasks are sent in batches; a result is
+//  taken with drover_imap_next, which also sends what is buffered.
+
+typedef struct _drover_imap_t drover_imap_t;
+
+//  Start a map of function over tasks pushed later. The client is
+//  borrowed and must outlive the map.
+drover_imap_t *drover_imap_new (drover_client_t *client, const char *function,
+                                const drover_options_t *options);
+
+//  Destroy; tasks still running are left to finish unobserved.
+void drover_imap_destroy (drover_imap_t **self_p);
+
+//  Queue one task; the payload is copied.
+int drover_imap_push (drover_imap_t *self, const void *payload, size_t size);
+
+//  Send what is buffered now, without waiting.
+int drover_imap_flush (drover_imap_t *self);
+
+//  Take the next result in push order. Returns 0 with *result_p the
+//  caller's, 1 when every pushed task's result has been taken, -1 on
+//  error or timeout (errno ETIMEDOUT).
+int drover_imap_next (drover_imap_t *self, int timeout_ms, drover_result_t **result_p);
+
+//  Tasks pushed whose results have not been taken yet.
+size_t drover_imap_pending (drover_imap_t *self);
+
+//  ---------------------------------------------------------------------
+//  Worker: offer functions to a broker and run its tasks.
+
+typedef struct _drover_worker_t drover_worker_t;
+typedef struct _drover_task_t drover_task_t;
+
+//  An in-process handler. Read the input with drover_task_payload; set
+//  the output with drover_task_reply and return 0, or call
+//  drover_task_fail and return -1. Runs on one of the worker's slot
+//  threads, so up to `slots` handlers run at once.
+typedef int (drover_handler_fn) (drover_task_t *task, void *arg);
+
+//  The task's input; borrowed for the handler call.
+const uint8_t *drover_task_payload (drover_task_t *task, size_t *size);
+
+//  The function name and the job id of the task.
+const char *drover_task_function (drover_task_t *task);
+uint64_t drover_task_job_id (drover_task_t *task);
+
+//  Set the task's output; data is copied.
+int drover_task_reply (drover_task_t *task, const void *data, size_t size);
+
+//  Fail the task with a reason, printf-style.
+void drover_task_fail (drover_task_t *task, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+//  Create a worker for the broker's worker endpoint, e.g.
+//  "tcp://127.0.0.1:7701". Returns NULL if the endpoint is not valid.
+drover_worker_t *drover_worker_new (const char *endpoint);
+
+//  Stop (if running) and destroy.
+void drover_worker_destroy (drover_worker_t **self_p);
+
+//  The last error, as a sentence. Borrowed.
+const char *drover_worker_error (drover_worker_t *self);
+
+//  How many tasks to run at once; default 1. Set before running.
+int drover_worker_set_slots (drover_worker_t *self, unsigned slots);
+
+//  The name shown in logs and status views; default host:pid.
+void drover_worker_set_name (drover_worker_t *self, const char *name);
+
+//  Offer function `name`, served by an in-process handler.
+int drover_worker_add_handler (drover_worker_t *self, const char *name,
+                               drover_handler_fn *handler, void *arg);
+
+//  Offer function `name`, served by running a program once per task with
+//  the payload on its stdin; stdout is the result. spec is
+//  "PROGRAM [ARG...]", split on spaces, run without a shell.
+int drover_worker_add_exec (drover_worker_t *self, const char *name, const char *spec);
+
+//  Offer a function given as "NAME=exec:PROGRAM [ARG...]", the daemon's
+//  --function syntax.
+int drover_worker_add_function (drover_worker_t *self, const char *definition);
+
+//  Run in the calling thread until drover_worker_stop is called from
+//  another thread, or SIGINT/SIGTERM arrives. Returns 0 on a clean stop.
+int drover_worker_run (drover_worker_t *self);
+
+//  Start running on a background thread; returns at once.
+int drover_worker_start (drover_worker_t *self);
+
+//  Ask a running worker to finish: it tells the broker it leaves, so its
+//  running tasks are dispatched again elsewhere, and returns from run.
+void drover_worker_stop (drover_worker_t *self);
+
+//  Tasks this worker has finished (for tests and views).
+uint64_t drover_worker_completed (drover_worker_t *self);
+
+//  ---------------------------------------------------------------------
+//  Broker: embed a broker in a program (drover-broker is one).
+
+typedef struct _drover_broker_t drover_broker_t;
+
+//  A broker that will bind the given endpoints.
+drover_broker_t *drover_broker_new (const char *clients_endpoint, const char *workers_endpoint);
+
+//  Stop (if running) and destroy.
+void drover_broker_destroy (drover_broker_t **self_p);
+
+//  The last error, as a sentence. Borrowed.
+const char *drover_broker_error (drover_broker_t *self);
+
+//  Limits, set before starting: largest message and payload in bytes,
+//  largest number of tasks in one submit, jobs queued per function, and
+//  how long finished jobs stay queryable.
+void drover_broker_set_max_message (drover_broker_t *self, size_t bytes);
+void drover_broker_set_max_payload (drover_broker_t *self, size_t bytes);
+void drover_broker_set_max_queue (drover_broker_t *self, size_t jobs);
+void drover_broker_set_keep_results (drover_broker_t *self, unsigned ms);
+
+//  Log every submit (default off).
+void drover_broker_set_verbose (drover_broker_t *self, bool verbose);
+
+//  Bind and start serving on a background thread. Returns -1 with a reason
+//  if an endpoint cannot be bound.
+int drover_broker_start (drover_broker_t *self);
+
+//  The endpoints as bound, with the real port when the endpoint asked
+//  for an ephemeral one ("tcp://127.0.0.1:*"). Borrowed; valid after start.
+const char *drover_broker_clients_endpoint (drover_broker_t *self);
+const char *drover_broker_workers_endpoint (drover_broker_t *self);
+
+//  Stop serving: unbinds, drops queued work, and joins the thread.
+void drover_broker_stop (drover_broker_t *self);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,638 @@
+/*  drv_codec - drover's own message structs and their wire form.
+
+    Decode: size check, protobuf-c unpack, then one pass that validates
+    each field and copies it into a single arena. Everything copied came
+    out of the frame, so the arena needs at most the frame's size plus a
+    NUL and alignment per copied field plus the arrays: it is sized once,
+    up front, and the protobuf-c message is freed before returning.
+
+    Encode: protobuf-c structs that point into the caller's data, packed
+    straight into a frame of the exact size.
+*/
+
+#include "drv_codec.h"
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "drover.pb-c.h"
+
+//  Bump allocator over one block; see the note at the top.
+typedef struct {
+    char *base;                  //  the block
+    size_t used;                 //  bytes handed out
+    size_t cap;                  //  bytes in the block
+} s_arena_t;
+
+static void *
+s_arena_alloc (s_arena_t *arena, size_t size)
+{
+    size_t start = (arena->used + 7) & ~(size_t) 7;
+    if (start > arena->cap || size > arena->cap - start)
+        return NULL;
+    arena->used = start + size;
+    return arena->base + start;
+}
+
+//  Copy size bytes plus a NUL into the arena.
+static const uint8_t *
+s_arena_bytes (s_arena_t *arena, const void *data, size_t size)
+{
+    uint8_t *copy = (uint8_t *) s_arena_alloc (arena, size + 1);
+    if (!copy)
+        return NULL;
+    if (size)
+        memcpy (copy, data, size);
+    copy [size] = 0;
+    return copy;
+}
+
+static const char *
+s_arena_string (s_arena_t *arena, const char *text)
+{
+    return (const char *) s_arena_bytes (arena, text, text ? strlen (text) : 0);
+}
+
+drv_limits_t
+drv_limits_default (void)
+{
+    drv_limits_t limits = {
+        .max_message = 64 * 1024 * 1024,
+        .max_payload = 16 * 1024 * 1024,
+        .max_batch = 100000,
+    };
+    return limits;
+}
+
+drv_limits_t
+drv_limits_from_broker (void)
+{
+    drv_limits_t limits = {
+        .max_message = DRV_LIMIT_CEILING,
+        .max_payload = DRV_LIMIT_CEILING,
+        .max_batch = 1000000,
+    };
+    return limits;
+}
+
+bool
+drv_codec_valid_function (const char *name)
+{
+    if (!name || !*name)
+        return false;
+    size_t length = 0;
+    for (const char *c = name; *c; c++, length++) {
+        if (!(isalnum ((unsigned char) *c) || strchr ("_.:/-", *c)))
+            return false;
+    }
+    return length <= DRV_FUNCTION_MAX;
+}
+
+//  Validation failure: format the reason and return the code.
+static drover_error_t
+s_reject (drover_error_t code, char *err, size_t err_size, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    if (err && err_size)
+        vsnprintf (err, err_size, format, args);
+    va_end (args);
+    return code;
+}
+
+static bool
+s_valid_text (const char *text, size_t max)
+{
+    return !text || strnlen (text, max + 1) <= max;
+}
+
+static drover_error_t
+s_check_batch (size_t count, const drv_limits_t *limits, const char *what, char *err,
+               size_t err_size)
+{
+    if (count == 0)
+        return s_reject (DROVER_ERR_INVALID, err, err_size, "%s has no entries", what);
+    if (count > limits->max_batch)
+        return s_reject (DROVER_ERR_TOO_LARGE, err, err_size,
+                         "%s has %zu entries, more than the limit of %zu", what, count,
+                         limits->max_batch);
+    return DROVER_ERR_NONE;
+}
+
+//  Validate and copy one protobuf Result.
+static drover_error_t
+s_decode_result (const Drover__Result *in, drv_result_t *out, s_arena_t *arena,
+                 const drv_limits_t *limits, char *err, size_t err_size)
+{
+    if (in->outcome < DROVER__OUTCOME__OUTCOME_OK || in->outcome > DROVER__OUTCOME__OUTCOME_LOST)
+        return s_reject (DROVER_ERR_INVALID, err, err_size, "result for job %" PRIu64
+                         " has unknown outcome %d", in->job_id, (int) in->outcome);
+    if (in->job_id == 0)
+        return s_reject (DROVER_ERR_INVALID, err, err_size, "result has no job id");
+    if (in->data.len > limits->max_payload)
+        return s_reject (DROVER_ERR_TOO_LARGE, err, err_size,
+                         "result of job %" PRIu64 " is %zu bytes, more than the limit of %zu",
+                         in->job_id, in->data.len, limits->max_payload);
+    if (!s_valid_text (in->reason, DRV_TEXT_MAX))
+        return s_reject (DROVER_ERR_INVALID, err, err_size,
+                         "failure reason of job %" PRIu64 " is longer than %d bytes",
+                         in->job_id, DRV_TEXT_MAX);
+    out->job_id = in->job_id;
+    out->tag = in->tag;
+    out->outcome = (drover_outcome_t) in->outcome;
+    out->data = s_arena_bytes (arena, in->data.data, in->data.len);
+    out->size = in->data.len;
+    out->reason = s_arena_string (arena, in->reason);
+    out->attempts = in->attempts;
+    if (!out->data || !out->reason)
+        return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+    return DROVER_ERR_NONE;
+}
+
+static drover_error_t
+s_decode_results (Drover__Result **in, size_t count, drv_msg_t *msg, s_arena_t *arena,
+                  const drv_limits_t *limits, char *err, size_t err_size)
+{
+    drover_error_t rc = s_check_batch (count, limits, "result batch", err, err_size);
+    if (rc)
+        return rc;
+    msg->results = (drv_result_t *) s_arena_alloc (arena, count * sizeof (drv_result_t));
+    if (!msg->results)
+        return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+    msg->nresults = count;
+    for (size_t i = 0; i < count; i++) {
+        rc = s_decode_result (in [i], &msg->results [i], arena, limits, err, err_size);
+        if (rc)
+            return rc;
+    }
+    return DROVER_ERR_NONE;
+}
+
+//  Validate and copy the envelope's body into msg.
+static drover_error_t
+s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
+               const drv_limits_t *limits, char *err, size_t err_size)
+{
+    drover_error_t rc = DROVER_ERR_NONE;
+    switch (env->body_case) {
+        case DROVER__ENVELOPE__BODY_SUBMIT: {
+            const Drover__Submit *in = env->submit;
+            if (!drv_codec_valid_function (in->function))
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "function name must be 1 to %d characters of "
+                                 "A-Z a-z 0-9 _ . : / -",
+                                 DRV_FUNCTION_MAX);
+            if (in->priority != 0)
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "priority must be 0 in protocol version %d",
+                                 DROVER_PROTOCOL_VERSION);
+            if ((rc = s_check_batch (in->n_tasks, limits, "submit", err, err_size)))
+                return rc;
+            msg->function = s_arena_string (arena, in->function);
+            msg->timeout_ms = in->timeout_ms;
+            msg->priority = in->priority;
+            msg->tasks = (drv_task_t *) s_arena_alloc (arena, in->n_tasks * sizeof (drv_task_t));
+            if (!msg->function || !msg->tasks)
+                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            msg->ntasks = in->n_tasks;
+            for (size_t i = 0; i < in->n_tasks; i++) {
+                const Drover__TaskSpec *spec = in->tasks [i];
+                if (spec->payload.len > limits->max_payload)
+                    return s_reject (DROVER_ERR_TOO_LARGE, err, err_size,
+                                     "payload too large: task %zu is %zu bytes, the limit "
+                                     "is %zu",
+                                     i, spec->payload.len, limits->max_payload);
+                drv_task_t *task = &msg->tasks [i];
+                memset (task, 0, sizeof *task);
+                task->id = spec->tag;
+                task->payload = s_arena_bytes (arena, spec->payload.data, spec->payload.len);
+                task->size = spec->payload.len;
+                if (!task->payload)
+                    return s_reject (DROVER_ERR_INTERNAL, err, err_size,
+                                     "decoder arena too small");
+            }
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_DISPATCH: {
+            const Drover__Dispatch *in = env->dispatch;
+            if ((rc = s_check_batch (in->n_tasks, limits, "dispatch", err, err_size)))
+                return rc;
+            msg->tasks = (drv_task_t *) s_arena_alloc (arena, in->n_tasks * sizeof (drv_task_t));
+            if (!msg->tasks)
+                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            msg->ntasks = in->n_tasks;
+            for (size_t i = 0; i < in->n_tasks; i++) {
+                const Drover__Task *spec = in->tasks [i];
+                if (spec->job_id == 0 || !drv_codec_valid_function (spec->function))
+                    return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                     "dispatched task %zu has no job id or a bad function", i);
+                if (spec->payload.len > limits->max_payload)
+                    return s_reject (DROVER_ERR_TOO_LARGE, err, err_size,
+                                     "payload of job %" PRIu64 " is too large", spec->job_id);
+                drv_task_t *task = &msg->tasks [i];
+                task->id = spec->job_id;
+                task->function = s_arena_string (arena, spec->function);
+                task->payload = s_arena_bytes (arena, spec->payload.data, spec->payload.len);
+                task->size = spec->payload.len;
+                task->timeout_ms = spec->timeout_ms;
+                task->attempt = spec->attempt;
+                if (!task->function || !task->payload)
+                    return s_reject (DROVER_ERR_INTERNAL, err, err_size,
+                                     "decoder arena too small");
+            }
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_SUBMIT_ACK:
+        case DROVER__ENVELOPE__BODY_STATUS: {
+            size_t count = env->body_case == DROVER__ENVELOPE__BODY_STATUS
+                               ? env->status->n_job_ids
+                               : env->submit_ack->n_job_ids;
+            const uint64_t *ids = env->body_case == DROVER__ENVELOPE__BODY_STATUS
+                                      ? env->status->job_ids
+                                      : env->submit_ack->job_ids;
+            if ((rc = s_check_batch (count, limits, "job id list", err, err_size)))
+                return rc;
+            msg->job_ids = (uint64_t *) s_arena_alloc (arena, count * sizeof (uint64_t));
+            if (!msg->job_ids)
+                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            msg->njob_ids = count;
+            for (size_t i = 0; i < count; i++) {
+                if (ids [i] == 0)
+                    return s_reject (DROVER_ERR_INVALID, err, err_size, "job id 0 is not valid");
+                msg->job_ids [i] = ids [i];
+            }
+            if (env->body_case == DROVER__ENVELOPE__BODY_SUBMIT_ACK)
+                msg->workers = env->submit_ack->workers;
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_RESULTS:
+            return s_decode_results (env->results->results, env->results->n_results, msg, arena,
+                                     limits, err, err_size);
+        case DROVER__ENVELOPE__BODY_DONE:
+            return s_decode_results (env->done->results, env->done->n_results, msg, arena,
+                                     limits, err, err_size);
+        case DROVER__ENVELOPE__BODY_STATUS_REPLY: {
+            const Drover__StatusReply *in = env->status_reply;
+            if ((rc = s_check_batch (in->n_jobs, limits, "status reply", err, err_size)))
+                return rc;
+            msg->jobs = (drv_jobinfo_t *) s_arena_alloc (arena, in->n_jobs * sizeof (drv_jobinfo_t));
+            if (!msg->jobs)
+                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            msg->njobs = in->n_jobs;
+            for (size_t i = 0; i < in->n_jobs; i++) {
+                const Drover__JobInfo *info = in->jobs [i];
+                drv_jobinfo_t *job = &msg->jobs [i];
+                memset (job, 0, sizeof *job);
+                if (info->state < DROVER__JOB_STATE__JOB_UNKNOWN
+                    || info->state > DROVER__JOB_STATE__JOB_FAILED)
+                    return s_reject (DROVER_ERR_INVALID, err, err_size, "unknown job state %d",
+                                     (int) info->state);
+                if (!s_valid_text (info->function, DRV_FUNCTION_MAX)
+                    || !s_valid_text (info->worker, DRV_NAME_MAX))
+                    return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                     "job info has an overlong name");
+                job->job_id = info->job_id;
+                job->state = (drover_state_t) info->state;
+                job->function = s_arena_string (arena, info->function);
+                job->worker = s_arena_string (arena, info->worker);
+                job->attempts = info->attempts;
+                if (!job->function || !job->worker)
+                    return s_reject (DROVER_ERR_INTERNAL, err, err_size,
+                                     "decoder arena too small");
+                if (info->result) {
+                    job->has_result = true;
+                    if ((rc = s_decode_result (info->result, &job->result, arena, limits, err,
+                                               err_size)))
+                        return rc;
+                }
+            }
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_READY: {
+            const Drover__Ready *in = env->ready;
+            if ((rc = s_check_batch (in->n_functions, limits, "function list", err, err_size)))
+                return rc;
+            if (in->slots == 0 || in->slots > 100000)
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "slots must be 1 to 100000, not %u", in->slots);
+            if (!s_valid_text (in->name, DRV_NAME_MAX))
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "worker name is longer than %d bytes", DRV_NAME_MAX);
+            msg->functions = (const char **) s_arena_alloc (arena, in->n_functions * sizeof (char *));
+            msg->name = s_arena_string (arena, in->name);
+            if (!msg->functions || !msg->name)
+                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            msg->nfunctions = in->n_functions;
+            msg->slots = in->slots;
+            for (size_t i = 0; i < in->n_functions; i++) {
+                if (!drv_codec_valid_function (in->functions [i]))
+                    return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                     "offered function %zu is not a valid name", i);
+                msg->functions [i] = s_arena_string (arena, in->functions [i]);
+                if (!msg->functions [i])
+                    return s_reject (DROVER_ERR_INTERNAL, err, err_size,
+                                     "decoder arena too small");
+            }
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_ERROR: {
+            const Drover__Error *in = env->error;
+            if (!s_valid_text (in->text, DRV_TEXT_MAX))
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "error text is longer than %d bytes", DRV_TEXT_MAX);
+            msg->code = (int) in->code >= 0 && (int) in->code <= (int) DROVER_ERR_INTERNAL
+                            ? (drover_error_t) in->code
+                            : DROVER_ERR_INTERNAL;
+            msg->text = s_arena_string (arena, in->text);
+            if (!msg->text)
+                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_HEARTBEAT:
+        case DROVER__ENVELOPE__BODY_BYE:
+            break;
+        default:
+            return s_reject (DROVER_ERR_MALFORMED, err, err_size,
+                             "envelope has no body this broker knows (field %d)",
+                             (int) env->body_case);
+    }
+    return DROVER_ERR_NONE;
+}
+
+//  How many items an envelope holds, to size the arena.
+static size_t
+s_item_count (const Drover__Envelope *env)
+{
+    switch (env->body_case) {
+        case DROVER__ENVELOPE__BODY_SUBMIT: return env->submit->n_tasks;
+        case DROVER__ENVELOPE__BODY_DISPATCH: return env->dispatch->n_tasks;
+        case DROVER__ENVELOPE__BODY_SUBMIT_ACK: return env->submit_ack->n_job_ids;
+        case DROVER__ENVELOPE__BODY_STATUS: return env->status->n_job_ids;
+        case DROVER__ENVELOPE__BODY_RESULTS: return env->results->n_results;
+        case DROVER__ENVELOPE__BODY_DONE: return env->done->n_results;
+        case DROVER__ENVELOPE__BODY_STATUS_REPLY: return env->status_reply->n_jobs;
+        case DROVER__ENVELOPE__BODY_READY: return env->ready->n_functions;
+        default: return 0;
+    }
+}
+
+drover_error_t
+drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits, drv_msg_t **msg_p,
+                  uint64_t *seq_p, char *err, size_t err_size)
+{
+    assert (msg_p);
+    *msg_p = NULL;
+    if (seq_p)
+        *seq_p = 0;
+    drv_limits_t defaults = drv_limits_default ();
+    if (!limits)
+        limits = &defaults;
+    if (size > limits->max_message)
+        return s_reject (DROVER_ERR_TOO_LARGE, err, err_size,
+                         "message of %zu bytes is larger than the limit of %zu", size,
+                         limits->max_message);
+
+    Drover__Envelope *env = drover__envelope__unpack (NULL, size, (const uint8_t *) data);
+    if (!env)
+        return s_reject (DROVER_ERR_MALFORMED, err, err_size,
+                         "message is not a drover protocol envelope");
+    if (seq_p)
+        *seq_p = env->seq;
+    drover_error_t rc = DROVER_ERR_NONE;
+    if (env->version != DROVER_PROTOCOL_VERSION) {
+        rc = s_reject (DROVER_ERR_BAD_VERSION, err, err_size,
+                       "protocol version %u is not spoken here (this side speaks %d)",
+                       env->version, DROVER_PROTOCOL_VERSION);
+        drover__envelope__free_unpacked (env, NULL);
+        return rc;
+    }
+    //  Each item copies at most four strings or byte fields, each needing
+    //  a NUL and up to 7 bytes of alignment; arrays are at most the size
+    //  of a jobinfo per item.
+    size_t items = s_item_count (env);
+    size_t cap = size + 64 + items * (4 * 8 + sizeof (drv_jobinfo_t));
+    drv_msg_t *msg = (drv_msg_t *) calloc (1, sizeof (drv_msg_t) + cap);
+    if (!msg) {
+        drover__envelope__free_unpacked (env, NULL);
+        return s_reject (DROVER_ERR_INTERNAL, err, err_size, "out of memory");
+    }
+    s_arena_t arena = {.base = (char *) (msg + 1), .used = 0, .cap = cap};
+    msg->type = (drv_msg_type_t) env->body_case;
+    msg->seq = env->seq;
+    msg->arena = NULL;
+    rc = s_decode_body (env, msg, &arena, limits, err, err_size);
+    drover__envelope__free_unpacked (env, NULL);
+    if (rc) {
+        free (msg);
+        return rc;
+    }
+    *msg_p = msg;
+    return DROVER_ERR_NONE;
+}
+
+void
+drv_msg_destroy (drv_msg_t **self_p)
+{
+    assert (self_p);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+//  Fill a protobuf Result from ours; pointers are borrowed.
+static void
+s_encode_result (const drv_result_t *in, Drover__Result *out)
+{
+    drover__result__init (out);
+    out->job_id = in->job_id;
+    out->tag = in->tag;
+    out->outcome = (Drover__Outcome) in->outcome;
+    out->data.data = (uint8_t *) in->data;
+    out->data.len = in->size;
+    out->reason = (char *) (in->reason ? in->reason : "");
+    out->attempts = in->attempts;
+}
+
+//  Pack an envelope into a frame of exactly its size.
+static zframe_t *
+s_pack (const Drover__Envelope *env)
+{
+    size_t size = drover__envelope__get_packed_size (env);
+    zframe_t *frame = zframe_new (NULL, size);
+    if (frame)
+        drover__envelope__pack (env, zframe_data (frame));
+    return frame;
+}
+
+zframe_t *
+drv_codec_encode (const drv_msg_t *msg)
+{
+    assert (msg);
+    Drover__Envelope env = DROVER__ENVELOPE__INIT;
+    env.version = DROVER_PROTOCOL_VERSION;
+    env.seq = msg->seq;
+    env.body_case = (Drover__Envelope__BodyCase) msg->type;
+
+    //  Scratch for repeated messages: one array of structs and one of
+    //  pointers, sized to the largest list this message has.
+    size_t count = msg->ntasks > msg->nresults ? msg->ntasks : msg->nresults;
+    if (msg->njobs > count)
+        count = msg->njobs;
+    void *structs = NULL;
+    void **pointers = NULL;
+    Drover__Result *job_results = NULL;
+    if (count) {
+        size_t largest = sizeof (Drover__Task) > sizeof (Drover__Result)
+                             ? sizeof (Drover__Task)
+                             : sizeof (Drover__Result);
+        if (sizeof (Drover__JobInfo) > largest)
+            largest = sizeof (Drover__JobInfo);
+        if (sizeof (Drover__TaskSpec) > largest)
+            largest = sizeof (Drover__TaskSpec);
+        structs = malloc (count * largest);
+        pointers = (void **) malloc (count * sizeof (void *));
+        if (!structs || !pointers) {
+            free (structs);
+            free (pointers);
+            return NULL;
+        }
+    }
+
+    Drover__Submit submit = DROVER__SUBMIT__INIT;
+    Drover__SubmitAck submit_ack = DROVER__SUBMIT_ACK__INIT;
+    Drover__Results results = DROVER__RESULTS__INIT;
+    Drover__Status status = DROVER__STATUS__INIT;
+    Drover__StatusReply status_reply = DROVER__STATUS_REPLY__INIT;
+    Drover__Ready ready = DROVER__READY__INIT;
+    Drover__Dispatch dispatch = DROVER__DISPATCH__INIT;
+    Drover__Done done = DROVER__DONE__INIT;
+    Drover__Heartbeat heartbeat = DROVER__HEARTBEAT__INIT;
+    Drover__Bye bye = DROVER__BYE__INIT;
+    Drover__Error error = DROVER__ERROR__INIT;
+    bool valid = true;
+
+    switch (msg->type) {
+        case DRV_MSG_SUBMIT: {
+            Drover__TaskSpec *specs = (Drover__TaskSpec *) structs;
+            for (size_t i = 0; i < msg->ntasks; i++) {
+                drover__task_spec__init (&specs [i]);
+                specs [i].tag = msg->tasks [i].id;
+                specs [i].payload.data = (uint8_t *) msg->tasks [i].payload;
+                specs [i].payload.len = msg->tasks [i].size;
+                pointers [i] = &specs [i];
+            }
+            submit.function = (char *) msg->function;
+            submit.n_tasks = msg->ntasks;
+            submit.tasks = (Drover__TaskSpec **) pointers;
+            submit.timeout_ms = msg->timeout_ms;
+            submit.priority = msg->priority;
+            env.submit = &submit;
+            valid = msg->function != NULL;
+            break;
+        }
+        case DRV_MSG_DISPATCH: {
+            Drover__Task *tasks = (Drover__Task *) structs;
+            for (size_t i = 0; i < msg->ntasks; i++) {
+                drover__task__init (&tasks [i]);
+                tasks [i].job_id = msg->tasks [i].id;
+                tasks [i].function = (char *) msg->tasks [i].function;
+                tasks [i].payload.data = (uint8_t *) msg->tasks [i].payload;
+                tasks [i].payload.len = msg->tasks [i].size;
+                tasks [i].timeout_ms = msg->tasks [i].timeout_ms;
+                tasks [i].attempt = msg->tasks [i].attempt;
+                pointers [i] = &tasks [i];
+                valid = valid && tasks [i].function;
+            }
+            dispatch.n_tasks = msg->ntasks;
+            dispatch.tasks = (Drover__Task **) pointers;
+            env.dispatch = &dispatch;
+            break;
+        }
+        case DRV_MSG_RESULTS:
+        case DRV_MSG_DONE: {
+            Drover__Result *out = (Drover__Result *) structs;
+            for (size_t i = 0; i < msg->nresults; i++) {
+                s_encode_result (&msg->results [i], &out [i]);
+                pointers [i] = &out [i];
+            }
+            if (msg->type == DRV_MSG_RESULTS) {
+                results.n_results = msg->nresults;
+                results.results = (Drover__Result **) pointers;
+                env.results = &results;
+            }
+            else {
+                done.n_results = msg->nresults;
+                done.results = (Drover__Result **) pointers;
+                env.done = &done;
+            }
+            break;
+        }
+        case DRV_MSG_SUBMIT_ACK:
+            submit_ack.n_job_ids = msg->njob_ids;
+            submit_ack.job_ids = msg->job_ids;
+            submit_ack.workers = msg->workers;
+            env.submit_ack = &submit_ack;
+            break;
+        case DRV_MSG_STATUS:
+            status.n_job_ids = msg->njob_ids;
+            status.job_ids = msg->job_ids;
+            env.status = &status;
+            break;
+        case DRV_MSG_STATUS_REPLY: {
+            Drover__JobInfo *infos = (Drover__JobInfo *) structs;
+            job_results = (Drover__Result *) calloc (msg->njobs, sizeof (Drover__Result));
+            if (!job_results) {
+                valid = false;
+                break;
+            }
+            for (size_t i = 0; i < msg->njobs; i++) {
+                const drv_jobinfo_t *job = &msg->jobs [i];
+                drover__job_info__init (&infos [i]);
+                infos [i].job_id = job->job_id;
+                infos [i].state = (Drover__JobState) job->state;
+                infos [i].function = (char *) (job->function ? job->function : "");
+                infos [i].worker = (char *) (job->worker ? job->worker : "");
+                infos [i].attempts = job->attempts;
+                if (job->has_result) {
+                    s_encode_result (&job->result, &job_results [i]);
+                    infos [i].result = &job_results [i];
+                }
+                pointers [i] = &infos [i];
+            }
+            status_reply.n_jobs = msg->njobs;
+            status_reply.jobs = (Drover__JobInfo **) pointers;
+            env.status_reply = &status_reply;
+            break;
+        }
+        case DRV_MSG_READY:
+            ready.n_functions = msg->nfunctions;
+            ready.functions = (char **) msg->functions;
+            ready.slots = msg->slots;
+            ready.name = (char *) (msg->name ? msg->name : "");
+            env.ready = &ready;
+            break;
+        case DRV_MSG_HEARTBEAT:
+            env.heartbeat = &heartbeat;
+            break;
+        case DRV_MSG_BYE:
+            env.bye = &bye;
+            break;
+        case DRV_MSG_ERROR:
+            error.code = (Drover__ErrorCode) msg->code;
+            error.text = (char *) (msg->text ? msg->text : "");
+            env.error = &error;
+            break;
+        default:
+            valid = false;
+    }
+    zframe_t *frame = valid ? s_pack (&env) : NULL;
+    free (job_results);
+    free (structs);
+    free (pointers);
+    return frame;
+}
+
+zframe_t *
+drv_codec_error (uint64_t seq, drover_error_t code, const char *text)
+{
+    drv_msg_t msg = {.type = DRV_MSG_ERROR, .seq = seq, .code = code, .text = text};
+    return drv_codec_encode (&msg);
+}

@@ -1,0 +1,139 @@
+/*  drv_codec - drover's own message structs and their wire form.
+
+    The only module that knows protobuf-c. Decoding validates every field
+    and copies what it keeps into one allocation owned by the drv_msg_t, so
+    the protobuf-c message is freed before decode returns and nothing the
+    peer sent is trusted past this file. Encoding builds protobuf-c structs
+    on the stack that point into the caller's data and packs them into one
+    zframe. It is not a transport: no sockets here.
+*/
+
+#ifndef DRV_CODEC_H_INCLUDED
+#define DRV_CODEC_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "drover.h"
+
+//  Message types; the numbers are the Envelope's body field numbers.
+typedef enum {
+    DRV_MSG_SUBMIT = 10,
+    DRV_MSG_SUBMIT_ACK = 11,
+    DRV_MSG_RESULTS = 12,
+    DRV_MSG_STATUS = 13,
+    DRV_MSG_STATUS_REPLY = 14,
+    DRV_MSG_READY = 20,
+    DRV_MSG_DISPATCH = 21,
+    DRV_MSG_DONE = 22,
+    DRV_MSG_HEARTBEAT = 30,
+    DRV_MSG_BYE = 31,
+    DRV_MSG_ERROR = 32
+} drv_msg_type_t;
+
+//  Longest function name, in bytes.
+#define DRV_FUNCTION_MAX 255
+//  Longest worker name and error text kept, in bytes.
+#define DRV_NAME_MAX 255
+#define DRV_TEXT_MAX 4096
+
+//  A task: in a Submit (id is the client's tag, function unset) or in a
+//  Dispatch (id is the job id).
+typedef struct {
+    uint64_t id;                 //  tag in Submit, job id in Dispatch
+    const char *function;        //  Dispatch only
+    const uint8_t *payload;      //  input bytes
+    size_t size;                 //  bytes in payload
+    uint32_t timeout_ms;         //  Dispatch only; 0: none
+    uint32_t attempt;            //  Dispatch only; 1 on first dispatch
+} drv_task_t;
+
+//  A result: in Results (broker to client), Done (worker to broker) and
+//  JobInfo.
+typedef struct {
+    uint64_t job_id;             //  the broker's id
+    uint64_t tag;                //  the client's tag (Results only)
+    drover_outcome_t outcome;    //  how it ended
+    const uint8_t *data;         //  output when OK
+    size_t size;                 //  bytes in data
+    const char *reason;          //  failure reason, "" when OK
+    uint32_t attempts;           //  dispatches so far
+} drv_result_t;
+
+//  One job's state, in StatusReply.
+typedef struct {
+    uint64_t job_id;             //  the broker's id
+    drover_state_t state;        //  where it is
+    const char *function;        //  its function
+    const char *worker;          //  the worker running it, or ""
+    uint32_t attempts;           //  dispatches so far
+    bool has_result;             //  result is set (finished jobs)
+    drv_result_t result;         //  the result, when has_result
+} drv_jobinfo_t;
+
+//  One decoded (or to-be-encoded) message. Only the fields of its type
+//  are meaningful. Decoded messages own all pointed-to data.
+typedef struct {
+    drv_msg_type_t type;         //  which body
+    uint64_t seq;                //  request sequence, echoed in replies
+    const char *function;        //  SUBMIT
+    uint32_t timeout_ms;         //  SUBMIT
+    int32_t priority;            //  SUBMIT
+    drv_task_t *tasks;           //  SUBMIT, DISPATCH
+    size_t ntasks;               //  entries in tasks
+    drv_result_t *results;       //  RESULTS, DONE
+    size_t nresults;             //  entries in results
+    uint64_t *job_ids;           //  SUBMIT_ACK, STATUS
+    size_t njob_ids;             //  entries in job_ids
+    uint32_t workers;            //  SUBMIT_ACK
+    drv_jobinfo_t *jobs;         //  STATUS_REPLY
+    size_t njobs;                //  entries in jobs
+    const char **functions;      //  READY
+    size_t nfunctions;           //  entries in functions
+    uint32_t slots;              //  READY
+    const char *name;            //  READY
+    drover_error_t code;         //  ERROR
+    const char *text;            //  ERROR
+    void *arena;                 //  decoded: owns everything above
+} drv_msg_t;
+
+//  What a decoder accepts at most.
+typedef struct {
+    size_t max_message;          //  bytes in one frame
+    size_t max_payload;          //  bytes in one payload or result
+    size_t max_batch;            //  tasks or results in one message
+} drv_limits_t;
+
+//  The defaults: 64 MiB messages, 16 MiB payloads, 100,000 per batch.
+drv_limits_t drv_limits_default (void);
+
+//  What clients and workers accept from the broker, whose own limits
+//  they do not know: up to DRV_LIMIT_CEILING for messages and payloads.
+drv_limits_t drv_limits_from_broker (void);
+
+//  The largest --max-message or --max-payload a broker takes: 1 GiB.
+#define DRV_LIMIT_CEILING ((size_t) 1 << 30)
+
+//  Decode one frame into *msg_p (the caller's, free with
+//  drv_msg_destroy). On failure returns the protocol error code, sets
+//  *msg_p NULL and writes a reason to err; *seq_p gets the request's seq
+//  when it could be read, so an error reply can echo it.
+drover_error_t drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits,
+                                 drv_msg_t **msg_p, uint64_t *seq_p, char *err,
+                                 size_t err_size);
+
+//  Encode msg into a new frame, the caller's. NULL if it does not encode
+//  (a field out of range).
+zframe_t *drv_codec_encode (const drv_msg_t *msg);
+
+//  Free a decoded message and NULL the pointer.
+void drv_msg_destroy (drv_msg_t **self_p);
+
+//  Encode an Error reply with the given code and text.
+zframe_t *drv_codec_error (uint64_t seq, drover_error_t code, const char *text);
+
+//  Is name a valid function name: 1 to 255 bytes of [A-Za-z0-9_.:/-]?
+bool drv_codec_valid_function (const char *name);
+
+#endif

@@ -1,0 +1,53 @@
+/*  drover-test-worker - a worker daemon built on the libdrover worker
+    SDK with in-process handlers, for tests that need many fast tasks
+    (exec: starts a process per task). Offers "square" (decimal in,
+    decimal out) and "echo". Stops on SIGTERM/SIGINT like drover-worker.
+
+    Usage: drover-test-worker ENDPOINT SLOTS
+*/
+
+#include <czmq.h>
+
+#include "drover.h"
+
+static int
+s_square (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    size_t size;
+    const char *text = (const char *) drover_task_payload (task, &size);
+    long long n = strtoll (text, NULL, 10);
+    char out [32];
+    int length = snprintf (out, sizeof out, "%lld\n", n * n);
+    return drover_task_reply (task, out, (size_t) length);
+}
+
+static int
+s_echo (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    size_t size;
+    const uint8_t *payload = drover_task_payload (task, &size);
+    return drover_task_reply (task, payload, size);
+}
+
+int
+main (int argc, char *argv [])
+{
+    if (argc != 3) {
+        fprintf (stderr, "usage: drover-test-worker ENDPOINT SLOTS\n");
+        return 2;
+    }
+    zsys_init ();
+    zsys_set_logident ("drover-test-worker");
+    drover_worker_t *worker = drover_worker_new (argv [1]);
+    if (!worker || drover_worker_set_slots (worker, (unsigned) atoi (argv [2])) == -1
+        || drover_worker_add_handler (worker, "square", s_square, NULL) == -1
+        || drover_worker_add_handler (worker, "echo", s_echo, NULL) == -1)
+        return 1;
+    int rc = drover_worker_run (worker);
+    if (rc == -1)
+        fprintf (stderr, "drover-test-worker: %s\n", drover_worker_error (worker));
+    drover_worker_destroy (&worker);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,311 @@
+/*  drv_testutil - what the end-to-end tests share. */
+
+#include "drv_testutil.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_MAX_CHILDREN 64
+static pid_t s_children [S_MAX_CHILDREN];
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+drv_test_free_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t length = sizeof addr;
+    if (fd == -1 || bind (fd, (struct sockaddr *) &addr, sizeof addr) == -1
+        || getsockname (fd, (struct sockaddr *) &addr, &length) == -1) {
+        if (fd != -1)
+            close (fd);
+        return -1;
+    }
+    close (fd);
+    return ntohs (addr.sin_port);
+}
+
+static void
+s_record (pid_t pid)
+{
+    for (int i = 0; i < S_MAX_CHILDREN; i++)
+        if (s_children [i] == 0) {
+            s_children [i] = pid;
+            return;
+        }
+}
+
+static bool
+s_forget (pid_t pid)
+{
+    for (int i = 0; i < S_MAX_CHILDREN; i++)
+        if (s_children [i] == pid) {
+            s_children [i] = 0;
+            return true;
+        }
+    return false;
+}
+
+//  In a new child: die with the parent, default signals.
+static void
+s_child_setup (pid_t parent)
+{
+    prctl (PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid () != parent)
+        _exit (127);
+    sigset_t none;
+    sigemptyset (&none);
+    sigprocmask (SIG_SETMASK, &none, NULL);
+    signal (SIGPIPE, SIG_DFL);
+}
+
+pid_t
+drv_test_spawn (const char *const argv [], const char *log_path)
+{
+    pid_t parent = getpid ();
+    pid_t pid = fork ();
+    if (pid == 0) {
+        s_child_setup (parent);
+        if (log_path) {
+            int fd = open (log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd != -1) {
+                dup2 (fd, 2);
+                close (fd);
+            }
+        }
+        int null = open ("/dev/null", O_RDONLY);
+        if (null != -1) {
+            dup2 (null, 0);
+            close (null);
+        }
+        execv (argv [0], (char *const *) argv);
+        fprintf (stderr, "cannot run %s: %s\n", argv [0], strerror (errno));
+        _exit (127);
+    }
+    if (pid > 0)
+        s_record (pid);
+    return pid;
+}
+
+int
+drv_test_stop (pid_t pid, int sig, int timeout_ms)
+{
+    if (pid <= 0 || !s_forget (pid))
+        return -1;
+    kill (pid, sig);
+    int status = 0;
+    int64_t deadline = s_now_ms () + timeout_ms;
+    while (waitpid (pid, &status, WNOHANG) == 0) {
+        if (s_now_ms () > deadline) {
+            kill (pid, SIGKILL);
+            waitpid (pid, &status, 0);
+            break;
+        }
+        usleep (10000);
+    }
+    return status;
+}
+
+void
+drv_test_reap_all (void)
+{
+    for (int i = 0; i < S_MAX_CHILDREN; i++)
+        if (s_children [i])
+            drv_test_stop (s_children [i], SIGTERM, 5000);
+}
+
+//  Append what fd has to *buffer.
+static void
+s_drain (int fd, char **buffer, size_t *size, size_t *capacity, bool *open)
+{
+    char chunk [65536];
+    ssize_t got = read (fd, chunk, sizeof chunk);
+    if (got <= 0) {
+        if (got == 0 || (errno != EAGAIN && errno != EINTR))
+            *open = false;
+        return;
+    }
+    if (*size + (size_t) got + 1 > *capacity) {
+        while (*size + (size_t) got + 1 > *capacity)
+            *capacity = *capacity ? *capacity * 2 : 65536;
+        *buffer = (char *) realloc (*buffer, *capacity);
+    }
+    memcpy (*buffer + *size, chunk, (size_t) got);
+    *size += (size_t) got;
+    (*buffer) [*size] = 0;
+}
+
+drv_test_output_t
+drv_test_run (const char *const argv [], const char *input, const char *const env [],
+              int timeout_ms)
+{
+    drv_test_output_t output = {0};
+    int in [2], out [2], err [2];
+    if (pipe2 (in, O_CLOEXEC) || pipe2 (out, O_CLOEXEC) || pipe2 (err, O_CLOEXEC)) {
+        output.status = -1;
+        return output;
+    }
+    pid_t parent = getpid ();
+    pid_t pid = fork ();
+    if (pid == 0) {
+        s_child_setup (parent);
+        dup2 (in [0], 0);
+        dup2 (out [1], 1);
+        dup2 (err [1], 2);
+        for (int i = 0; env && env [i]; i++)
+            putenv ((char *) env [i]);
+        execv (argv [0], (char *const *) argv);
+        fprintf (stderr, "cannot run %s: %s\n", argv [0], strerror (errno));
+        _exit (127);
+    }
+    s_record (pid);
+    close (in [0]);
+    close (out [1]);
+    close (err [1]);
+    fcntl (in [1], F_SETFL, O_NONBLOCK);
+    size_t input_size = input ? strlen (input) : 0, written = 0;
+    if (input_size == 0) {
+        close (in [1]);
+        in [1] = -1;
+    }
+    size_t out_cap = 0, err_cap = 0, err_size = 0;
+    bool out_open = true, err_open = true;
+    int64_t deadline = s_now_ms () + timeout_ms;
+    signal (SIGPIPE, SIG_IGN);
+    while (out_open || err_open) {
+        struct pollfd fds [3] = {
+            {.fd = out_open ? out [0] : -1, .events = POLLIN},
+            {.fd = err_open ? err [0] : -1, .events = POLLIN},
+            {.fd = in [1], .events = POLLOUT},
+        };
+        int left = (int) (deadline - s_now_ms ());
+        if (left <= 0)
+            break;
+        if (poll (fds, 3, left) <= 0)
+            continue;
+        if (fds [0].revents)
+            s_drain (out [0], &output.out, &output.out_size, &out_cap, &out_open);
+        if (fds [1].revents)
+            s_drain (err [0], &output.err, &err_size, &err_cap, &err_open);
+        if (in [1] != -1 && fds [2].revents) {
+            ssize_t sent = write (in [1], input + written, input_size - written);
+            if (sent > 0)
+                written += (size_t) sent;
+            if (sent < 0 && errno != EAGAIN)
+                written = input_size;
+            if (written == input_size) {
+                close (in [1]);
+                in [1] = -1;
+            }
+        }
+    }
+    if (in [1] != -1)
+        close (in [1]);
+    close (out [0]);
+    close (err [0]);
+    int status = drv_test_stop (pid, SIGKILL, 0);
+    if (out_open || err_open)
+        status = -1;                //  timed out
+    if (!output.out)
+        output.out = strdup ("");
+    if (!output.err)
+        output.err = strdup ("");
+    output.status = status == -1           ? 137
+                    : WIFEXITED (status)   ? WEXITSTATUS (status)
+                    : WIFSIGNALED (status) ? 128 + WTERMSIG (status)
+                                           : -1;
+    return output;
+}
+
+void
+drv_test_output_free (drv_test_output_t *output)
+{
+    free (output->out);
+    free (output->err);
+    output->out = output->err = NULL;
+}
+
+void
+drv_test_cluster_start (drv_test_cluster_t *cluster, const char *const broker_flags [])
+{
+    memset (cluster, 0, sizeof *cluster);
+    snprintf (cluster->dir, sizeof cluster->dir, "/tmp/drover-test-XXXXXX");
+    if (!mkdtemp (cluster->dir))
+        cluster->dir [0] = 0;
+    snprintf (cluster->clients, sizeof cluster->clients, "tcp://127.0.0.1:%d",
+              drv_test_free_port ());
+    snprintf (cluster->workers, sizeof cluster->workers, "tcp://127.0.0.1:%d",
+              drv_test_free_port ());
+    const char *argv [32] = {DRV_BROKER_BIN, "--clients", cluster->clients, "--workers",
+                             cluster->workers};
+    int argc = 5;
+    for (int i = 0; broker_flags && broker_flags [i] && argc < 31; i++)
+        argv [argc++] = broker_flags [i];
+    char log [128];
+    snprintf (log, sizeof log, "%s/broker.log", cluster->dir);
+    cluster->broker = drv_test_spawn (argv, log);
+}
+
+pid_t
+drv_test_cluster_worker (drv_test_cluster_t *cluster, int slots, const char *const functions [])
+{
+    char slot_text [16];
+    snprintf (slot_text, sizeof slot_text, "%d", slots);
+    const char *argv [40] = {DRV_WORKER_BIN, "--broker", cluster->workers, "--slots", slot_text};
+    int argc = 5;
+    for (int i = 0; functions [i] && argc < 38; i++) {
+        argv [argc++] = "--function";
+        argv [argc++] = functions [i];
+    }
+    char log [128];
+    snprintf (log, sizeof log, "%s/worker-%zu.log", cluster->dir, cluster->nworkers);
+    pid_t pid = drv_test_spawn (argv, log);
+    if (cluster->nworkers < 8)
+        cluster->worker [cluster->nworkers++] = pid;
+    return pid;
+}
+
+void
+drv_test_cluster_stop (drv_test_cluster_t *cluster)
+{
+    for (size_t i = 0; i < cluster->nworkers; i++)
+        drv_test_stop (cluster->worker [i], SIGTERM, 5000);
+    drv_test_stop (cluster->broker, SIGTERM, 5000);
+    if (cluster->dir [0]) {
+        char command [128];
+        snprintf (command, sizeof command, "rm -rf '%s'", cluster->dir);
+        if (system (command) != 0)
+            fprintf (stderr, "cannot remove %s\n", cluster->dir);
+    }
+}
+
+drv_test_output_t
+drv_test_cli (drv_test_cluster_t *cluster, const char *const args [], const char *input,
+              int timeout_ms)
+{
+    const char *argv [32] = {DRV_CLI_BIN, "--broker", cluster->clients};
+    int argc = 3;
+    for (int i = 0; args [i] && argc < 31; i++)
+        argv [argc++] = args [i];
+    return drv_test_run (argv, input, NULL, timeout_ms);
+}

@@ -1,0 +1,78 @@
+/*  drv_testutil - what the end-to-end tests share: free loopback ports,
+    real daemons started as child processes and always reaped, and
+    running a command with input to capture its output.
+
+    Every process started here is recorded; drv_test_reap_all (a
+    Criterion .fini) stops them all, and each dies with the test process
+    anyway (PR_SET_PDEATHSIG), so a failing test leaves nothing behind.
+*/
+
+#ifndef DRV_TESTUTIL_H_INCLUDED
+#define DRV_TESTUTIL_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+//  Paths to the built programs and the test scripts.
+#define DRV_BROKER_BIN DROVER_BIN_DIR "/drover-broker"
+#define DRV_WORKER_BIN DROVER_BIN_DIR "/drover-worker"
+#define DRV_CLI_BIN DROVER_BIN_DIR "/drover"
+#define DRV_TEST_SCRIPTS DROVER_SOURCE_DIR "/tests/bin"
+
+//  A loopback TCP port that was free a moment ago.
+int drv_test_free_port (void);
+
+//  Start argv[0] with its stderr appended to log_path (NULL: inherit);
+//  returns its pid. The process is recorded for drv_test_reap_all.
+pid_t drv_test_spawn (const char *const argv [], const char *log_path);
+
+//  Send sig, wait up to timeout_ms for exit, then SIGKILL. Returns the
+//  wait status, or -1 if the pid was not ours.
+int drv_test_stop (pid_t pid, int sig, int timeout_ms);
+
+//  Stop every process still recorded (SIGTERM, then SIGKILL).
+void drv_test_reap_all (void);
+
+//  Output of a finished command.
+typedef struct {
+    char *out;                       //  stdout, NUL-terminated
+    size_t out_size;                 //  bytes in out
+    char *err;                       //  stderr, NUL-terminated
+    int status;                      //  exit code, or 128+signal
+} drv_test_output_t;
+
+//  Run argv with input on stdin (NULL: empty), capture stdout and stderr,
+//  and wait at most timeout_ms (then SIGKILL; status 137). env entries
+//  "NAME=VALUE" are added to the environment (may be NULL).
+drv_test_output_t drv_test_run (const char *const argv [], const char *input,
+                                const char *const env [], int timeout_ms);
+
+//  Free an output's buffers.
+void drv_test_output_free (drv_test_output_t *output);
+
+//  A broker and workers on free loopback ports.
+typedef struct {
+    char clients [64];               //  client endpoint
+    char workers [64];               //  worker endpoint
+    pid_t broker;                    //  broker pid
+    pid_t worker [8];                //  worker pids
+    size_t nworkers;                 //  entries in worker
+    char dir [64];                   //  temp dir with the logs
+} drv_test_cluster_t;
+
+//  Start a broker (extra flags may be NULL).
+void drv_test_cluster_start (drv_test_cluster_t *cluster, const char *const broker_flags []);
+
+//  Add a worker with slots and NULL-terminated --function definitions.
+pid_t drv_test_cluster_worker (drv_test_cluster_t *cluster, int slots,
+                               const char *const functions []);
+
+//  Stop everything and remove the temp dir.
+void drv_test_cluster_stop (drv_test_cluster_t *cluster);
+
+//  Run the drover CLI against the cluster: "drover --broker EP args...".
+drv_test_output_t drv_test_cli (drv_test_cluster_t *cluster, const char *const args [],
+                                const char *input, int timeout_ms);
+
+#endif

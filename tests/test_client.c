@@ -1,0 +1,449 @@
+/*  test_client - the libdrover SDK end to end inside one process: an
+    embedded broker (drover_broker_*), a worker with in-process handlers
+    (drover_worker_*), and the client calls (drover_client_*, drover_imap_*).
+    The suite doubles as the SDK's usage example.
+*/
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <errno.h>
+
+#include "drover.h"
+
+//  ---------------------------------------------------------------------
+//  Handlers
+
+static int
+s_square (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    size_t size;
+    const uint8_t *payload = drover_task_payload (task, &size);
+    long n = strtol ((const char *) payload, NULL, 10);
+    char out [32];
+    int length = snprintf (out, sizeof out, "%ld", n * n);
+    return drover_task_reply (task, out, (size_t) length);
+}
+
+static int
+s_fail (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    drover_task_fail (task, "refused job %" PRIu64, drover_task_job_id (task));
+    return -1;
+}
+
+static int
+s_echo (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    size_t size;
+    const uint8_t *payload = drover_task_payload (task, &size);
+    return drover_task_reply (task, payload, size);
+}
+
+static int
+s_fail_long (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    drover_task_fail (task, "%10000d", 7);
+    return -1;
+}
+
+static int
+s_slow (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    zclock_sleep (300);
+    return drover_task_reply (task, "slow", 4);
+}
+
+//  ---------------------------------------------------------------------
+//  Fixture: a broker on free ports and one worker with two slots.
+
+static drover_broker_t *broker;
+static drover_worker_t *worker;
+static drover_client_t *client;
+
+static drover_worker_t *
+s_worker_new (unsigned slots)
+{
+    drover_worker_t *w = drover_worker_new (drover_broker_workers_endpoint (broker));
+    cr_assert_not_null (w);
+    cr_assert_eq (drover_worker_set_slots (w, slots), 0);
+    cr_assert_eq (drover_worker_add_handler (w, "square", s_square, NULL), 0);
+    cr_assert_eq (drover_worker_add_handler (w, "fail", s_fail, NULL), 0);
+    cr_assert_eq (drover_worker_add_handler (w, "slow", s_slow, NULL), 0);
+    cr_assert_eq (drover_worker_add_handler (w, "echo", s_echo, NULL), 0);
+    cr_assert_eq (drover_worker_add_handler (w, "fail_long", s_fail_long, NULL), 0);
+    cr_assert_eq (drover_worker_start (w), 0, "%s", drover_worker_error (w));
+    return w;
+}
+
+static void
+s_start_broker (size_t max_queue, size_t max_payload)
+{
+    broker = drover_broker_new ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
+    cr_assert_not_null (broker);
+    if (max_queue)
+        drover_broker_set_max_queue (broker, max_queue);
+    if (max_payload)
+        drover_broker_set_max_payload (broker, max_payload);
+    cr_assert_eq (drover_broker_start (broker), 0, "%s", drover_broker_error (broker));
+    client = drover_client_new (drover_broker_clients_endpoint (broker));
+    cr_assert_not_null (client);
+    drover_client_set_ack_timeout (client, 10000);
+}
+
+static void
+setup (void)
+{
+    zsys_init ();
+    drover_set_logstream (NULL);
+    s_start_broker (0, 0);
+    worker = s_worker_new (2);
+}
+
+static void
+teardown (void)
+{
+    drover_client_destroy (&client);
+    drover_worker_destroy (&worker);
+    drover_broker_destroy (&broker);
+}
+
+TestSuite (client, .init = setup, .fini = teardown, .timeout = 60);
+
+//  ---------------------------------------------------------------------
+
+Test (client, broker_binds_ephemeral_ports)
+{
+    cr_assert_neq (strstr (drover_broker_clients_endpoint (broker), "tcp://127.0.0.1:"), NULL);
+    cr_assert_eq (strchr (drover_broker_clients_endpoint (broker), '*'), NULL);
+    drover_broker_t *second = drover_broker_new (drover_broker_clients_endpoint (broker),
+                                                 "tcp://127.0.0.1:*");
+    cr_assert_eq (drover_broker_start (second), -1);
+    cr_assert_neq (strstr (drover_broker_error (second), "cannot bind"), NULL, "%s",
+                   drover_broker_error (second));
+    drover_broker_destroy (&second);
+    cr_assert_null (second);
+}
+
+Test (client, submit_then_wait)
+{
+    uint64_t job_id = 0;
+    cr_assert_eq (drover_client_submit (client, "square", "12", 2, NULL, &job_id), 0);
+    cr_assert_gt (job_id, 0);
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_client_wait (client, job_id, 10000, &result), 0, "%s",
+                  drover_client_error (client));
+    cr_assert_eq (result->outcome, DROVER_OUTCOME_OK);
+    cr_assert_str_eq ((char *) result->data, "144");
+    cr_assert_eq (result->job_id, job_id);
+    cr_assert_eq (result->attempts, 1);
+    drover_result_destroy (&result);
+    cr_assert_null (result);
+    //  Collected once: a second wait is refused.
+    cr_assert_eq (drover_client_wait (client, job_id, 100, &result), -1);
+    cr_assert_eq (errno, EINVAL);
+}
+
+Test (client, apply_reports_handler_failure)
+{
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_client_apply (client, "fail", "x", 1, NULL, 10000, &result), 0);
+    cr_assert_eq (result->outcome, DROVER_OUTCOME_ERROR);
+    cr_assert_neq (strstr (result->reason, "refused job"), NULL, "%s", result->reason);
+    cr_assert_eq (result->size, 0);
+    drover_result_destroy (&result);
+}
+
+Test (client, submit_many_gives_distinct_ids)
+{
+    const void *payloads [3] = {"1", "2", "3"};
+    size_t sizes [3] = {1, 1, 1};
+    uint64_t ids [3];
+    cr_assert_eq (drover_client_submit_many (client, "square", 3, payloads, sizes, NULL, ids), 0);
+    cr_assert (ids [0] && ids [1] && ids [2]);
+    cr_assert (ids [0] != ids [1] && ids [1] != ids [2] && ids [0] != ids [2]);
+    const char *expected [3] = {"1", "4", "9"};
+    //  Collected in reverse order: results wait until taken.
+    for (int i = 2; i >= 0; i--) {
+        drover_result_t *result;
+        cr_assert_eq (drover_client_wait (client, ids [i], 10000, &result), 0);
+        cr_assert_str_eq ((char *) result->data, expected [i]);
+        drover_result_destroy (&result);
+    }
+}
+
+typedef struct {
+    int ok;
+    int failed;
+    long sum;
+} s_tally_t;
+
+static void
+s_on_ok (const drover_result_t *result, void *arg)
+{
+    s_tally_t *tally = (s_tally_t *) arg;
+    tally->ok++;
+    tally->sum += strtol ((const char *) result->data, NULL, 10);
+}
+
+static void
+s_on_error (const drover_result_t *result, void *arg)
+{
+    s_tally_t *tally = (s_tally_t *) arg;
+    cr_assert_neq (result->outcome, DROVER_OUTCOME_OK);
+    tally->failed++;
+}
+
+Test (client, apply_async_runs_callbacks_in_join)
+{
+    s_tally_t tally = {0};
+    char text [8];
+    for (int i = 1; i <= 5; i++) {
+        int length = snprintf (text, sizeof text, "%d", i);
+        cr_assert_eq (drover_client_apply_async (client, "square", text, (size_t) length, NULL,
+                                                 s_on_ok, s_on_error, &tally, NULL),
+                      0);
+    }
+    cr_assert_eq (drover_client_apply_async (client, "fail", "x", 1, NULL, s_on_ok, s_on_error,
+                                             &tally, NULL),
+                  0);
+    cr_assert_eq (tally.ok + tally.failed, 0, "callbacks run only in poll/join");
+    cr_assert_eq (drover_client_join (client, 10000), 6);
+    cr_assert_eq (tally.ok, 5);
+    cr_assert_eq (tally.failed, 1);
+    cr_assert_eq (tally.sum, 1 + 4 + 9 + 16 + 25);
+    cr_assert_eq (drover_client_join (client, 0), 0, "nothing left pending");
+}
+
+Test (client, map_returns_results_in_order)
+{
+    enum { COUNT = 2000 };
+    char (*texts) [8] = malloc (COUNT * sizeof *texts);
+    const void **payloads = malloc (COUNT * sizeof *payloads);
+    size_t *sizes = malloc (COUNT * sizeof *sizes);
+    drover_result_t **results = malloc (COUNT * sizeof *results);
+    for (int i = 0; i < COUNT; i++) {
+        sizes [i] = (size_t) snprintf (texts [i], 8, "%d", i + 1);
+        payloads [i] = texts [i];
+    }
+    cr_assert_eq (drover_client_map (client, "square", COUNT, payloads, sizes, NULL, 60000,
+                                     results),
+                  0, "%s", drover_client_error (client));
+    for (int i = 0; i < COUNT; i++) {
+        cr_assert_eq (results [i]->outcome, DROVER_OUTCOME_OK);
+        cr_assert_eq (strtol ((char *) results [i]->data, NULL, 10), (long) (i + 1) * (i + 1));
+        drover_result_destroy (&results [i]);
+    }
+    free (texts);
+    free (payloads);
+    free (sizes);
+    free (results);
+}
+
+Test (client, imap_streams_in_push_order)
+{
+    drover_imap_t *imap = drover_imap_new (client, "square", NULL);
+    cr_assert_not_null (imap);
+    char text [8];
+    for (int i = 1; i <= 10; i++) {
+        int length = snprintf (text, sizeof text, "%d", i);
+        cr_assert_eq (drover_imap_push (imap, text, (size_t) length), 0);
+    }
+    cr_assert_eq (drover_imap_pending (imap), 10);
+    drover_result_t *result;
+    for (int i = 1; i <= 10; i++) {
+        cr_assert_eq (drover_imap_next (imap, 10000, &result), 0);
+        cr_assert_eq (strtol ((char *) result->data, NULL, 10), i * i);
+        drover_result_destroy (&result);
+    }
+    cr_assert_eq (drover_imap_pending (imap), 0);
+    cr_assert_eq (drover_imap_next (imap, 10000, &result), 1, "every result taken");
+    drover_imap_destroy (&imap);
+    cr_assert_null (imap);
+}
+
+Test (client, status_of_finished_and_unknown_jobs)
+{
+    uint64_t job_id;
+    cr_assert_eq (drover_client_submit (client, "square", "3", 1, NULL, &job_id), 0);
+    drover_result_t *result;
+    cr_assert_eq (drover_client_wait (client, job_id, 10000, &result), 0);
+    drover_result_destroy (&result);
+    drover_status_t status;
+    cr_assert_eq (drover_client_status (client, job_id, &status), 0);
+    cr_assert_eq (status.state, DROVER_JOB_SUCCEEDED);
+    cr_assert_str_eq (status.function, "square");
+    cr_assert_eq (status.attempts, 1);
+    cr_assert_eq (drover_client_status (client, 999999, &status), -1);
+    cr_assert_eq (drover_client_error_code (client), DROVER_ERR_UNKNOWN_JOB);
+}
+
+static void
+s_record_notice (const char *text, void *arg)
+{
+    snprintf ((char *) arg, 256, "%s", text);
+}
+
+Test (client, job_for_unoffered_function_waits_and_notices)
+{
+    char notice [256] = "";
+    drover_client_set_notice (client, s_record_notice, notice);
+    uint64_t job_id;
+    cr_assert_eq (drover_client_submit (client, "resize", "x", 1, NULL, &job_id), 0);
+    cr_assert_str_eq (notice, "no worker offers 'resize' yet; waiting");
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_client_wait (client, job_id, 200, &result), -1);
+    cr_assert_eq (errno, ETIMEDOUT);
+    drover_status_t status;
+    cr_assert_eq (drover_client_status (client, job_id, &status), 0);
+    cr_assert_eq (status.state, DROVER_JOB_QUEUED);
+}
+
+Test (client, running_job_survives_worker_stop)
+{
+    uint64_t job_id;
+    cr_assert_eq (drover_client_submit (client, "slow", "", 0, NULL, &job_id), 0);
+    drover_status_t status;
+    do {
+        cr_assert_eq (drover_client_status (client, job_id, &status), 0);
+    } while (status.state == DROVER_JOB_QUEUED);
+    cr_assert_eq (status.state, DROVER_JOB_RUNNING);
+    //  The worker leaves mid-task (Bye); another takes the job.
+    drover_worker_destroy (&worker);
+    worker = s_worker_new (1);
+    drover_result_t *result;
+    cr_assert_eq (drover_client_wait (client, job_id, 10000, &result), 0);
+    cr_assert_eq (result->outcome, DROVER_OUTCOME_OK);
+    cr_assert_str_eq ((char *) result->data, "slow");
+    cr_assert_eq (result->attempts, 2, "dispatched twice");
+    drover_result_destroy (&result);
+}
+
+Test (client, big_batches_are_split_to_fit_a_message)
+{
+    //  Six 12 MiB payloads to six free slots: 72 MiB, more than one
+    //  64 MiB message may carry, so the broker must split the Dispatch.
+    drover_worker_destroy (&worker);
+    worker = s_worker_new (6);
+    enum { COUNT = 6, SIZE = 12 * 1024 * 1024 };
+    uint8_t *data = malloc (SIZE);
+    for (size_t i = 0; i < SIZE; i++)
+        data [i] = (uint8_t) (i * 7);
+    const void *payloads [COUNT];
+    size_t sizes [COUNT];
+    drover_result_t *results [COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        payloads [i] = data;
+        sizes [i] = SIZE;
+    }
+    cr_assert_eq (drover_client_map (client, "echo", COUNT, payloads, sizes, NULL, 60000,
+                                     results),
+                  0, "%s", drover_client_error (client));
+    for (int i = 0; i < COUNT; i++) {
+        cr_assert_eq (results [i]->outcome, DROVER_OUTCOME_OK);
+        cr_assert_eq (results [i]->size, SIZE);
+        cr_assert_eq (memcmp (results [i]->data, data, SIZE), 0);
+        drover_result_destroy (&results [i]);
+    }
+    free (data);
+}
+
+Test (client, overlong_failure_reason_is_cut_to_the_protocol_limit)
+{
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_client_apply (client, "fail_long", "", 0, NULL, 10000, &result), 0, "%s",
+                  drover_client_error (client));
+    cr_assert_eq (result->outcome, DROVER_OUTCOME_ERROR);
+    cr_assert_eq (strlen (result->reason), 4096);
+    drover_result_destroy (&result);
+}
+
+Test (client, invalid_function_name_is_refused_locally)
+{
+    uint64_t job_id;
+    cr_assert_eq (drover_client_submit (client, "has space", "x", 1, NULL, &job_id), -1);
+    cr_assert_eq (errno, EINVAL);
+    cr_assert_neq (strstr (drover_client_error (client), "not valid"), NULL);
+}
+
+Test (client, no_broker_times_out_with_advice)
+{
+    drover_client_t *lonely = drover_client_new ("tcp://127.0.0.1:1");
+    cr_assert_not_null (lonely);
+    drover_client_set_ack_timeout (lonely, 200);
+    uint64_t job_id;
+    cr_assert_eq (drover_client_submit (lonely, "square", "1", 1, NULL, &job_id), -1);
+    cr_assert_eq (errno, ETIMEDOUT);
+    cr_assert_neq (strstr (drover_client_error (lonely), "is drover-broker running"), NULL, "%s",
+                   drover_client_error (lonely));
+    drover_client_destroy (&lonely);
+}
+
+Test (client, bad_endpoint_gives_null)
+{
+    cr_assert_null (drover_client_new ("not-an-endpoint"));
+    cr_assert_null (drover_client_new (""));
+    cr_assert_null (drover_worker_new (""));
+}
+
+//  Brokers with small limits.
+static void
+setup_limited (void)
+{
+    zsys_init ();
+    drover_set_logstream (NULL);
+    s_start_broker (2, 10);
+}
+
+static void
+teardown_limited (void)
+{
+    drover_client_destroy (&client);
+    drover_worker_destroy (&worker);
+    drover_broker_destroy (&broker);
+}
+
+TestSuite (limits, .init = setup_limited, .fini = teardown_limited, .timeout = 60);
+
+Test (limits, queue_full_is_refused_whole)
+{
+    const void *payloads [3] = {"1", "2", "3"};
+    size_t sizes [3] = {1, 1, 1};
+    uint64_t ids [3];
+    cr_assert_eq (drover_client_submit_many (client, "nobody", 3, payloads, sizes, NULL, ids), -1);
+    cr_assert_eq (drover_client_error_code (client), DROVER_ERR_QUEUE_FULL);
+    cr_assert_neq (strstr (drover_client_error (client), "queue full"), NULL, "%s",
+                   drover_client_error (client));
+    //  Two fit; the connection keeps working.
+    cr_assert_eq (drover_client_submit_many (client, "nobody", 2, payloads, sizes, NULL, ids), 0);
+}
+
+Test (limits, payload_too_large_is_refused)
+{
+    uint64_t job_id;
+    cr_assert_eq (drover_client_submit (client, "nobody", "01234567890", 11, NULL, &job_id), -1);
+    cr_assert_eq (drover_client_error_code (client), DROVER_ERR_TOO_LARGE);
+    cr_assert_neq (strstr (drover_client_error (client), "payload too large"), NULL, "%s",
+                   drover_client_error (client));
+    cr_assert_eq (drover_client_submit (client, "nobody", "0123456789", 10, NULL, &job_id), 0);
+}
+
+Test (limits, result_over_the_payload_limit_fails_only_its_job)
+{
+    worker = s_worker_new (1);
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_client_apply (client, "square", "123456", 6, NULL, 10000, &result), 0,
+                  "%s", drover_client_error (client));
+    cr_assert_eq (result->outcome, DROVER_OUTCOME_ERROR, "15241383936 is 11 bytes");
+    cr_assert_neq (strstr (result->reason, "larger than the broker's limit of 10"), NULL, "%s",
+                   result->reason);
+    drover_result_destroy (&result);
+    //  The worker is still served: its credit came back.
+    cr_assert_eq (drover_client_apply (client, "square", "12", 2, NULL, 10000, &result), 0);
+    cr_assert_str_eq ((char *) result->data, "144");
+    drover_result_destroy (&result);
+}

@@ -1,0 +1,533 @@
+/*  test_codec.c - tests for proto/drv_codec.
+
+    This suite doubles as the module's usage example: build a drv_msg_t
+    on the stack, drv_codec_encode it into a frame, and drv_codec_decode
+    the frame's bytes back into a message that owns all its data (free it
+    with drv_msg_destroy). Decoding validates every field against a
+    drv_limits_t and says why it refused in a drover_error_t and a text.
+*/
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drv_codec.h"
+
+//  A binary payload with NUL bytes inside and at its end.
+static const uint8_t s_binary [] = {0x00, 0xff, 0x00, 'a', 0x7f, 0x00};
+
+//  Encode msg, decode the frame with limits (NULL: defaults), and return
+//  the decoded message, which the caller destroys.
+static drv_msg_t *
+s_round_trip (const drv_msg_t *msg)
+{
+    zframe_t *frame = drv_codec_encode (msg);
+    cr_assert_not_null (frame, "the message does not encode");
+    drv_msg_t *decoded = NULL;
+    uint64_t seq = 0;
+    char err [256] = "";
+    drover_error_t rc = drv_codec_decode (zframe_data (frame), zframe_size (frame), NULL,
+                                          &decoded, &seq, err, sizeof err);
+    zframe_destroy (&frame);
+    cr_assert_eq (rc, DROVER_ERR_NONE, "decode refused: %s", err);
+    cr_assert_not_null (decoded);
+    cr_assert_eq (decoded->type, msg->type);
+    cr_assert_eq (decoded->seq, msg->seq);
+    cr_assert_eq (seq, msg->seq);
+    return decoded;
+}
+
+//  Decode size bytes and expect code, no message and a reason. Returns
+//  the seq the decoder reported.
+static uint64_t
+s_expect_reject (const void *data, size_t size, const drv_limits_t *limits,
+                 drover_error_t code)
+{
+    static drv_msg_t sentinel;
+    drv_msg_t *decoded = &sentinel;                 //  decode must NULL it
+    uint64_t seq = 12345;
+    char err [256] = "";
+    drover_error_t rc = drv_codec_decode (data, size, limits, &decoded, &seq, err, sizeof err);
+    cr_assert_eq (rc, code, "expected error %d, got %d (%s)", code, rc, err);
+    cr_assert_null (decoded);
+    cr_assert_str_not_empty (err);
+    return seq;
+}
+
+//  Encode msg and expect its decoding with limits to fail with code.
+static void
+s_expect_reject_msg (const drv_msg_t *msg, const drv_limits_t *limits, drover_error_t code)
+{
+    zframe_t *frame = drv_codec_encode (msg);
+    cr_assert_not_null (frame, "the message does not encode");
+    s_expect_reject (zframe_data (frame), zframe_size (frame), limits, code);
+    zframe_destroy (&frame);
+}
+
+//  A SUBMIT of three tasks: text, empty, and binary with NUL bytes.
+static drv_task_t s_submit_tasks [] = {
+    {.id = 7, .payload = (const uint8_t *) "hello", .size = 5},
+    {.id = 8, .payload = NULL, .size = 0},
+    {.id = UINT64_MAX, .payload = s_binary, .size = sizeof s_binary},
+};
+
+static drv_msg_t
+s_submit (void)
+{
+    drv_msg_t msg = {
+        .type = DRV_MSG_SUBMIT,
+        .seq = 42,
+        .function = "resize",
+        .timeout_ms = 1500,
+        .tasks = s_submit_tasks,
+        .ntasks = 3,
+    };
+    return msg;
+}
+
+//  A READY offering one function with the given slots.
+static drv_msg_t
+s_ready (uint32_t slots)
+{
+    static const char *functions [] = {"resize"};
+    drv_msg_t msg = {
+        .type = DRV_MSG_READY,
+        .seq = 1,
+        .functions = functions,
+        .nfunctions = 1,
+        .slots = slots,
+        .name = "host:1",
+    };
+    return msg;
+}
+
+//  A RESULTS of one result with the given outcome.
+static void
+s_expect_outcome_rejected (drover_outcome_t outcome)
+{
+    drv_result_t result = {.job_id = 3, .tag = 4, .outcome = outcome, .reason = "x"};
+    drv_msg_t msg = {.type = DRV_MSG_RESULTS, .seq = 5, .results = &result, .nresults = 1};
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+}
+
+//  Compare one result field by field; decoded data is NUL-terminated.
+static void
+s_assert_result_eq (const drv_result_t *got, const drv_result_t *want)
+{
+    cr_assert_eq (got->job_id, want->job_id);
+    cr_assert_eq (got->tag, want->tag);
+    cr_assert_eq (got->outcome, want->outcome);
+    cr_assert_eq (got->size, want->size);
+    cr_assert_not_null (got->data);
+    if (want->size)
+        cr_assert_arr_eq (got->data, want->data, want->size);
+    cr_assert_eq (got->data [got->size], 0);
+    cr_assert_str_eq (got->reason, want->reason ? want->reason : "");
+    cr_assert_eq (got->attempts, want->attempts);
+}
+
+TestSuite (codec);
+
+Test (codec, limits_default_are_64mib_16mib_and_100000)
+{
+    drv_limits_t limits = drv_limits_default ();
+    cr_assert_eq (limits.max_message, 64 * 1024 * 1024);
+    cr_assert_eq (limits.max_payload, 16 * 1024 * 1024);
+    cr_assert_eq (limits.max_batch, 100000);
+}
+
+Test (codec, submit_round_trips_every_field)
+{
+    drv_msg_t msg = s_submit ();
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_str_eq (got->function, "resize");
+    cr_assert_eq (got->timeout_ms, 1500);
+    cr_assert_eq (got->priority, 0);
+    cr_assert_eq (got->ntasks, 3);
+    for (size_t i = 0; i < 3; i++) {
+        const drv_task_t *task = &got->tasks [i];
+        cr_assert_eq (task->id, s_submit_tasks [i].id);
+        cr_assert_eq (task->size, s_submit_tasks [i].size);
+        cr_assert_not_null (task->payload);
+        if (task->size)
+            cr_assert_arr_eq (task->payload, s_submit_tasks [i].payload, task->size);
+        cr_assert_eq (task->payload [task->size], 0, "payload %zu is not NUL-terminated", i);
+    }
+    drv_msg_destroy (&got);
+    cr_assert_null (got);
+}
+
+Test (codec, submit_ack_round_trips_ids_and_workers)
+{
+    uint64_t ids [] = {1, 2, UINT64_MAX};
+    drv_msg_t msg = {.type = DRV_MSG_SUBMIT_ACK, .seq = 43, .job_ids = ids, .njob_ids = 3,
+                     .workers = 4};
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->njob_ids, 3);
+    cr_assert_arr_eq (got->job_ids, ids, sizeof ids);
+    cr_assert_eq (got->workers, 4);
+    drv_msg_destroy (&got);
+}
+
+Test (codec, results_round_trip_data_and_reasons)
+{
+    drv_result_t results [] = {
+        {.job_id = 1, .tag = 10, .outcome = DROVER_OUTCOME_OK, .data = s_binary,
+         .size = sizeof s_binary, .reason = "", .attempts = 1},
+        {.job_id = 2, .tag = 11, .outcome = DROVER_OUTCOME_ERROR, .reason = "exit 3",
+         .attempts = 2},
+        {.job_id = 3, .tag = 12, .outcome = DROVER_OUTCOME_LOST, .reason = NULL, .attempts = 5},
+    };
+    drv_msg_t msg = {.type = DRV_MSG_RESULTS, .seq = 44, .results = results, .nresults = 3};
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->nresults, 3);
+    for (size_t i = 0; i < 3; i++)
+        s_assert_result_eq (&got->results [i], &results [i]);
+    drv_msg_destroy (&got);
+}
+
+Test (codec, status_round_trips_job_ids)
+{
+    uint64_t ids [] = {9, 1ull << 40};
+    drv_msg_t msg = {.type = DRV_MSG_STATUS, .seq = 45, .job_ids = ids, .njob_ids = 2};
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->njob_ids, 2);
+    cr_assert_arr_eq (got->job_ids, ids, sizeof ids);
+    drv_msg_destroy (&got);
+}
+
+Test (codec, status_reply_round_trips_jobs_with_and_without_result)
+{
+    drv_jobinfo_t jobs [] = {
+        {.job_id = 5, .state = DROVER_JOB_RUNNING, .function = "resize", .worker = "host:7",
+         .attempts = 1},
+        {.job_id = 6, .state = DROVER_JOB_SUCCEEDED, .function = "a.b", .worker = "",
+         .attempts = 2, .has_result = true,
+         .result = {.job_id = 6, .tag = 60, .outcome = DROVER_OUTCOME_OK, .data = s_binary,
+                    .size = sizeof s_binary, .reason = "", .attempts = 2}},
+    };
+    drv_msg_t msg = {.type = DRV_MSG_STATUS_REPLY, .seq = 46, .jobs = jobs, .njobs = 2};
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->njobs, 2);
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq (got->jobs [i].job_id, jobs [i].job_id);
+        cr_assert_eq (got->jobs [i].state, jobs [i].state);
+        cr_assert_str_eq (got->jobs [i].function, jobs [i].function);
+        cr_assert_str_eq (got->jobs [i].worker, jobs [i].worker);
+        cr_assert_eq (got->jobs [i].attempts, jobs [i].attempts);
+        cr_assert_eq (got->jobs [i].has_result, jobs [i].has_result);
+    }
+    s_assert_result_eq (&got->jobs [1].result, &jobs [1].result);
+    drv_msg_destroy (&got);
+}
+
+Test (codec, ready_round_trips_functions_slots_and_name)
+{
+    const char *functions [] = {"resize", "a.b:c/d-e_f"};
+    drv_msg_t msg = {.type = DRV_MSG_READY, .seq = 47, .functions = functions,
+                     .nfunctions = 2, .slots = 8, .name = "host:1234"};
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->nfunctions, 2);
+    cr_assert_str_eq (got->functions [0], "resize");
+    cr_assert_str_eq (got->functions [1], "a.b:c/d-e_f");
+    cr_assert_eq (got->slots, 8);
+    cr_assert_str_eq (got->name, "host:1234");
+    drv_msg_destroy (&got);
+}
+
+Test (codec, dispatch_round_trips_every_task_field)
+{
+    drv_task_t tasks [] = {
+        {.id = 100, .function = "resize", .payload = s_binary, .size = sizeof s_binary,
+         .timeout_ms = 250, .attempt = 1},
+        {.id = 101, .function = "a.b", .payload = NULL, .size = 0, .timeout_ms = 0,
+         .attempt = 3},
+    };
+    drv_msg_t msg = {.type = DRV_MSG_DISPATCH, .seq = 48, .tasks = tasks, .ntasks = 2};
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->ntasks, 2);
+    for (size_t i = 0; i < 2; i++) {
+        const drv_task_t *task = &got->tasks [i];
+        cr_assert_eq (task->id, tasks [i].id);
+        cr_assert_str_eq (task->function, tasks [i].function);
+        cr_assert_eq (task->size, tasks [i].size);
+        if (task->size)
+            cr_assert_arr_eq (task->payload, tasks [i].payload, task->size);
+        cr_assert_eq (task->payload [task->size], 0, "payload %zu is not NUL-terminated", i);
+        cr_assert_eq (task->timeout_ms, tasks [i].timeout_ms);
+        cr_assert_eq (task->attempt, tasks [i].attempt);
+    }
+    drv_msg_destroy (&got);
+}
+
+Test (codec, done_round_trips_results)
+{
+    drv_result_t results [] = {
+        {.job_id = 100, .outcome = DROVER_OUTCOME_OK, .data = (const uint8_t *) "out",
+         .size = 3, .reason = "", .attempts = 1},
+        {.job_id = 101, .outcome = DROVER_OUTCOME_SIGNAL, .reason = "killed by SIGKILL",
+         .attempts = 1},
+    };
+    drv_msg_t msg = {.type = DRV_MSG_DONE, .seq = 49, .results = results, .nresults = 2};
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->nresults, 2);
+    for (size_t i = 0; i < 2; i++)
+        s_assert_result_eq (&got->results [i], &results [i]);
+    drv_msg_destroy (&got);
+}
+
+Test (codec, heartbeat_round_trips)
+{
+    drv_msg_t msg = {.type = DRV_MSG_HEARTBEAT, .seq = 50};
+    drv_msg_t *got = s_round_trip (&msg);
+    drv_msg_destroy (&got);
+}
+
+Test (codec, bye_round_trips)
+{
+    drv_msg_t msg = {.type = DRV_MSG_BYE, .seq = 51};
+    drv_msg_t *got = s_round_trip (&msg);
+    drv_msg_destroy (&got);
+}
+
+Test (codec, error_round_trips_code_and_text)
+{
+    drv_msg_t msg = {.type = DRV_MSG_ERROR, .seq = 52, .code = DROVER_ERR_UNKNOWN_JOB,
+                     .text = "no job 9"};
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->code, DROVER_ERR_UNKNOWN_JOB);
+    cr_assert_str_eq (got->text, "no job 9");
+    drv_msg_destroy (&got);
+}
+
+Test (codec, codec_error_builds_a_decodable_error)
+{
+    zframe_t *frame = drv_codec_error (77, DROVER_ERR_QUEUE_FULL, "queue full: retry later");
+    cr_assert_not_null (frame);
+    drv_msg_t *got = NULL;
+    char err [256] = "";
+    cr_assert_eq (drv_codec_decode (zframe_data (frame), zframe_size (frame), NULL, &got, NULL,
+                                    err, sizeof err),
+                  DROVER_ERR_NONE, "%s", err);
+    zframe_destroy (&frame);
+    cr_assert_eq (got->type, DRV_MSG_ERROR);
+    cr_assert_eq (got->seq, 77);
+    cr_assert_eq (got->code, DROVER_ERR_QUEUE_FULL);
+    cr_assert_str_eq (got->text, "queue full: retry later");
+    drv_msg_destroy (&got);
+}
+
+Test (codec, random_garbage_is_rejected_without_crashing)
+{
+    srand (20240601);
+    uint8_t buffer [512];
+    for (int round = 0; round < 500; round++) {
+        size_t size = (size_t) (rand () % (int) sizeof buffer);
+        for (size_t i = 0; i < size; i++)
+            buffer [i] = (uint8_t) (rand () & 0xff);
+        drv_msg_t *decoded = NULL;
+        char err [256] = "";
+        drover_error_t rc = drv_codec_decode (buffer, size, NULL, &decoded, NULL, err,
+                                              sizeof err);
+        //  Garbage may by chance be a valid envelope; the decoder must
+        //  never run out of its own arena doing it.
+        cr_assert_neq (rc, DROVER_ERR_INTERNAL, "round %d: %s", round, err);
+        if (rc == DROVER_ERR_NONE)
+            cr_assert_not_null (decoded);
+        else {
+            cr_assert_null (decoded);
+            cr_assert_str_not_empty (err, "round %d: rejected without a reason", round);
+        }
+        drv_msg_destroy (&decoded);
+    }
+}
+
+Test (codec, every_truncation_of_a_submit_decodes_or_is_rejected)
+{
+    drv_msg_t msg = s_submit ();
+    zframe_t *frame = drv_codec_encode (&msg);
+    cr_assert_not_null (frame);
+    size_t size = zframe_size (frame);
+    for (size_t length = 0; length < size; length++) {
+        //  A copy of exactly length bytes, so ASan sees any over-read.
+        uint8_t *prefix = (uint8_t *) malloc (length ? length : 1);
+        cr_assert_not_null (prefix);
+        memcpy (prefix, zframe_data (frame), length);
+        drv_msg_t *decoded = NULL;
+        char err [256] = "";
+        drover_error_t rc = drv_codec_decode (prefix, length, NULL, &decoded, NULL, err,
+                                              sizeof err);
+        free (prefix);
+        if (rc == DROVER_ERR_NONE) {
+            cr_assert_not_null (decoded);
+            cr_assert_eq (decoded->type, DRV_MSG_SUBMIT);
+            cr_assert_geq (decoded->ntasks, 1);
+        }
+        else {
+            cr_assert_neq (rc, DROVER_ERR_INTERNAL, "length %zu: %s", length, err);
+            cr_assert_null (decoded);
+            cr_assert_str_not_empty (err);
+        }
+        drv_msg_destroy (&decoded);
+    }
+    zframe_destroy (&frame);
+}
+
+Test (codec, message_over_max_message_is_too_large_before_unpack)
+{
+    //  Not an envelope at all: only a size check before unpacking can
+    //  call it too large rather than malformed.
+    uint8_t garbage [64];
+    memset (garbage, 0xff, sizeof garbage);
+    drv_limits_t limits = drv_limits_default ();
+    limits.max_message = sizeof garbage - 1;
+    s_expect_reject (garbage, sizeof garbage, &limits, DROVER_ERR_TOO_LARGE);
+}
+
+Test (codec, message_of_exactly_max_message_is_accepted)
+{
+    drv_msg_t msg = s_submit ();
+    zframe_t *frame = drv_codec_encode (&msg);
+    drv_limits_t limits = drv_limits_default ();
+    limits.max_message = zframe_size (frame);
+    drv_msg_t *got = NULL;
+    char err [256] = "";
+    cr_assert_eq (drv_codec_decode (zframe_data (frame), zframe_size (frame), &limits, &got,
+                                    NULL, err, sizeof err),
+                  DROVER_ERR_NONE, "%s", err);
+    zframe_destroy (&frame);
+    drv_msg_destroy (&got);
+}
+
+Test (codec, payload_over_max_payload_is_too_large)
+{
+    drv_msg_t msg = s_submit ();
+    drv_limits_t limits = drv_limits_default ();
+    limits.max_payload = sizeof s_binary - 1;
+    s_expect_reject_msg (&msg, &limits, DROVER_ERR_TOO_LARGE);
+}
+
+Test (codec, result_data_over_max_payload_is_too_large)
+{
+    drv_result_t result = {.job_id = 1, .outcome = DROVER_OUTCOME_OK, .data = s_binary,
+                           .size = sizeof s_binary};
+    drv_msg_t msg = {.type = DRV_MSG_DONE, .seq = 1, .results = &result, .nresults = 1};
+    drv_limits_t limits = drv_limits_default ();
+    limits.max_payload = sizeof s_binary - 1;
+    s_expect_reject_msg (&msg, &limits, DROVER_ERR_TOO_LARGE);
+}
+
+Test (codec, more_tasks_than_max_batch_is_too_large)
+{
+    drv_msg_t msg = s_submit ();
+    drv_limits_t limits = drv_limits_default ();
+    limits.max_batch = msg.ntasks - 1;
+    s_expect_reject_msg (&msg, &limits, DROVER_ERR_TOO_LARGE);
+}
+
+Test (codec, submit_with_no_tasks_is_invalid)
+{
+    drv_msg_t msg = s_submit ();
+    msg.ntasks = 0;
+    msg.tasks = NULL;
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+}
+
+Test (codec, submit_with_nonzero_priority_is_invalid)
+{
+    drv_msg_t msg = s_submit ();
+    msg.priority = 1;
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+}
+
+Test (codec, submit_with_invalid_function_is_invalid)
+{
+    drv_msg_t msg = s_submit ();
+    msg.function = "has space";
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+}
+
+Test (codec, bad_version_is_rejected_and_seq_reported)
+{
+    //  Envelope {version: 2, seq: 7, heartbeat: {}} written by hand.
+    const uint8_t bytes [] = {0x08, 0x02, 0x10, 0x07, 0xf2, 0x01, 0x00};
+    uint64_t seq = s_expect_reject (bytes, sizeof bytes, NULL, DROVER_ERR_BAD_VERSION);
+    cr_assert_eq (seq, 7);
+}
+
+Test (codec, envelope_without_body_is_malformed)
+{
+    //  Envelope {version: 1, seq: 7} and nothing else.
+    const uint8_t bytes [] = {0x08, 0x01, 0x10, 0x07};
+    uint64_t seq = s_expect_reject (bytes, sizeof bytes, NULL, DROVER_ERR_MALFORMED);
+    cr_assert_eq (seq, 7);
+}
+
+Test (codec, invalid_function_names_are_refused)
+{
+    char long_name [257];
+    memset (long_name, 'a', 256);
+    long_name [256] = 0;
+    cr_assert_not (drv_codec_valid_function (""));
+    cr_assert_not (drv_codec_valid_function (NULL));
+    cr_assert_not (drv_codec_valid_function ("has space"));
+    cr_assert_not (drv_codec_valid_function (long_name));
+    cr_assert_not (drv_codec_valid_function ("a;b"));
+}
+
+Test (codec, valid_function_names_are_accepted)
+{
+    char long_name [256];
+    memset (long_name, 'z', 255);
+    long_name [255] = 0;
+    cr_assert (drv_codec_valid_function ("resize"));
+    cr_assert (drv_codec_valid_function ("a.b:c/d-e_f"));
+    cr_assert (drv_codec_valid_function (long_name));
+}
+
+Test (codec, ready_with_zero_slots_is_invalid)
+{
+    drv_msg_t msg = s_ready (0);
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+}
+
+Test (codec, ready_with_invalid_function_is_invalid)
+{
+    const char *functions [] = {"resize", "a;b"};
+    drv_msg_t msg = s_ready (1);
+    msg.functions = functions;
+    msg.nfunctions = 2;
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+}
+
+Test (codec, result_with_outcome_zero_is_invalid)
+{
+    s_expect_outcome_rejected ((drover_outcome_t) 0);
+}
+
+Test (codec, result_with_outcome_99_is_invalid)
+{
+    s_expect_outcome_rejected ((drover_outcome_t) 99);
+}
+
+Test (codec, status_with_job_id_zero_is_invalid)
+{
+    uint64_t ids [] = {3, 0};
+    drv_msg_t msg = {.type = DRV_MSG_STATUS, .seq = 8, .job_ids = ids, .njob_ids = 2};
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+}
+
+Test (codec, dispatch_with_job_id_zero_is_invalid)
+{
+    drv_task_t task = {.id = 0, .function = "resize", .attempt = 1};
+    drv_msg_t msg = {.type = DRV_MSG_DISPATCH, .seq = 9, .tasks = &task, .ntasks = 1};
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+}
+
+Test (codec, encode_refuses_submit_without_function)
+{
+    drv_msg_t msg = s_submit ();
+    msg.function = NULL;
+    cr_assert_null (drv_codec_encode (&msg));
+}

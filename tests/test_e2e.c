@@ -1,0 +1,318 @@
+/*  test_e2e - real daemons on free loopback ports, driven through the
+    drover command line as a user or a script would: the programs of the
+    multiprocessing documents, failures, the CLI contract, and workers
+    that leave or die mid-task. Every process started is reaped, also
+    when a test fails (drv_test_reap_all in .fini).
+*/
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "drover.h"
+#include "drv_testutil.h"
+
+#define S_SQUARE "square=exec:awk {print($1*$1)}"
+#define S_PID "pid=exec:" DRV_TEST_SCRIPTS "/echo-pid"
+#define S_FAIL "fail=exec:" DRV_TEST_SCRIPTS "/fail-on-3"
+#define S_SEGV "segv=exec:" DRV_TEST_SCRIPTS "/segv"
+#define S_SLOW "slow=exec:" DRV_TEST_SCRIPTS "/slow"
+
+static drv_test_cluster_t cluster;
+
+//  Run the CLI and return its output; the caller frees.
+static drv_test_output_t
+s_cli (const char *const args [], const char *input)
+{
+    return drv_test_cli (&cluster, args, input, 120000);
+}
+
+//  Block until a worker serves `function` (a first task goes through).
+static void
+s_await_workers (const char *function, const char *payload)
+{
+    const char *args [] = {"submit", function, "--data", payload, NULL};
+    drv_test_output_t out = s_cli (args, NULL);
+    cr_assert_eq (out.status, 0, "warm-up task failed: %s", out.err);
+    drv_test_output_free (&out);
+}
+
+//  Two drover-worker daemons with two slots and every test function.
+static void
+setup (void)
+{
+    drv_test_cluster_start (&cluster, NULL);
+    const char *functions [] = {S_SQUARE, S_PID, S_FAIL, S_SEGV, S_SLOW, NULL};
+    drv_test_cluster_worker (&cluster, 2, functions);
+    drv_test_cluster_worker (&cluster, 2, functions);
+    s_await_workers ("square", "1");
+}
+
+static void
+teardown (void)
+{
+    drv_test_cluster_stop (&cluster);
+    drv_test_reap_all ();
+}
+
+TestSuite (e2e, .init = setup, .fini = teardown, .timeout = 300);
+
+Test (e2e, map_squares_in_order)
+{
+    const char *args [] = {"map", "square", NULL};
+    drv_test_output_t out = s_cli (args, "1\n2\n3\n4\n5\n");
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_str_eq (out.out, "1\n4\n9\n16\n25\n");
+    cr_assert_str_eq (out.err, "");
+    drv_test_output_free (&out);
+}
+
+Test (e2e, four_tasks_run_in_four_processes)
+{
+    const char *args [] = {"map", "pid", NULL};
+    drv_test_output_t out = s_cli (args, "1\n2\n3\n4\n");
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    long pids [4];
+    char *line = out.out;
+    for (int i = 0; i < 4; i++) {
+        int number;
+        cr_assert_eq (sscanf (line, "%d %ld", &number, &pids [i]), 2, "line %d: %s", i, line);
+        cr_assert_eq (number, i + 1, "results come in input order");
+        for (size_t w = 0; w < cluster.nworkers; w++)
+            cr_assert_neq (pids [i], (long) cluster.worker [w], "task ran in its own process");
+        for (int j = 0; j < i; j++)
+            cr_assert_neq (pids [i], pids [j], "tasks %d and %d shared a process", j + 1, i + 1);
+        line = strchr (line, '\n') + 1;
+    }
+    drv_test_output_free (&out);
+}
+
+Test (e2e, failing_task_reports_reason_others_succeed)
+{
+    const char *args [] = {"map", "fail", NULL};
+    drv_test_output_t out = s_cli (args, "1\n2\n3\n4\n5\n");
+    cr_assert_eq (out.status, 1, "a failed task makes the exit code 1");
+    cr_assert_str_eq (out.out, "1\n4\n\n16\n25\n", "the failed line stays an empty line");
+    cr_assert_neq (strstr (out.err, "line 3 failed"), NULL, "%s", out.err);
+    cr_assert_neq (strstr (out.err, "exit status 3: cannot handle 3"), NULL, "%s", out.err);
+    cr_assert_neq (strstr (out.err, "1 of 5 tasks failed"), NULL, "%s", out.err);
+    drv_test_output_free (&out);
+}
+
+Test (e2e, map_of_ten_thousand_returns_every_result_in_order)
+{
+    //  Two more workers on the SDK with in-process handlers: exec starts
+    //  a process per task, which is slow for 10,000 on this machine.
+    for (int i = 0; i < 2; i++) {
+        const char *argv [] = {DROVER_BIN_DIR "/drover-test-worker", cluster.workers, "4", NULL};
+        cr_assert_gt (drv_test_spawn (argv, NULL), 0);
+    }
+    size_t size = 10000 * 7;
+    char *input = malloc (size), *expected = malloc (10000 * 12);
+    size_t in_length = 0, out_length = 0;
+    for (long i = 1; i <= 10000; i++) {
+        in_length += (size_t) sprintf (input + in_length, "%ld\n", i);
+        out_length += (size_t) sprintf (expected + out_length, "%ld\n", i * i);
+    }
+    const char *args [] = {"map", "square", NULL};
+    drv_test_output_t out = s_cli (args, input);
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_eq (out.out_size, out_length);
+    cr_assert_eq (memcmp (out.out, expected, out_length), 0, "results in input order");
+    drv_test_output_free (&out);
+    free (input);
+    free (expected);
+}
+
+Test (e2e, map_of_five_hundred_through_exec)
+{
+    char *input = malloc (500 * 5), *expected = malloc (500 * 8);
+    size_t in_length = 0, out_length = 0;
+    for (long i = 1; i <= 500; i++) {
+        in_length += (size_t) sprintf (input + in_length, "%ld\n", i);
+        out_length += (size_t) sprintf (expected + out_length, "%ld\n", i * i);
+    }
+    const char *args [] = {"map", "square", NULL};
+    drv_test_output_t out = s_cli (args, input);
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_str_eq (out.out, expected);
+    drv_test_output_free (&out);
+    free (input);
+    free (expected);
+}
+
+Test (e2e, submit_takes_data_or_stdin)
+{
+    const char *with_data [] = {"submit", "square", "--data", "7", NULL};
+    drv_test_output_t out = s_cli (with_data, NULL);
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_str_eq (out.out, "49\n");
+    drv_test_output_free (&out);
+    const char *from_stdin [] = {"submit", "square", NULL};
+    out = s_cli (from_stdin, "8\n");
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_str_eq (out.out, "64\n");
+    drv_test_output_free (&out);
+}
+
+Test (e2e, failed_submit_exits_nonzero_with_reason)
+{
+    const char *args [] = {"submit", "fail", "--data", "3", NULL};
+    drv_test_output_t out = s_cli (args, NULL);
+    cr_assert_eq (out.status, 1);
+    cr_assert_str_eq (out.out, "");
+    cr_assert_neq (strstr (out.err, "exit status 3: cannot handle 3"), NULL, "%s", out.err);
+    drv_test_output_free (&out);
+}
+
+Test (e2e, crashed_task_names_the_signal_and_worker_carries_on)
+{
+    const char *args [] = {"submit", "segv", "--data", "", NULL};
+    drv_test_output_t out = s_cli (args, NULL);
+    cr_assert_eq (out.status, 1);
+    cr_assert_neq (strstr (out.err, "killed by signal SIGSEGV: about to crash"), NULL, "%s",
+                   out.err);
+    drv_test_output_free (&out);
+    s_await_workers ("square", "2");
+    for (size_t i = 0; i < cluster.nworkers; i++)
+        cr_assert_eq (kill (cluster.worker [i], 0), 0, "worker %zu still alive", i);
+}
+
+Test (e2e, task_timeout_kills_the_task)
+{
+    const char *args [] = {"submit", "slow", "--data", "30", "--timeout", "300", NULL};
+    drv_test_output_t out = s_cli (args, NULL);
+    cr_assert_eq (out.status, 1);
+    cr_assert_neq (strstr (out.err, "timed out after 300 ms"), NULL, "%s", out.err);
+    drv_test_output_free (&out);
+}
+
+Test (e2e, status_reports_a_finished_job)
+{
+    //  The warm-up task of setup was the broker's first job.
+    const char *args [] = {"status", "1", NULL};
+    drv_test_output_t out = s_cli (args, NULL);
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_neq (strstr (out.out, "job 1: succeeded"), NULL, "%s", out.out);
+    cr_assert_neq (strstr (out.out, "function: square"), NULL, "%s", out.out);
+    drv_test_output_free (&out);
+    const char *unknown [] = {"status", "424242", NULL};
+    out = s_cli (unknown, NULL);
+    cr_assert_eq (out.status, 1);
+    cr_assert_neq (strstr (out.err, "no job 424242"), NULL, "%s", out.err);
+    drv_test_output_free (&out);
+}
+
+Test (e2e, unoffered_function_waits_and_says_so)
+{
+    const char *argv [] = {DRV_CLI_BIN, "--broker", cluster.clients, "submit", "resize",
+                           "--data", "x", NULL};
+    drv_test_output_t out = drv_test_run (argv, NULL, NULL, 1500);
+    cr_assert_eq (out.status, 137, "still waiting when stopped");
+    cr_assert_str_eq (out.err, "drover: no worker offers 'resize' yet; waiting\n");
+    drv_test_output_free (&out);
+}
+
+Test (e2e, broker_from_environment)
+{
+    char variable [96];
+    snprintf (variable, sizeof variable, "DROVER_BROKER=%s", cluster.clients);
+    const char *env [] = {variable, NULL};
+    const char *argv [] = {DRV_CLI_BIN, "submit", "square", "--data", "9", NULL};
+    drv_test_output_t out = drv_test_run (argv, NULL, env, 60000);
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_str_eq (out.out, "81\n");
+    drv_test_output_free (&out);
+}
+
+Test (e2e, running_task_moves_when_its_worker_is_stopped)
+{
+    //  One slot each: the slow task runs on one worker; stop that one.
+    drover_client_t *client = drover_client_new (cluster.clients);
+    uint64_t job_id;
+    cr_assert_eq (drover_client_submit (client, "slow", "2", 1, NULL, &job_id), 0);
+    drover_status_t status;
+    do {
+        cr_assert_eq (drover_client_status (client, job_id, &status), 0);
+    } while (status.state == DROVER_JOB_QUEUED);
+    //  Find the worker by its name (host:pid) and stop it.
+    long pid = strtol (strrchr (status.worker, ':') + 1, NULL, 10);
+    int stopped = drv_test_stop ((pid_t) pid, SIGTERM, 5000);
+    cr_assert (WIFEXITED (stopped) && WEXITSTATUS (stopped) == 0, "worker exits 0 on SIGTERM");
+    drover_result_t *result;
+    cr_assert_eq (drover_client_wait (client, job_id, 30000, &result), 0, "%s",
+                  drover_client_error (client));
+    cr_assert_eq (result->outcome, DROVER_OUTCOME_OK);
+    cr_assert_str_eq ((char *) result->data, "slept 2\n");
+    cr_assert_eq (result->attempts, 2);
+    drover_result_destroy (&result);
+    drover_client_destroy (&client);
+}
+
+Test (e2e, killed_worker_is_declared_dead_and_its_task_moves)
+{
+    drover_client_t *client = drover_client_new (cluster.clients);
+    uint64_t job_id;
+    cr_assert_eq (drover_client_submit (client, "slow", "2", 1, NULL, &job_id), 0);
+    drover_status_t status;
+    do {
+        cr_assert_eq (drover_client_status (client, job_id, &status), 0);
+    } while (status.state == DROVER_JOB_QUEUED);
+    long pid = strtol (strrchr (status.worker, ':') + 1, NULL, 10);
+    drv_test_stop ((pid_t) pid, SIGKILL, 5000);
+    drover_result_t *result;
+    cr_assert_eq (drover_client_wait (client, job_id, 30000, &result), 0, "%s",
+                  drover_client_error (client));
+    cr_assert_eq (result->outcome, DROVER_OUTCOME_OK);
+    cr_assert_eq (result->attempts, 2);
+    drover_result_destroy (&result);
+    drover_client_destroy (&client);
+}
+
+Test (e2e, daemons_stop_cleanly_on_sigterm)
+{
+    for (size_t i = 0; i < cluster.nworkers; i++) {
+        int status = drv_test_stop (cluster.worker [i], SIGTERM, 5000);
+        cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0, "worker %zu: %d", i, status);
+    }
+    int status = drv_test_stop (cluster.broker, SIGINT, 5000);
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0, "broker: %d", status);
+    cluster.nworkers = 0;
+    cluster.broker = 0;
+}
+
+//  Programs without a cluster.
+Test (cli, every_program_has_help, .timeout = 30)
+{
+    const char *programs [] = {DRV_BROKER_BIN, DRV_WORKER_BIN, DRV_CLI_BIN};
+    for (int i = 0; i < 3; i++) {
+        const char *argv [] = {programs [i], "--help", NULL};
+        drv_test_output_t out = drv_test_run (argv, NULL, NULL, 10000);
+        cr_assert_eq (out.status, 0, "%s --help", programs [i]);
+        cr_assert_neq (strstr (out.out, "Usage:"), NULL, "%s", out.out);
+        drv_test_output_free (&out);
+    }
+    drv_test_reap_all ();
+}
+
+Test (cli, usage_errors_say_what_to_do, .timeout = 30)
+{
+    const char *no_broker [] = {DRV_CLI_BIN, "map", "square", NULL};
+    drv_test_output_t out = drv_test_run (no_broker, NULL, NULL, 10000);
+    cr_assert_eq (out.status, 2);
+    cr_assert_neq (strstr (out.err, "DROVER_BROKER"), NULL, "%s", out.err);
+    drv_test_output_free (&out);
+    const char *bad_function [] = {DRV_WORKER_BIN, "--broker", "tcp://127.0.0.1:1", "--function",
+                                   "square=python:sq.py", NULL};
+    out = drv_test_run (bad_function, NULL, NULL, 10000);
+    cr_assert_eq (out.status, 2);
+    cr_assert_neq (strstr (out.err, "exec:PROGRAM"), NULL, "%s", out.err);
+    drv_test_output_free (&out);
+    const char *no_workers [] = {DRV_BROKER_BIN, "--clients", "tcp://127.0.0.1:1", NULL};
+    out = drv_test_run (no_workers, NULL, NULL, 10000);
+    cr_assert_eq (out.status, 2);
+    cr_assert_neq (strstr (out.err, "--workers"), NULL, "%s", out.err);
+    drv_test_output_free (&out);
+    drv_test_reap_all ();
+}

@@ -1,0 +1,70 @@
+/*  drv_exec.h - run one task program under a zloop.
+
+    Runs a program per task without threads, blocking only until the
+    child has called exec: the payload goes
+    to the child's stdin, its stdout becomes the result, the tail of its
+    stderr becomes the failure reason. The child runs in its own process
+    group, which is killed as a whole on timeout, on cancel, and when the
+    child ends. Use an exec object from the thread that runs its loop, and
+    destroy a running exec before its loop.
+*/
+
+#ifndef DRV_EXEC_H_INCLUDED
+#define DRV_EXEC_H_INCLUDED
+
+#include <czmq.h>
+#include <sys/types.h>
+#include "drover.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _drv_exec_t drv_exec_t;
+
+//  Called once from the loop when the task has finished; may destroy exec.
+typedef void (drv_exec_done_fn) (drv_exec_t *exec, void *arg);
+
+//  Split "PROGRAM ARG..." on spaces into a NULL-terminated argv; NULL if no word.
+char **
+    drv_exec_argv_new (const char *spec);
+
+//  Free an argv from drv_exec_argv_new and NULL the pointer.
+void
+    drv_exec_argv_destroy (char ***argv_p);
+
+//  Start argv[0] with payload on its stdin; NULL with err set on failure.
+drv_exec_t *
+    drv_exec_start (zloop_t *loop, char *const argv[], const void *payload, size_t size,
+                    uint32_t timeout_ms, size_t max_output,
+                    drv_exec_done_fn *done, void *arg, char *err, size_t err_size);
+
+//  After done: how the task ended.
+drover_outcome_t
+    drv_exec_outcome (drv_exec_t *self);
+
+//  After done: stdout bytes, NUL-terminated, borrowed until destroy.
+const uint8_t *
+    drv_exec_output (drv_exec_t *self, size_t *size);
+
+//  After done: "" on success, else why the task failed (borrowed).
+const char *
+    drv_exec_reason (drv_exec_t *self);
+
+//  The child's pid (0 once reaped).
+pid_t
+    drv_exec_pid (drv_exec_t *self);
+
+//  Kill the task's process group now; done still follows, once.
+void
+    drv_exec_kill (drv_exec_t *self);
+
+//  Destroy and NULL the pointer; a running task is killed and reaped, no done.
+void
+    drv_exec_destroy (drv_exec_t **self_p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
