@@ -41,6 +41,7 @@ typedef struct {
     int64_t timer_at;                //  when it fires
     int64_t next_liveness_ms;        //  next worker liveness check
     int64_t now_ms;                  //  clock read for the current event
+    uint8_t instance [16];           //  this run's id, on every message sent
     uint64_t rejected;               //  messages refused
     uint64_t malformed;              //  frames that did not decode
 } s_server_t;
@@ -79,6 +80,22 @@ s_send (zsock_t *sock, const uint8_t *identity, size_t identity_len, zframe_t **
     return rc == -1 ? -1 : 0;
 }
 
+//  Encode and send a message, stamped with this broker's instance id.
+static int
+s_send_msg (s_server_t *self, zsock_t *sock, const uint8_t *identity, size_t identity_len,
+            const drv_msg_t *msg)
+{
+    drv_msg_t stamped = *msg;
+    stamped.instance = self->instance;
+    stamped.instance_size = sizeof self->instance;
+    zframe_t *frame = drv_codec_encode (&stamped);
+    if (!frame) {
+        zsys_error ("broker: cannot encode message type=%d", msg->type);
+        return -1;
+    }
+    return s_send (sock, identity, identity_len, &frame);
+}
+
 //  Answer a peer's request with an Error and log why.
 static void
 s_refuse (s_server_t *self, zsock_t *sock, zframe_t *identity, uint64_t seq,
@@ -89,20 +106,8 @@ s_refuse (s_server_t *self, zsock_t *sock, zframe_t *identity, uint64_t seq,
     zsys_warning ("broker: refused peer=%s code=%d (%s): %s", who, code, drover_error_name (code),
                   text);
     self->rejected++;
-    zframe_t *reply = drv_codec_error (seq, code, text);
-    s_send (sock, zframe_data (identity), zframe_size (identity), &reply);
-}
-
-//  Encode and send a message; log when it cannot be encoded.
-static int
-s_send_msg (zsock_t *sock, const uint8_t *identity, size_t identity_len, const drv_msg_t *msg)
-{
-    zframe_t *frame = drv_codec_encode (msg);
-    if (!frame) {
-        zsys_error ("broker: cannot encode message type=%d", msg->type);
-        return -1;
-    }
-    return s_send (sock, identity, identity_len, &frame);
+    drv_msg_t reply = {.type = DRV_MSG_ERROR, .seq = seq, .code = code, .text = text};
+    s_send_msg (self, sock, zframe_data (identity), zframe_size (identity), &reply);
 }
 
 //  A finished job's result as the codec sends it; points into the job.
@@ -142,7 +147,7 @@ s_outbox_flush (s_server_t *self, s_outbox_t *box)
         }
         if (count) {
             drv_msg_t msg = {.type = DRV_MSG_RESULTS, .results = results, .nresults = count};
-            if (s_send_msg (self->clients, box->identity, box->identity_len, &msg) == -1)
+            if (s_send_msg (self, self->clients, box->identity, box->identity_len, &msg) == -1)
                 break;              //  not connected or not reading: later
             for (size_t i = 0; i < count; i++)
                 jobs [i]->delivered = true;
@@ -236,7 +241,7 @@ s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
             bytes += job->size;
         }
         drv_msg_t msg = {.type = DRV_MSG_DISPATCH, .tasks = tasks, .ntasks = n};
-        sent = s_send_msg (self->workers, identity, length, &msg) == 0;
+        sent = s_send_msg (self, self->workers, identity, length, &msg) == 0;
         first += n;
     }
     if (!sent) {
@@ -378,20 +383,33 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         return;
     }
     uint64_t *ids = (uint64_t *) malloc (msg->ntasks * sizeof (uint64_t));
-    size_t created = 0;
+    size_t created = 0, fresh = 0;
     for (; ids && created < msg->ntasks; created++) {
         drv_task_t *task = &msg->tasks [created];
-        drv_job_t *job = drv_store_submit (self->store, queue, task->id, zframe_data (identity),
-                                           zframe_size (identity), task->payload, task->size,
-                                           msg->timeout_ms);
+        //  A tag this client sent before (it resends after a broker
+        //  restart or a lost acknowledgement) names the same job.
+        drv_job_t *job = drv_store_find_tag (self->store, zframe_data (identity),
+                                             zframe_size (identity), task->id);
+        if (job) {
+            ids [created] = job->id;
+            if (job->state >= DROVER_JOB_SUCCEEDED && !job->delivered)
+                s_post_result (self, job);
+            continue;
+        }
+        job = drv_store_submit (self->store, queue, task->id, zframe_data (identity),
+                                zframe_size (identity), task->payload, task->size,
+                                msg->timeout_ms);
         if (!job)
             break;
         ids [created] = job->id;
+        fresh++;
     }
     if (!ids || created < msg->ntasks) {
-        //  Out of memory: take back what was queued, all or none.
+        //  Out of memory: take back what this submit queued, all or none.
         for (size_t i = 0; ids && i < created; i++) {
             drv_job_t *job = drv_store_lookup (self->store, ids [i]);
+            if (job->state != DROVER_JOB_QUEUED || job->attempts)
+                continue;           //  an earlier submit's job, found by tag
             drv_store_finish (self->store, job, DROVER_OUTCOME_LOST, NULL, 0, "", self->now_ms);
             job->delivered = true;
         }
@@ -407,11 +425,11 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         .njob_ids = msg->ntasks,
         .workers = (uint32_t) drv_queue_workers (queue),
     };
-    s_send_msg (self->clients, zframe_data (identity), zframe_size (identity), &ack);
+    s_send_msg (self, self->clients, zframe_data (identity), zframe_size (identity), &ack);
     free (ids);
     if (self->config->verbose)
-        zsys_info ("broker: submit function=%s tasks=%zu queued=%zu", msg->function,
-                   msg->ntasks, drv_queue_size (queue));
+        zsys_info ("broker: submit function=%s tasks=%zu new=%zu queued=%zu", msg->function,
+                   msg->ntasks, fresh, drv_queue_size (queue));
     s_dispatch (self);
 }
 
@@ -443,8 +461,21 @@ s_client_status (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
     }
     drv_msg_t reply = {
         .type = DRV_MSG_STATUS_REPLY, .seq = msg->seq, .jobs = jobs, .njobs = msg->njob_ids};
-    s_send_msg (self->clients, zframe_data (identity), zframe_size (identity), &reply);
+    s_send_msg (self, self->clients, zframe_data (identity), zframe_size (identity), &reply);
     free (jobs);
+}
+
+//  Ack: the client has these results. Only its own jobs count.
+static void
+s_client_ack (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
+{
+    for (size_t i = 0; i < msg->njob_ids; i++) {
+        drv_job_t *job = drv_store_lookup (self->store, msg->job_ids [i]);
+        if (!job || job->state < DROVER_JOB_SUCCEEDED || job->client_len != zframe_size (identity)
+            || memcmp (job->client, zframe_data (identity), job->client_len) != 0)
+            continue;
+        job->delivered = true;
+    }
 }
 
 static int
@@ -464,14 +495,17 @@ s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
                 break;
             case DRV_MSG_HEARTBEAT: {
                 drv_msg_t reply = {.type = DRV_MSG_HEARTBEAT, .seq = msg->seq};
-                s_send_msg (sock, zframe_data (identity), zframe_size (identity), &reply);
+                s_send_msg (self, sock, zframe_data (identity), zframe_size (identity), &reply);
                 break;
             }
+            case DRV_MSG_ACK:
+                s_client_ack (self, identity, msg);
+                break;
             case DRV_MSG_BYE:
                 break;
             default:
                 s_refuse (self, sock, identity, msg->seq, DROVER_ERR_UNEXPECTED,
-                          "clients may send Submit, Status, Heartbeat and Bye only");
+                          "clients may send Submit, Status, Ack, Heartbeat and Bye only");
         }
         drv_msg_destroy (&msg);
     }
@@ -558,7 +592,7 @@ s_on_worker (zloop_t *loop, zsock_t *sock, void *arg)
         else
         if (msg->type == DRV_MSG_HEARTBEAT) {
             drv_msg_t reply = {.type = DRV_MSG_HEARTBEAT, .seq = msg->seq};
-            s_send_msg (sock, zframe_data (identity), zframe_size (identity), &reply);
+            s_send_msg (self, sock, zframe_data (identity), zframe_size (identity), &reply);
         }
         else
         if (msg->type == DRV_MSG_BYE) {
@@ -604,6 +638,10 @@ drv_broker_actor (zsock_t *pipe, void *args)
     s_server_t server = {.config = (const drv_broker_config_t *) args, .pipe = pipe};
     s_server_t *self = &server;
     self->timer_id = -1;
+    zuuid_t *instance = zuuid_new ();
+    if (instance)
+        memcpy (self->instance, zuuid_data (instance), sizeof self->instance);
+    zuuid_destroy (&instance);
     //  zactor_new waits for this; the status report follows on the pipe.
     zsock_signal (pipe, 0);
     char err [512] = "";

@@ -24,6 +24,7 @@ struct _drv_queue_t {
 struct _drv_store_t {
     zhashx_t *jobs;                  //  id -> drv_job_t, owns them
     zhashx_t *queues;                //  name -> drv_queue_t, owns them
+    zhashx_t *tags;                  //  "client-hex:tag" -> drv_job_t
     zlistx_t *done;                  //  finished jobs, oldest first
     uint64_t next_id;                //  id of the next job
     uint32_t keep_ms;                //  how long finished jobs stay
@@ -65,8 +66,9 @@ drv_store_new (uint32_t keep_ms, size_t max_queue)
         return NULL;
     self->jobs = drv_util_u64_hash_new ();
     self->queues = zhashx_new ();
+    self->tags = zhashx_new ();
     self->done = zlistx_new ();
-    if (!self->jobs || !self->queues || !self->done) {
+    if (!self->jobs || !self->queues || !self->tags || !self->done) {
         drv_store_destroy (&self);
         return NULL;
     }
@@ -86,11 +88,32 @@ drv_store_destroy (drv_store_t **self_p)
     if (self) {
         //  Lists first: they point into the tables.
         zlistx_destroy (&self->done);
+        zhashx_destroy (&self->tags);
         zhashx_destroy (&self->queues);
         zhashx_destroy (&self->jobs);
         free (self);
         *self_p = NULL;
     }
+}
+
+//  The tag index key of a job: client id in hex, a colon, the tag.
+static char *
+s_tag_key (const uint8_t *client, size_t client_len, uint64_t tag, char *key)
+{
+    drv_util_hex (client, client_len, key);
+    sprintf (key + 2 * client_len, ":%" PRIu64, tag);
+    return key;
+}
+
+#define S_TAG_KEY_MAX (2 * DRV_PEER_ID_MAX + 22)
+
+drv_job_t *
+drv_store_find_tag (drv_store_t *self, const uint8_t *client, size_t client_len, uint64_t tag)
+{
+    if (client_len > DRV_PEER_ID_MAX)
+        return NULL;
+    char key [S_TAG_KEY_MAX];
+    return (drv_job_t *) zhashx_lookup (self->tags, s_tag_key (client, client_len, tag, key));
 }
 
 drv_queue_t *
@@ -159,6 +182,8 @@ drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag, const uin
         memcpy (job->client, client, client_len);
     job->handle = zlistx_add_end (queue->jobs, job);
     zhashx_insert (self->jobs, drv_util_u64_key (job->id), job);
+    char key [S_TAG_KEY_MAX];
+    zhashx_insert (self->tags, s_tag_key (client, client_len, tag, key), job);
     self->submitted++;
     return job;
 }
@@ -231,6 +256,10 @@ drv_store_expire (drv_store_t *self, int64_t now_ms)
     while ((job = (drv_job_t *) zlistx_first (self->done))
            && job->finished_ms + self->keep_ms <= now_ms) {
         zlistx_delete (self->done, job->handle);
+        char key [S_TAG_KEY_MAX];
+        s_tag_key (job->client, job->client_len, job->tag, key);
+        if (zhashx_lookup (self->tags, key) == job)
+            zhashx_delete (self->tags, key);
         zhashx_delete (self->jobs, drv_util_u64_key (job->id));
         expired++;
     }

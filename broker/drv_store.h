@@ -69,6 +69,11 @@ drv_job_t *drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag
 //  The job with this id, or NULL (never existed, or expired).
 drv_job_t *drv_store_lookup (drv_store_t *self, uint64_t id);
 
+//  The job this client submitted with this tag, while the store holds
+//  it; NULL if none.
+drv_job_t *drv_store_find_tag (drv_store_t *self, const uint8_t *client, size_t client_len,
+                               uint64_t tag);
+
 //  Take the job at the head of queue, or NULL if empty: it becomes
 //  RUNNING on worker, with one more attempt.
 drv_job_t *drv_store_lease (drv_store_t *self, drv_queue_t *queue, void *worker);

@@ -23,6 +23,8 @@
 #define S_BATCH_BYTES (4 * 1024 * 1024)
 //  Submits an imap has in flight unacknowledged at most.
 #define S_SUBMIT_WINDOW 16
+//  Heartbeat interval towards a silent broker, in ms.
+#define S_HEARTBEAT_MS 1000
 
 //  One task submitted by this client.
 typedef struct {
@@ -33,6 +35,12 @@ typedef struct {
     drover_callback_fn *callback;    //  async success
     drover_callback_fn *error_callback;  //  async failure
     void *arg;                       //  for the callbacks
+    uint64_t first_id;               //  the id first acknowledged (callers keep it)
+    bool acked;                      //  a SubmitAck named this job
+    char *function;                  //  kept to resend after a broker restart
+    uint32_t timeout_ms;             //  likewise
+    uint8_t *payload;                //  likewise; freed once the result is in
+    size_t size;                     //  bytes in payload
 } s_job_t;
 
 //  One Submit awaiting its acknowledgement.
@@ -42,6 +50,7 @@ typedef struct {
     size_t count;                    //  entries in tags
     char *function;                  //  for notices
     bool acked;                      //  acknowledged
+    bool internal;                   //  a resend nobody waits on: goes once acked
     drover_error_t error;            //  refused with this code
     char *text;                      //  and this reason
 } s_submit_t;
@@ -62,6 +71,10 @@ struct _drover_client_t {
     int ack_timeout;                 //  ms to wait for an acknowledgement
     uint64_t status_seq;             //  the Status being awaited
     drv_msg_t *status_reply;         //  its reply, once in
+    uint8_t instance [DRV_INSTANCE_MAX];  //  the broker's run id, as last seen
+    size_t instance_size;            //  bytes in instance; 0 before first contact
+    int64_t last_heard;              //  when the broker last sent anything
+    int64_t last_ping;               //  when we last sent a Heartbeat
     char error [1024];               //  last error
     drover_error_t error_code;       //  last refusal code
 };
@@ -89,6 +102,8 @@ s_job_destroy (void **item)
     s_job_t *job = (s_job_t *) *item;
     if (job) {
         drover_result_destroy (&job->result);
+        free (job->function);
+        free (job->payload);
         free (job);
         *item = NULL;
     }
@@ -229,11 +244,20 @@ s_on_ack (drover_client_t *self, drv_msg_t *msg)
     for (size_t i = 0; i < submit->count; i++) {
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, submit->tags [i]);
         if (job) {
+            //  After a broker restart the resend may get a new id; the
+            //  first one still finds the job.
             job->job_id = msg->job_ids [i];
-            zhashx_insert (self->by_id, drv_util_u64_key (job->job_id), job);
+            job->acked = true;
+            if (!job->first_id)
+                job->first_id = job->job_id;
+            zhashx_update (self->by_id, drv_util_u64_key (job->job_id), job);
         }
     }
     submit->acked = true;
+    if (submit->internal) {
+        zhashx_delete (self->submits, drv_util_u64_key (submit->seq));
+        return;
+    }
     if (msg->workers == 0 && self->notice && !zhashx_lookup (self->warned, submit->function)) {
         zhashx_insert (self->warned, submit->function, (void *) 1);
         char text [DRV_FUNCTION_MAX + 64];
@@ -252,8 +276,25 @@ s_on_results (drover_client_t *self, drv_msg_t *msg)
             continue;               //  not ours, or a second result: dropped
         job->result = drv_util_result_new (in->job_id, in->outcome, in->data, in->size,
                                            in->reason, in->attempts);
+        if (job->result) {
+            job->result->job_id = job->first_id ? job->first_id : in->job_id;
+            free (job->payload);
+            job->payload = NULL;
+        }
         if (job->result && job->async)
             zlistx_add_end (self->ready, job);
+    }
+    //  Tell the broker these are in, so it can forget them.
+    uint64_t *ids = (uint64_t *) malloc (msg->nresults * sizeof (uint64_t));
+    if (ids) {
+        for (size_t i = 0; i < msg->nresults; i++)
+            ids [i] = msg->results [i].job_id;
+        drv_msg_t ack = {.type = DRV_MSG_ACK, .seq = ++self->seq, .job_ids = ids,
+                         .njob_ids = msg->nresults};
+        zframe_t *frame = drv_codec_encode (&ack);
+        if (frame && zframe_send (&frame, self->dealer, ZFRAME_DONTWAIT) == -1)
+            zframe_destroy (&frame);
+        free (ids);
     }
 }
 
@@ -277,11 +318,38 @@ s_on_error (drover_client_t *self, drv_msg_t *msg)
 
 //  Receive and handle one message, waiting up to timeout_ms (-1:
 //  forever). 1 if one was handled, 0 on timeout, -1 if interrupted.
+static void s_resend_all (drover_client_t *self);
+
+//  Heartbeat the broker while we wait on it and it is silent: its reply
+//  shows it is there, and a new instance id shows it restarted.
+static void
+s_ping (drover_client_t *self, int64_t now)
+{
+    if (now - self->last_heard < S_HEARTBEAT_MS || now - self->last_ping < S_HEARTBEAT_MS)
+        return;
+    self->last_ping = now;
+    drv_msg_t ping = {.type = DRV_MSG_HEARTBEAT, .seq = ++self->seq};
+    zframe_t *frame = drv_codec_encode (&ping);
+    if (frame && zframe_send (&frame, self->dealer, ZFRAME_DONTWAIT) == -1)
+        zframe_destroy (&frame);
+}
+
 static int
 s_receive (drover_client_t *self, int timeout_ms)
 {
     zmq_pollitem_t item = {.socket = zsock_resolve (self->dealer), .events = ZMQ_POLLIN};
-    int rc = zmq_poll (&item, 1, timeout_ms);
+    int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+    int rc;
+    while (true) {
+        int64_t now = zclock_mono ();
+        s_ping (self, now);
+        int slice = S_HEARTBEAT_MS;
+        if (deadline >= 0 && deadline - now < slice)
+            slice = (int) (deadline > now ? deadline - now : 0);
+        rc = zmq_poll (&item, 1, slice);
+        if (rc != 0 || (deadline >= 0 && zclock_mono () >= deadline))
+            break;
+    }
     if (rc == -1)
         return s_fail (self, DROVER_ERR_NONE, EINTR, "interrupted");
     if (rc == 0)
@@ -298,6 +366,22 @@ s_receive (drover_client_t *self, int timeout_ms)
     if (code) {
         zsys_warning ("client: bad message from broker: %s", err);
         return 1;
+    }
+    self->last_heard = zclock_mono ();
+    bool restarted = false;
+    if (msg->instance_size) {
+        restarted = self->instance_size && (msg->instance_size != self->instance_size
+                                            || memcmp (msg->instance, self->instance,
+                                                       msg->instance_size) != 0);
+        memcpy (self->instance, msg->instance, msg->instance_size);
+        self->instance_size = msg->instance_size;
+    }
+    if (restarted) {
+        //  What the old run acknowledged may be gone: send again every task
+        //  without a result. The broker knows resent tags, so a job it kept
+        //  is not doubled. Replies of the new run are handled after this.
+        zsys_info ("client: broker at %s restarted; resending unfinished tasks", self->endpoint);
+        s_resend_all (self);
     }
     switch (msg->type) {
         case DRV_MSG_SUBMIT_ACK: s_on_ack (self, msg); break;
@@ -337,10 +421,17 @@ s_deadline (int timeout_ms)
 
 //  Send one Submit for count tasks with the given tags; records the jobs
 //  and the pending Submit. Returns its seq, or 0 on error.
+//  How s_submit_send treats the tasks it sends.
+typedef enum {
+    S_SEND_NEW,                      //  new tasks: record jobs and the Submit
+    S_SEND_AGAIN,                    //  a pending Submit again, same seq
+    S_SEND_AGAIN_NEW_SEQ             //  known jobs in a new Submit nobody waits on
+} s_send_mode_t;
+
 static uint64_t
 s_submit_send (drover_client_t *self, const char *function, size_t count,
                const void *const *payloads, const size_t *sizes, const uint64_t *tags,
-               const drover_options_t *options, bool async)
+               const drover_options_t *options, bool async, s_send_mode_t mode, uint64_t seq)
 {
     if (!drv_codec_valid_function (function)) {
         s_fail (self, DROVER_ERR_INVALID, EINVAL,
@@ -370,7 +461,7 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
                                   .size = sizes [i]};
     drv_msg_t msg = {
         .type = DRV_MSG_SUBMIT,
-        .seq = ++self->seq,
+        .seq = mode == S_SEND_AGAIN ? seq : ++self->seq,
         .function = function,
         .timeout_ms = options ? options->timeout_ms : 0,
         .priority = options ? options->priority : 0,
@@ -386,20 +477,101 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         s_fail (self, DROVER_ERR_NONE, EIO, "cannot send to the broker at %s", self->endpoint);
         return 0;
     }
+    if (mode == S_SEND_AGAIN) {
+        //  The record and the jobs exist already.
+        void *item = submit;
+        s_submit_destroy (&item);
+        return msg.seq;
+    }
     memcpy (submit->tags, tags, count * sizeof (uint64_t));
     submit->count = count;
     submit->seq = msg.seq;
+    submit->internal = mode == S_SEND_AGAIN_NEW_SEQ;
     zhashx_insert (self->submits, drv_util_u64_key (submit->seq), submit);
+    if (mode == S_SEND_AGAIN_NEW_SEQ)
+        return msg.seq;
     for (size_t i = 0; i < count; i++) {
         s_job_t *job = (s_job_t *) calloc (1, sizeof *job);
         if (!job)
             continue;               //  its result will be dropped
         job->tag = tags [i];
         job->async = async;
+        job->function = strdup (function);
+        job->timeout_ms = options ? options->timeout_ms : 0;
+        job->payload = (uint8_t *) malloc (sizes [i] ? sizes [i] : 1);
+        if (job->payload && sizes [i])
+            memcpy (job->payload, payloads [i], sizes [i]);
+        job->size = sizes [i];
         zhashx_insert (self->by_tag, drv_util_u64_key (job->tag), job);
     }
     return msg.seq;
 }
+
+//  Send these known tasks again in Submits of at most S_BATCH_TASKS: as
+//  the pending Submit `seq` (all in one), or in new internal Submits.
+static void
+s_send_again (drover_client_t *self, const uint64_t *tags, size_t count, uint64_t seq)
+{
+    const void **payloads = (const void **) calloc (count, sizeof (void *));
+    size_t *sizes = (size_t *) calloc (count, sizeof (size_t));
+    s_job_t *first = count ? (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [0]) : NULL;
+    if (payloads && sizes && first) {
+        for (size_t i = 0; i < count; i++) {
+            s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [i]);
+            payloads [i] = job && job->payload ? job->payload : (const void *) "";
+            sizes [i] = job && job->payload ? job->size : 0;
+        }
+        drover_options_t options = {.timeout_ms = first->timeout_ms};
+        s_submit_send (self, first->function, count, payloads, sizes, tags, &options, false,
+                       seq ? S_SEND_AGAIN : S_SEND_AGAIN_NEW_SEQ, seq);
+    }
+    free (payloads);
+    free (sizes);
+}
+
+static void
+s_resend_all (drover_client_t *self)
+{
+    //  Pending Submits go again as they were, so their waiters settle.
+    for (s_submit_t *submit = (s_submit_t *) zhashx_first (self->submits); submit;
+         submit = (s_submit_t *) zhashx_next (self->submits))
+        if (!submit->acked && !submit->error)
+            s_send_again (self, submit->tags, submit->count, submit->seq);
+    //  Acknowledged jobs without a result, grouped by function and timeout.
+    size_t count = 0, capacity = zhashx_size (self->by_tag);
+    s_job_t **jobs = (s_job_t **) calloc (capacity ? capacity : 1, sizeof (s_job_t *));
+    if (!jobs)
+        return;
+    for (s_job_t *job = (s_job_t *) zhashx_first (self->by_tag); job;
+         job = (s_job_t *) zhashx_next (self->by_tag))
+        if (job->acked && !job->result)
+            jobs [count++] = job;
+    uint64_t *tags = (uint64_t *) calloc (S_BATCH_TASKS, sizeof (uint64_t));
+    for (size_t i = 0; tags && i < count; i++) {
+        if (!jobs [i] || !jobs [i]->function)
+            continue;
+        const char *function = jobs [i]->function;
+        uint32_t timeout_ms = jobs [i]->timeout_ms;
+        size_t n = 0;
+        for (size_t j = i; j < count; j++) {
+            if (!jobs [j] || jobs [j]->timeout_ms != timeout_ms
+                || !streq (jobs [j]->function, function))
+                continue;
+            tags [n++] = jobs [j]->tag;
+            jobs [j] = NULL;
+            if (n == S_BATCH_TASKS) {
+                s_send_again (self, tags, n, 0);
+                n = 0;
+            }
+        }
+        if (n)
+            s_send_again (self, tags, n, 0);
+    }
+    free (tags);
+    free (jobs);
+}
+
+static drover_result_t *s_take (drover_client_t *self, s_job_t *job);
 
 //  Forget the jobs of a refused or abandoned Submit.
 static void
@@ -407,9 +579,10 @@ s_submit_forget (drover_client_t *self, s_submit_t *submit)
 {
     for (size_t i = 0; i < submit->count; i++) {
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, submit->tags [i]);
-        if (job && job->job_id)
-            zhashx_delete (self->by_id, drv_util_u64_key (job->job_id));
-        zhashx_delete (self->by_tag, drv_util_u64_key (submit->tags [i]));
+        if (job) {
+            drover_result_t *result = s_take (self, job);   //  forgets the job
+            drover_result_destroy (&result);
+        }
     }
     zhashx_delete (self->submits, drv_util_u64_key (submit->seq));
 }
@@ -438,7 +611,9 @@ s_submit_settle (drover_client_t *self, uint64_t seq)
 static int
 s_submit_await (drover_client_t *self, uint64_t seq)
 {
-    int64_t deadline = s_deadline (self->ack_timeout);
+    //  A broker that answered before and is silent now may be restarting:
+    //  wait for it. The timeout is for finding no broker at all.
+    int64_t deadline = s_deadline (self->instance_size ? -1 : self->ack_timeout);
     int rc;
     while ((rc = s_submit_settle (self, seq)) == 1) {
         int left = s_left (deadline);
@@ -469,7 +644,8 @@ s_submit (drover_client_t *self, const char *function, size_t count,
         return s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
     for (size_t i = 0; i < count; i++)
         tags [i] = self->next_tag++;
-    uint64_t seq = s_submit_send (self, function, count, payloads, sizes, tags, options, async);
+    uint64_t seq = s_submit_send (self, function, count, payloads, sizes, tags, options, async,
+                                  S_SEND_NEW, 0);
     int rc = seq ? s_submit_await (self, seq) : -1;
     for (size_t i = 0; rc == 0 && i < count; i++) {
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [i]);
@@ -503,6 +679,8 @@ s_take (drover_client_t *self, s_job_t *job)
     job->result = NULL;
     if (job->job_id)
         zhashx_delete (self->by_id, drv_util_u64_key (job->job_id));
+    if (job->first_id && job->first_id != job->job_id)
+        zhashx_delete (self->by_id, drv_util_u64_key (job->first_id));
     zhashx_delete (self->by_tag, drv_util_u64_key (job->tag));
     return result;
 }
@@ -762,7 +940,7 @@ drover_imap_flush (drover_imap_t *self)
     uint64_t *tags = self->order + self->tail - self->buffered;
     uint64_t seq = s_submit_send (self->client, self->function, self->buffered,
                                   (const void *const *) self->payloads, self->sizes, tags,
-                                  &self->options, false);
+                                  &self->options, false, S_SEND_NEW, 0);
     for (size_t i = 0; i < self->buffered; i++)
         free (self->payloads [i]);
     self->buffered = 0;

@@ -242,13 +242,14 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
             break;
         }
         case DROVER__ENVELOPE__BODY_SUBMIT_ACK:
-        case DROVER__ENVELOPE__BODY_STATUS: {
-            size_t count = env->body_case == DROVER__ENVELOPE__BODY_STATUS
-                               ? env->status->n_job_ids
-                               : env->submit_ack->n_job_ids;
-            const uint64_t *ids = env->body_case == DROVER__ENVELOPE__BODY_STATUS
-                                      ? env->status->job_ids
-                                      : env->submit_ack->job_ids;
+        case DROVER__ENVELOPE__BODY_STATUS:
+        case DROVER__ENVELOPE__BODY_ACK: {
+            size_t count = env->body_case == DROVER__ENVELOPE__BODY_STATUS ? env->status->n_job_ids
+                         : env->body_case == DROVER__ENVELOPE__BODY_ACK    ? env->ack->n_job_ids
+                                                                      : env->submit_ack->n_job_ids;
+            const uint64_t *ids = env->body_case == DROVER__ENVELOPE__BODY_STATUS ? env->status->job_ids
+                                : env->body_case == DROVER__ENVELOPE__BODY_ACK    ? env->ack->job_ids
+                                                                      : env->submit_ack->job_ids;
             if ((rc = s_check_batch (count, limits, "job id list", err, err_size)))
                 return rc;
             msg->job_ids = (uint64_t *) s_arena_alloc (arena, count * sizeof (uint64_t));
@@ -367,6 +368,7 @@ s_item_count (const Drover__Envelope *env)
         case DROVER__ENVELOPE__BODY_DISPATCH: return env->dispatch->n_tasks;
         case DROVER__ENVELOPE__BODY_SUBMIT_ACK: return env->submit_ack->n_job_ids;
         case DROVER__ENVELOPE__BODY_STATUS: return env->status->n_job_ids;
+        case DROVER__ENVELOPE__BODY_ACK: return env->ack->n_job_ids;
         case DROVER__ENVELOPE__BODY_RESULTS: return env->results->n_results;
         case DROVER__ENVELOPE__BODY_DONE: return env->done->n_results;
         case DROVER__ENVELOPE__BODY_STATUS_REPLY: return env->status_reply->n_jobs;
@@ -408,6 +410,12 @@ drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits, drv
     //  Each item copies at most four strings or byte fields, each needing
     //  a NUL and up to 7 bytes of alignment; arrays are at most the size
     //  of a jobinfo per item.
+    if (env->instance.len > DRV_INSTANCE_MAX) {
+        rc = s_reject (DROVER_ERR_INVALID, err, err_size, "instance id is longer than %d bytes",
+                       DRV_INSTANCE_MAX);
+        drover__envelope__free_unpacked (env, NULL);
+        return rc;
+    }
     size_t items = s_item_count (env);
     size_t cap = size + 64 + items * (4 * 8 + sizeof (drv_jobinfo_t));
     drv_msg_t *msg = (drv_msg_t *) calloc (1, sizeof (drv_msg_t) + cap);
@@ -419,6 +427,10 @@ drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits, drv
     msg->type = (drv_msg_type_t) env->body_case;
     msg->seq = env->seq;
     msg->arena = NULL;
+    if (env->instance.len) {
+        msg->instance = s_arena_bytes (&arena, env->instance.data, env->instance.len);
+        msg->instance_size = env->instance.len;
+    }
     rc = s_decode_body (env, msg, &arena, limits, err, err_size);
     drover__envelope__free_unpacked (env, NULL);
     if (rc) {
@@ -469,6 +481,8 @@ drv_codec_encode (const drv_msg_t *msg)
     Drover__Envelope env = DROVER__ENVELOPE__INIT;
     env.version = DROVER_PROTOCOL_VERSION;
     env.seq = msg->seq;
+    env.instance.data = (uint8_t *) msg->instance;
+    env.instance.len = msg->instance ? msg->instance_size : 0;
     env.body_case = (Drover__Envelope__BodyCase) msg->type;
 
     //  Scratch for repeated messages: one array of structs and one of
@@ -500,6 +514,7 @@ drv_codec_encode (const drv_msg_t *msg)
     Drover__SubmitAck submit_ack = DROVER__SUBMIT_ACK__INIT;
     Drover__Results results = DROVER__RESULTS__INIT;
     Drover__Status status = DROVER__STATUS__INIT;
+    Drover__Ack ack = DROVER__ACK__INIT;
     Drover__StatusReply status_reply = DROVER__STATUS_REPLY__INIT;
     Drover__Ready ready = DROVER__READY__INIT;
     Drover__Dispatch dispatch = DROVER__DISPATCH__INIT;
@@ -575,6 +590,11 @@ drv_codec_encode (const drv_msg_t *msg)
             status.n_job_ids = msg->njob_ids;
             status.job_ids = msg->job_ids;
             env.status = &status;
+            break;
+        case DRV_MSG_ACK:
+            ack.n_job_ids = msg->njob_ids;
+            ack.job_ids = msg->job_ids;
+            env.ack = &ack;
             break;
         case DRV_MSG_STATUS_REPLY: {
             Drover__JobInfo *infos = (Drover__JobInfo *) structs;

@@ -24,6 +24,7 @@ typedef enum {
     DRV_MSG_RESULTS = 12,
     DRV_MSG_STATUS = 13,
     DRV_MSG_STATUS_REPLY = 14,
+    DRV_MSG_ACK = 15,
     DRV_MSG_READY = 20,
     DRV_MSG_DISPATCH = 21,
     DRV_MSG_DONE = 22,
@@ -37,6 +38,8 @@ typedef enum {
 //  Longest worker name and error text kept, in bytes.
 #define DRV_NAME_MAX 255
 #define DRV_TEXT_MAX 4096
+//  Longest broker instance id, in bytes.
+#define DRV_INSTANCE_MAX 64
 
 //  A task: in a Submit (id is the client's tag, function unset) or in a
 //  Dispatch (id is the job id).
@@ -77,6 +80,8 @@ typedef struct {
 typedef struct {
     drv_msg_type_t type;         //  which body
     uint64_t seq;                //  request sequence, echoed in replies
+    const uint8_t *instance;     //  the broker's run id (broker to peers)
+    size_t instance_size;        //  bytes in instance, at most DRV_INSTANCE_MAX
     const char *function;        //  SUBMIT
     uint32_t timeout_ms;         //  SUBMIT
     int32_t priority;            //  SUBMIT
@@ -84,7 +89,7 @@ typedef struct {
     size_t ntasks;               //  entries in tasks
     drv_result_t *results;       //  RESULTS, DONE
     size_t nresults;             //  entries in results
-    uint64_t *job_ids;           //  SUBMIT_ACK, STATUS
+    uint64_t *job_ids;           //  SUBMIT_ACK, STATUS, ACK
     size_t njob_ids;             //  entries in job_ids
     uint32_t workers;            //  SUBMIT_ACK
     drv_jobinfo_t *jobs;         //  STATUS_REPLY

@@ -1,7 +1,9 @@
 /*  drover-test-worker - a worker daemon built on the libdrover worker
     SDK with in-process handlers, for tests that need many fast tasks
     (exec: starts a process per task). Offers "square" (decimal in,
-    decimal out) and "echo". Stops on SIGTERM/SIGINT like drover-worker.
+    decimal out), "echo", and "nap" (sleeps the payload's milliseconds,
+    then answers with the payload). Stops on SIGTERM/SIGINT like
+    drover-worker.
 
     Usage: drover-test-worker ENDPOINT SLOTS
 */
@@ -31,6 +33,18 @@ s_echo (drover_task_t *task, void *arg)
     return drover_task_reply (task, payload, size);
 }
 
+static int
+s_nap (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    size_t size;
+    const char *text = (const char *) drover_task_payload (task, &size);
+    zclock_sleep ((int) strtol (text, NULL, 10));
+    char out [32];
+    int length = snprintf (out, sizeof out, "%.*s\n", (int) size, text);
+    return drover_task_reply (task, out, (size_t) length);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -43,7 +57,8 @@ main (int argc, char *argv [])
     drover_worker_t *worker = drover_worker_new (argv [1]);
     if (!worker || drover_worker_set_slots (worker, (unsigned) atoi (argv [2])) == -1
         || drover_worker_add_handler (worker, "square", s_square, NULL) == -1
-        || drover_worker_add_handler (worker, "echo", s_echo, NULL) == -1)
+        || drover_worker_add_handler (worker, "echo", s_echo, NULL) == -1
+        || drover_worker_add_handler (worker, "nap", s_nap, NULL) == -1)
         return 1;
     int rc = drover_worker_run (worker);
     if (rc == -1)

@@ -256,6 +256,12 @@ drv_test_cluster_start (drv_test_cluster_t *cluster, const char *const broker_fl
               drv_test_free_port ());
     snprintf (cluster->workers, sizeof cluster->workers, "tcp://127.0.0.1:%d",
               drv_test_free_port ());
+    drv_test_cluster_restart_broker (cluster, broker_flags);
+}
+
+void
+drv_test_cluster_restart_broker (drv_test_cluster_t *cluster, const char *const broker_flags [])
+{
     const char *argv [32] = {DRV_BROKER_BIN, "--clients", cluster->clients, "--workers",
                              cluster->workers};
     int argc = 5;
@@ -297,6 +303,34 @@ drv_test_cluster_stop (drv_test_cluster_t *cluster)
         if (system (command) != 0)
             fprintf (stderr, "cannot remove %s\n", cluster->dir);
     }
+}
+
+pid_t
+drv_test_cli_spawn (drv_test_cluster_t *cluster, const char *const args [],
+                    const char *input_path, const char *output_path, const char *error_path)
+{
+    const char *argv [32] = {DRV_CLI_BIN, "--broker", cluster->clients};
+    int argc = 3;
+    for (int i = 0; args [i] && argc < 31; i++)
+        argv [argc++] = args [i];
+    pid_t parent = getpid ();
+    pid_t pid = fork ();
+    if (pid == 0) {
+        s_child_setup (parent);
+        int in = open (input_path, O_RDONLY);
+        int out = open (output_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open (error_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in == -1 || out == -1 || err == -1)
+            _exit (127);
+        dup2 (in, 0);
+        dup2 (out, 1);
+        dup2 (err, 2);
+        execv (argv [0], (char *const *) argv);
+        _exit (127);
+    }
+    if (pid > 0)
+        s_record (pid);
+    return pid;
 }
 
 drv_test_output_t

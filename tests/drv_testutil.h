@@ -68,6 +68,18 @@ void drv_test_cluster_start (drv_test_cluster_t *cluster, const char *const brok
 pid_t drv_test_cluster_worker (drv_test_cluster_t *cluster, int slots,
                                const char *const functions []);
 
+//  Start (again) the cluster's broker on its endpoints, e.g. after it
+//  was killed; extra flags may be NULL.
+void drv_test_cluster_restart_broker (drv_test_cluster_t *cluster,
+                                      const char *const broker_flags []);
+
+//  Start the drover CLI in the background: "drover --broker EP args..."
+//  with stdin from input_path and stdout to output_path, stderr to
+//  error_path. Returns its pid (reap with drv_test_stop).
+pid_t drv_test_cli_spawn (drv_test_cluster_t *cluster, const char *const args [],
+                          const char *input_path, const char *output_path,
+                          const char *error_path);
+
 //  Stop everything and remove the temp dir.
 void drv_test_cluster_stop (drv_test_cluster_t *cluster);
 

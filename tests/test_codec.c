@@ -197,6 +197,40 @@ Test (codec, status_round_trips_job_ids)
     drv_msg_destroy (&got);
 }
 
+Test (codec, ack_round_trips_job_ids)
+{
+    uint64_t ids [] = {3, 4, 1ull << 50};
+    drv_msg_t msg = {.type = DRV_MSG_ACK, .seq = 46, .job_ids = ids, .njob_ids = 3};
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->njob_ids, 3);
+    cr_assert_arr_eq (got->job_ids, ids, sizeof ids);
+    drv_msg_destroy (&got);
+}
+
+Test (codec, instance_round_trips_on_any_message)
+{
+    uint8_t instance [16] = {1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8, 0};
+    drv_msg_t msg = {.type = DRV_MSG_HEARTBEAT, .seq = 47, .instance = instance,
+                     .instance_size = sizeof instance};
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->instance_size, sizeof instance);
+    cr_assert_arr_eq (got->instance, instance, sizeof instance);
+    drv_msg_destroy (&got);
+    msg.instance = NULL;
+    msg.instance_size = 0;
+    got = s_round_trip (&msg);
+    cr_assert_eq (got->instance_size, 0, "no instance: none decoded");
+    drv_msg_destroy (&got);
+}
+
+Test (codec, overlong_instance_is_invalid)
+{
+    uint8_t instance [DRV_INSTANCE_MAX + 1] = {0};
+    drv_msg_t msg = {.type = DRV_MSG_HEARTBEAT, .instance = instance,
+                     .instance_size = sizeof instance};
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+}
+
 Test (codec, status_reply_round_trips_jobs_with_and_without_result)
 {
     drv_jobinfo_t jobs [] = {

@@ -270,6 +270,54 @@ Test (e2e, killed_worker_is_declared_dead_and_its_task_moves)
     drover_client_destroy (&client);
 }
 
+//  Read a whole file; the caller frees.
+static char *
+s_slurp (const char *path)
+{
+    FILE *file = fopen (path, "r");
+    cr_assert_not_null (file, "%s", path);
+    char *text = calloc (1, 1 << 20);
+    size_t got = fread (text, 1, (1 << 20) - 1, file);
+    text [got] = 0;
+    fclose (file);
+    return text;
+}
+
+Test (e2e, map_survives_a_broker_kill_and_restart)
+{
+    for (int i = 0; i < 2; i++) {
+        const char *argv [] = {DROVER_BIN_DIR "/drover-test-worker", cluster.workers, "4", NULL};
+        cr_assert_gt (drv_test_spawn (argv, NULL), 0);
+    }
+    //  300 tasks of 20 ms over 8 slots: under a second of work.
+    char input [256], output [256], errors [256];
+    snprintf (input, sizeof input, "%s/input", cluster.dir);
+    snprintf (output, sizeof output, "%s/output", cluster.dir);
+    snprintf (errors, sizeof errors, "%s/errors", cluster.dir);
+    FILE *file = fopen (input, "w");
+    char *expected = calloc (1, 300 * 8);
+    for (int i = 1; i <= 300; i++) {
+        fprintf (file, "2%d\n", i % 10);
+        sprintf (expected + strlen (expected), "2%d\n", i % 10);
+    }
+    fclose (file);
+    const char *args [] = {"map", "nap", NULL};
+    pid_t map = drv_test_cli_spawn (&cluster, args, input, output, errors);
+    zclock_sleep (300);
+    //  kill -9 mid-map, then a new broker on the same endpoints: the
+    //  client sends again what has no result yet.
+    drv_test_stop (cluster.broker, SIGKILL, 1000);
+    drv_test_cluster_restart_broker (&cluster, NULL);
+    int status = drv_test_stop (map, 0, 60000);
+    char *out = s_slurp (output), *err = s_slurp (errors);
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0, "map: %d, stderr: %s", status,
+               err);
+    cr_assert_str_eq (out, expected, "every result, in order");
+    free (out);
+    free (err);
+    free (expected);
+}
+
 Test (e2e, daemons_stop_cleanly_on_sigterm)
 {
     for (size_t i = 0; i < cluster.nworkers; i++) {

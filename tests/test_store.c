@@ -373,3 +373,22 @@ Test (store, counts_jobs_submitted_and_finished)
     cr_assert_eq (drv_store_submitted (s_store), 2);
     cr_assert_eq (drv_store_finished (s_store), 1);
 }
+
+Test (store, find_tag_names_the_job_a_client_submitted)
+{
+    static const uint8_t other [] = {'o', 't', 'h'};
+    drv_job_t *job = drv_store_submit (s_store, s_queue, 77, s_client, sizeof s_client, "x", 1, 0);
+    cr_assert_eq (drv_store_find_tag (s_store, s_client, sizeof s_client, 77), job);
+    cr_assert_null (drv_store_find_tag (s_store, s_client, sizeof s_client, 78));
+    cr_assert_null (drv_store_find_tag (s_store, other, sizeof other, 77), "tags are per client");
+}
+
+Test (store, find_tag_forgets_expired_jobs)
+{
+    drv_job_t *job = drv_store_submit (s_store, s_queue, 5, s_client, sizeof s_client, "x", 1, 0);
+    drv_store_finish (s_store, job, DROVER_OUTCOME_OK, "y", 1, NULL, 1000);
+    cr_assert_eq (drv_store_find_tag (s_store, s_client, sizeof s_client, 5), job,
+                  "finished jobs are still found, so a resend gets the result");
+    drv_store_expire (s_store, 1000 + 1000);
+    cr_assert_null (drv_store_find_tag (s_store, s_client, sizeof s_client, 5));
+}

@@ -85,6 +85,9 @@ typedef struct _s_agent_t {
     zlistx_t *backlog;               //  s_running_t waiting for a slot thread
     zlistx_t *done;                  //  drover_result_t to send, owned
     uint64_t seq;                    //  last request sequence
+    uint8_t instance [DRV_INSTANCE_MAX];  //  the broker's run id, as last seen
+    size_t instance_size;            //  bytes in instance
+    int64_t last_ready;              //  when Ready was last sent
 } s_agent_t;
 
 //  ---------------------------------------------------------------------
@@ -234,6 +237,7 @@ s_send_ready (s_agent_t *self)
     for (s_function_t *f = (s_function_t *) zlistx_first (worker->functions); f;
          f = (s_function_t *) zlistx_next (worker->functions))
         names [i++] = f->name;
+    self->last_ready = zclock_mono ();
     drv_msg_t msg = {
         .type = DRV_MSG_READY,
         .functions = names,
@@ -457,6 +461,17 @@ s_on_broker (zloop_t *loop, zsock_t *sock, void *arg)
         zsys_warning ("worker: bad message from broker: %s", err);
         return 0;
     }
+    if (msg->instance_size) {
+        bool restarted = self->instance_size
+                         && (msg->instance_size != self->instance_size
+                             || memcmp (msg->instance, self->instance, msg->instance_size));
+        memcpy (self->instance, msg->instance, msg->instance_size);
+        self->instance_size = msg->instance_size;
+        if (restarted) {
+            zsys_info ("worker: broker restarted; announcing again");
+            s_send_ready (self);
+        }
+    }
     if (msg->type == DRV_MSG_DISPATCH) {
         for (size_t i = 0; i < msg->ntasks; i++)
             s_take_task (self, &msg->tasks [i]);
@@ -466,8 +481,12 @@ s_on_broker (zloop_t *loop, zsock_t *sock, void *arg)
     else
     if (msg->type == DRV_MSG_ERROR) {
         if (msg->code == DROVER_ERR_UNEXPECTED) {
-            zsys_info ("worker: broker does not know us (%s); announcing again", msg->text);
-            s_send_ready (self);
+            //  It dropped us (silence) or lost us (restart). Every message
+            //  in flight gets this answer: announce once per interval.
+            if (zclock_mono () - self->last_ready >= self->worker->heartbeat_ms) {
+                zsys_info ("worker: broker does not know us (%s); announcing again", msg->text);
+                s_send_ready (self);
+            }
         }
         else
             zsys_warning ("worker: broker refused a message: %s (%s)", msg->text,

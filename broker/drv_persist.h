@@ -1,0 +1,91 @@
+/*  drv_persist - the broker's durable record of jobs, for --data DIR.
+
+    One SQLite database, DIR/jobs.db, in WAL mode with synchronous=FULL.
+    The broker stages changes as events come (add, finish, attempts,
+    remove) and calls drv_persist_commit once per burst of events: every
+    staged change goes to disk in one transaction with one fsync (group
+    commit), and a submit is acknowledged only after commit returns 0.
+    At startup drv_persist_load hands back every stored job.
+
+    It is not the job store: it holds no queues and makes no decisions,
+    knows nothing of sockets, workers, the scheduler or the clock. It is
+    not thread-safe: one broker thread uses it. While open, it holds the
+    database locked, so a second broker on the same DIR is refused.
+*/
+
+#ifndef DRV_PERSIST_H_INCLUDED
+#define DRV_PERSIST_H_INCLUDED
+
+#include <czmq.h>
+
+#include "drover.h"
+
+typedef struct _drv_persist_t drv_persist_t;
+
+//  One job as stored. Pointers are borrowed (for add/finish) or valid only during a load callback.
+typedef struct {
+    uint64_t id;                 //  the broker's job id
+    uint64_t tag;                //  the client's tag
+    const uint8_t *client;       //  submitting client's routing id
+    size_t client_len;           //  bytes in client (<= 255)
+    const char *function;        //  function name
+    const uint8_t *payload;      //  input
+    size_t size;                 //  bytes in payload
+    uint32_t timeout_ms;         //  task timeout
+    uint32_t attempts;           //  dispatches so far (as of last write)
+    bool finished;               //  the job has a result
+    drover_outcome_t outcome;    //  when finished
+    const uint8_t *result;       //  output when finished
+    size_t result_size;          //  bytes in result
+    const char *reason;          //  failure reason when finished ("" if none)
+} drv_record_t;
+
+//  Open (creating if needed) the store in directory dir (created if missing, mode 0700). NULL with
+//  a reason in err on failure; on corruption the reason says what to do, e.g. "drover: the job
+//  store in DIR is corrupt (…): move DIR aside to start empty, or restore it from a backup".
+drv_persist_t *drv_persist_open (const char *dir, char *err, size_t err_size);
+
+//  Close and NULL the pointer; staged changes not committed are lost (as in a crash).
+void drv_persist_destroy (drv_persist_t **self_p);
+
+//  Stage a new job (finished=false). 0 or -1. Every field is stored as given (the finished fields
+//  too, if set); id must be 1..INT64_MAX and new.
+int drv_persist_add (drv_persist_t *self, const drv_record_t *job);
+
+//  Stage a job's result (it stays until removed). 0 or -1. The payload is dropped, as drv_store
+//  frees it: a finished job loads with an empty payload.
+int drv_persist_finish (drv_persist_t *self, uint64_t id, drover_outcome_t outcome,
+                        const void *result, size_t size, const char *reason);
+
+//  Stage a new attempt count for a job (cheap; used before dispatch). 0 or -1.
+int drv_persist_attempts (drv_persist_t *self, uint64_t id, uint32_t attempts);
+
+//  Stage forgetting a job (its result was delivered, or it expired). 0 or -1.
+int drv_persist_remove (drv_persist_t *self, uint64_t id);
+
+//  Make every staged change durable: one transaction, one fsync. 0 when on disk; -1 on any error
+//  (disk full, I/O error, fsync failure): the caller must stop acknowledging and exit; the reason
+//  is in drv_persist_error. A commit with nothing staged returns 0 at once without touching the
+//  disk. After a disk error every later call fails too (an fsync that failed once cannot be trusted
+//  again).
+int drv_persist_commit (drv_persist_t *self);
+
+//  Staged changes not yet committed.
+size_t drv_persist_staged (drv_persist_t *self);
+
+//  Call fn for every stored job in id order (fn returns 0 to go on, -1 to stop: then load returns
+//  -1). For startup.
+typedef int (drv_persist_load_fn) (const drv_record_t *job, void *arg);
+int drv_persist_load (drv_persist_t *self, drv_persist_load_fn *fn, void *arg);
+
+//  The largest job id ever stored (also across removals: keep it in a meta table so ids are not
+//  reused after restart), 0 if none. Staged adds count.
+uint64_t drv_persist_max_id (drv_persist_t *self);
+
+//  Last error, a sentence. Borrowed.
+const char *drv_persist_error (drv_persist_t *self);
+
+//  For tests: cap the database size so a commit fails as on a full disk. 0 or -1.
+int drv_persist_set_max_pages (drv_persist_t *self, uint32_t pages);
+
+#endif
