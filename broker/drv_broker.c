@@ -774,6 +774,13 @@ drover_broker_set_keep_results (drover_broker_t *self, unsigned ms)
 }
 
 void
+drover_broker_set_heartbeat (drover_broker_t *self, unsigned interval_ms, unsigned liveness)
+{
+    self->config.heartbeat_ms = interval_ms ? interval_ms : 1;
+    self->config.liveness = liveness ? liveness : 1;
+}
+
+void
 drover_broker_set_verbose (drover_broker_t *self, bool verbose)
 {
     self->config.verbose = verbose;

@@ -21,6 +21,9 @@ s_usage (FILE *out)
         "  --max-message BYTES    largest protocol message (default 67108864)\n"
         "  --max-queue JOBS       jobs waiting per function at most (default 10000000)\n"
         "  --keep-results MS      how long finished jobs stay queryable (default 600000)\n"
+        "  --heartbeat MS         the workers' heartbeat interval (default 1000)\n"
+        "  --liveness N           drop a worker silent for N intervals and dispatch its\n"
+        "                         running tasks again (default 3)\n"
         "  -v, --verbose          log every submit\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
@@ -53,12 +56,15 @@ main (int argc, char *argv [])
         {"max-message", required_argument, 0, 'M'},
         {"max-queue", required_argument, 0, 'Q'},
         {"keep-results", required_argument, 0, 'K'},
+        {"heartbeat", required_argument, 0, 'H'},
+        {"liveness", required_argument, 0, 'L'},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     const char *clients = NULL, *workers = NULL;
     unsigned long long max_payload = 0, max_message = 0, max_queue = 0, keep = 0;
+    unsigned long long heartbeat = 1000, liveness = 3;
     bool have_keep = false, verbose = false;
     int opt;
     while ((opt = getopt_long (argc, argv, "vhV", options, NULL)) != -1) {
@@ -69,6 +75,8 @@ main (int argc, char *argv [])
             case 'M': max_message = s_number ("--max-message", optarg); break;
             case 'Q': max_queue = s_number ("--max-queue", optarg); break;
             case 'K': keep = s_number ("--keep-results", optarg); have_keep = true; break;
+            case 'H': heartbeat = s_number ("--heartbeat", optarg); break;
+            case 'L': liveness = s_number ("--liveness", optarg); break;
             case 'v': verbose = true; break;
             case 'h': s_usage (stdout); return 0;
             case 'V':
@@ -105,6 +113,13 @@ main (int argc, char *argv [])
     if (max_queue)
         drover_broker_set_max_queue (broker, max_queue);
     drover_broker_set_verbose (broker, verbose);
+    if (heartbeat == 0 || heartbeat > 3600000 || liveness == 0 || liveness > 1000) {
+        fprintf (stderr, "drover-broker: --heartbeat takes 1 to 3600000 ms and --liveness 1 "
+                         "to 1000\n");
+        drover_broker_destroy (&broker);
+        return 2;
+    }
+    drover_broker_set_heartbeat (broker, (unsigned) heartbeat, (unsigned) liveness);
     if (have_keep)
         drover_broker_set_keep_results (broker, (unsigned) keep);
     if (drover_broker_start (broker) == -1) {

@@ -259,6 +259,12 @@ const char *drover_worker_error (drover_worker_t *self);
 //  How many tasks to run at once; default 1. Set before running.
 int drover_worker_set_slots (drover_worker_t *self, unsigned slots);
 
+//  Heartbeat the broker every interval_ms (default 1000); a broker not
+//  heard from for liveness intervals (default 3) is taken as gone, and the
+//  worker reconnects, backing off up to 30 s between tries. Set before
+//  running; the broker's settings should match.
+void drover_worker_set_heartbeat (drover_worker_t *self, unsigned interval_ms, unsigned liveness);
+
 //  The name shown in logs and status views; default host:pid.
 void drover_worker_set_name (drover_worker_t *self, const char *name);
 
@@ -310,6 +316,11 @@ void drover_broker_set_max_message (drover_broker_t *self, size_t bytes);
 void drover_broker_set_max_payload (drover_broker_t *self, size_t bytes);
 void drover_broker_set_max_queue (drover_broker_t *self, size_t jobs);
 void drover_broker_set_keep_results (drover_broker_t *self, unsigned ms);
+
+//  Workers heartbeat every interval_ms (default 1000); one not heard
+//  from for liveness intervals (default 3) is dropped and its running
+//  jobs are dispatched again.
+void drover_broker_set_heartbeat (drover_broker_t *self, unsigned interval_ms, unsigned liveness);
 
 //  Log every submit (default off).
 void drover_broker_set_verbose (drover_broker_t *self, bool verbose);

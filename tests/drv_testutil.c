@@ -275,16 +275,31 @@ drv_test_cluster_restart_broker (drv_test_cluster_t *cluster, const char *const 
 pid_t
 drv_test_cluster_worker (drv_test_cluster_t *cluster, int slots, const char *const functions [])
 {
+    return drv_test_cluster_worker_flags (cluster, slots, functions, NULL);
+}
+
+void
+drv_test_cluster_worker_log (drv_test_cluster_t *cluster, size_t index, char *path, size_t size)
+{
+    snprintf (path, size, "%s/worker-%zu.log", cluster->dir, index);
+}
+
+pid_t
+drv_test_cluster_worker_flags (drv_test_cluster_t *cluster, int slots,
+                               const char *const functions [], const char *const flags [])
+{
     char slot_text [16];
     snprintf (slot_text, sizeof slot_text, "%d", slots);
     const char *argv [40] = {DRV_WORKER_BIN, "--broker", cluster->workers, "--slots", slot_text};
     int argc = 5;
-    for (int i = 0; functions [i] && argc < 38; i++) {
+    for (int i = 0; functions [i] && argc < 30; i++) {
         argv [argc++] = "--function";
         argv [argc++] = functions [i];
     }
+    for (int i = 0; flags && flags [i] && argc < 38; i++)
+        argv [argc++] = flags [i];
     char log [128];
-    snprintf (log, sizeof log, "%s/worker-%zu.log", cluster->dir, cluster->nworkers);
+    drv_test_cluster_worker_log (cluster, cluster->nworkers, log, sizeof log);
     pid_t pid = drv_test_spawn (argv, log);
     if (cluster->nworkers < 8)
         cluster->worker [cluster->nworkers++] = pid;

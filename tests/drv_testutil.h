@@ -68,6 +68,14 @@ void drv_test_cluster_start (drv_test_cluster_t *cluster, const char *const brok
 pid_t drv_test_cluster_worker (drv_test_cluster_t *cluster, int slots,
                                const char *const functions []);
 
+//  The same with extra NULL-terminated flags (may be NULL).
+pid_t drv_test_cluster_worker_flags (drv_test_cluster_t *cluster, int slots,
+                                     const char *const functions [], const char *const flags []);
+
+//  The path of the cluster's worker log number index.
+void drv_test_cluster_worker_log (drv_test_cluster_t *cluster, size_t index, char *path,
+                                  size_t size);
+
 //  Start (again) the cluster's broker on its endpoints, e.g. after it
 //  was killed; extra flags may be NULL.
 void drv_test_cluster_restart_broker (drv_test_cluster_t *cluster,

@@ -318,6 +318,31 @@ Test (e2e, map_survives_a_broker_kill_and_restart)
     free (expected);
 }
 
+Test (e2e, worker_reconnects_when_the_broker_is_silent)
+{
+    const char *functions [] = {S_SQUARE, NULL};
+    const char *fast [] = {"--heartbeat", "100", "--liveness", "3", NULL};
+    size_t index = cluster.nworkers;
+    drv_test_cluster_worker_flags (&cluster, 1, functions, fast);
+    s_await_workers ("square", "3");
+    //  Frozen, the broker answers nothing: the worker takes it as gone.
+    kill (cluster.broker, SIGSTOP);
+    zclock_sleep (1000);
+    kill (cluster.broker, SIGCONT);
+    s_await_workers ("square", "4");
+    char path [256];
+    drv_test_cluster_worker_log (&cluster, index, path, sizeof path);
+    char *log = s_slurp (path);
+    cr_assert_neq (strstr (log, "silent for"), NULL, "%s", log);
+    cr_assert_neq (strstr (log, "is back"), NULL, "%s", log);
+    free (log);
+    const char *args [] = {"map", "square", NULL};
+    drv_test_output_t out = s_cli (args, "5\n6\n");
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_str_eq (out.out, "25\n36\n");
+    drv_test_output_free (&out);
+}
+
 Test (e2e, daemons_stop_cleanly_on_sigterm)
 {
     for (size_t i = 0; i < cluster.nworkers; i++) {

@@ -43,6 +43,7 @@ struct _drover_worker_t {
     char *name;                      //  shown in logs and views
     unsigned slots;                  //  tasks at once
     uint32_t heartbeat_ms;           //  heartbeat interval
+    uint32_t liveness;               //  silent intervals before the broker is gone
     size_t max_output;               //  largest result accepted
     zlistx_t *functions;             //  s_function_t, owned
     zactor_t *actor;                 //  running agent, or NULL
@@ -88,6 +89,9 @@ typedef struct _s_agent_t {
     uint8_t instance [DRV_INSTANCE_MAX];  //  the broker's run id, as last seen
     size_t instance_size;            //  bytes in instance
     int64_t last_ready;              //  when Ready was last sent
+    int64_t last_heard;              //  when the broker last sent anything
+    int64_t reconnect_at;            //  next reconnect while it is silent, or 0
+    int64_t backoff_ms;              //  wait before the reconnect after that
 } s_agent_t;
 
 //  ---------------------------------------------------------------------
@@ -461,6 +465,11 @@ s_on_broker (zloop_t *loop, zsock_t *sock, void *arg)
         zsys_warning ("worker: bad message from broker: %s", err);
         return 0;
     }
+    if (self->reconnect_at) {
+        zsys_info ("worker: broker %s is back", self->worker->endpoint);
+        self->reconnect_at = 0;
+    }
+    self->last_heard = zclock_mono ();
     if (msg->instance_size) {
         bool restarted = self->instance_size
                          && (msg->instance_size != self->instance_size
@@ -502,6 +511,26 @@ s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
     (void) loop;
     (void) timer_id;
     s_agent_t *self = (s_agent_t *) arg;
+    drover_worker_t *worker = self->worker;
+    int64_t now = zclock_mono ();
+    int64_t silent = now - self->last_heard;
+    if (silent >= (int64_t) worker->heartbeat_ms * worker->liveness) {
+        if (!self->reconnect_at) {
+            zsys_warning ("worker: broker %s silent for %" PRId64 " ms; reconnecting",
+                          worker->endpoint, silent);
+            self->reconnect_at = now;
+            self->backoff_ms = worker->heartbeat_ms;
+        }
+        if (now >= self->reconnect_at) {
+            //  A fresh connection, in case the old one is dead without
+            //  TCP knowing; tries back off up to 30 s.
+            zsock_disconnect (self->dealer, "%s", worker->endpoint);
+            zsock_connect (self->dealer, "%s", worker->endpoint);
+            self->reconnect_at = now + self->backoff_ms;
+            self->backoff_ms = self->backoff_ms * 2 > 30000 ? 30000 : self->backoff_ms * 2;
+            s_send_ready (self);
+        }
+    }
     drv_msg_t msg = {.type = DRV_MSG_HEARTBEAT};
     s_send (self, &msg);
     return 0;
@@ -566,6 +595,7 @@ s_agent_actor (zsock_t *pipe, void *args)
             zloop_reader (self->loop, zactor_sock (self->slots [i].actor), s_on_slot,
                           &self->slots [i]);
         zloop_timer (self->loop, worker->heartbeat_ms, 0, s_on_heartbeat, self);
+        self->last_heard = zclock_mono ();
         s_send_ready (self);
         zsys_info ("worker: connecting broker=%s name=%s slots=%u functions=%zu",
                    worker->endpoint, worker->name, worker->slots,
@@ -623,6 +653,7 @@ drover_worker_new (const char *endpoint)
     zlistx_set_destructor (self->functions, s_function_destroy);
     self->slots = 1;
     self->heartbeat_ms = 1000;
+    self->liveness = 3;
     self->max_output = drv_limits_default ().max_payload;
     return self;
 }
@@ -657,6 +688,13 @@ drover_worker_set_slots (drover_worker_t *self, unsigned slots)
     }
     self->slots = slots;
     return 0;
+}
+
+void
+drover_worker_set_heartbeat (drover_worker_t *self, unsigned interval_ms, unsigned liveness)
+{
+    self->heartbeat_ms = interval_ms ? interval_ms : 1;
+    self->liveness = liveness ? liveness : 1;
 }
 
 void

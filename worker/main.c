@@ -24,6 +24,9 @@ s_usage (FILE *out)
         "                         timeout fails the task with the tail of its stderr.\n"
         "  -s, --slots N          tasks to run at once (default 1)\n"
         "  -n, --name NAME        name shown by the broker (default host:pid)\n"
+        "      --heartbeat MS     heartbeat interval (default 1000); match the broker's\n"
+        "      --liveness N       reconnect when the broker is silent for N intervals,\n"
+        "                         backing off up to 30 s between tries (default 3)\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
         "\n"
@@ -42,13 +45,15 @@ main (int argc, char *argv [])
         {"function", required_argument, 0, 'f'},
         {"slots", required_argument, 0, 's'},
         {"name", required_argument, 0, 'n'},
+        {"heartbeat", required_argument, 0, 'H'},
+        {"liveness", required_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     //  First pass: the broker endpoint, so the worker can be created.
     const char *broker = NULL;
     int opt;
-    while ((opt = getopt_long (argc, argv, "b:f:s:n:hV", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "b:f:s:n:H:L:hV", options, NULL)) != -1) {
         if (opt == 'b')
             broker = optarg;
         else
@@ -84,8 +89,9 @@ main (int argc, char *argv [])
         return 1;
     }
     int functions = 0;
+    unsigned heartbeat = 1000, liveness = 3;
     optind = 0;
-    while ((opt = getopt_long (argc, argv, "b:f:s:n:hV", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "b:f:s:n:H:L:hV", options, NULL)) != -1) {
         int rc = 0;
         if (opt == 'f') {
             rc = drover_worker_add_function (worker, optarg);
@@ -106,12 +112,28 @@ main (int argc, char *argv [])
         else
         if (opt == 'n')
             drover_worker_set_name (worker, optarg);
+        else
+        if (opt == 'H' || opt == 'L') {
+            char *end;
+            long value = strtol (optarg, &end, 10);
+            if (*end || end == optarg || value <= 0 || value > 3600000) {
+                fprintf (stderr, "drover-worker: --%s wants a positive number, not '%s'\n",
+                         opt == 'H' ? "heartbeat" : "liveness", optarg);
+                drover_worker_destroy (&worker);
+                return 2;
+            }
+            if (opt == 'H')
+                heartbeat = (unsigned) value;
+            else
+                liveness = (unsigned) value;
+        }
         if (rc == -1) {
             fprintf (stderr, "drover-worker: %s\n", drover_worker_error (worker));
             drover_worker_destroy (&worker);
             return 2;
         }
     }
+    drover_worker_set_heartbeat (worker, heartbeat, liveness);
     if (!functions) {
         fprintf (stderr, "drover-worker: offer at least one function, e.g. "
                          "--function 'upper=exec:tr a-z A-Z'\n");
