@@ -52,6 +52,14 @@ typedef struct {
 #define S_RESULTS_PER_MESSAGE 256
 #define S_BYTES_PER_MESSAGE (16 * 1024 * 1024)
 
+//  A running job with a timeout is leased to its worker until its timeout
+//  plus this; a worker that has not answered by then is taken to have
+//  lost the task.
+#define S_LEASE_GRACE_MS 5000
+//  Retries back off from this, doubling per failure, up to the cap.
+#define S_RETRY_BASE_MS 200
+#define S_RETRY_MAX_MS 60000
+
 static void
 s_outbox_destroy (void **item)
 {
@@ -216,6 +224,42 @@ s_flush_outboxes (s_server_t *self)
     }
 }
 
+//  An attempt of job ended with outcome: retry it later if it failed and
+//  has retries left, else finish it and queue its result for its client.
+static void
+s_settle (s_server_t *self, drv_job_t *job, drover_outcome_t outcome, const void *data,
+          size_t size, const char *reason)
+{
+    if (outcome != DROVER_OUTCOME_OK && job->failures < job->retries) {
+        job->failures++;
+        //  Exponential backoff with jitter: half the step, plus up to half.
+        int shift = job->failures - 1 < 20 ? (int) job->failures - 1 : 20;
+        int64_t step = (int64_t) S_RETRY_BASE_MS << shift;
+        if (step > S_RETRY_MAX_MS)
+            step = S_RETRY_MAX_MS;
+        int64_t delay = step / 2 + (int64_t) (random () % (step / 2 + 1));
+        if (drv_store_delay (self->store, job, self->now_ms + delay) == 0) {
+            zsys_info ("broker: retry job=%" PRIu64 " failure=%u/%u in_ms=%" PRId64 " reason=%s",
+                       job->id, job->failures, job->retries, delay, reason ? reason : "");
+            return;
+        }
+    }
+    drv_store_finish (self->store, job, outcome, data, size, reason, self->now_ms);
+    s_post_result (self, job);
+}
+
+//  Post the results of jobs the scheduler gave up on (lost too often).
+static void
+s_post_given_up (s_server_t *self)
+{
+    drv_job_t *job;
+    while ((job = drv_sched_given_up (self->sched))) {
+        zsys_warning ("broker: job lost its worker too often job=%" PRIu64 " lost=%u", job->id,
+                      job->lost);
+        s_post_result (self, job);
+    }
+}
+
 //  drv_sched_emit_fn: send one worker its new jobs.
 static void
 s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
@@ -230,6 +274,9 @@ s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
         size_t n = 0, bytes = 0;
         while (first + n < count && (n == 0 || bytes + jobs [first + n]->size <= S_BYTES_PER_MESSAGE)) {
             drv_job_t *job = jobs [first + n];
+            if (job->timeout_ms)
+                drv_store_lease_until (self->store, job,
+                                       self->now_ms + job->timeout_ms + S_LEASE_GRACE_MS);
             tasks [n++] = (drv_task_t) {
                 .id = job->id,
                 .function = drv_queue_name (job->queue),
@@ -264,10 +311,11 @@ s_dispatch (s_server_t *self)
         drv_peer_t *peer;
         while ((peer = (drv_peer_t *) zlistx_first (self->dead))) {
             zlistx_delete (self->dead, zlistx_cursor (self->dead));
-            drv_sched_remove (self->sched, &peer);
+            drv_sched_remove (self->sched, &peer, self->now_ms);
             removed++;
         }
     } while (removed);
+    s_post_given_up (self);
 }
 
 static void s_arm_timer (s_server_t *self);
@@ -292,9 +340,26 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
     self->timer_id = -1;
     self->now_ms = zclock_mono ();
     drv_store_expire (self->store, self->now_ms);
+    //  Retries whose time came are back in their queues; leases that
+    //  ended fail their attempt.
+    drv_job_t *job;
+    while ((job = drv_store_pop_due (self->store, self->now_ms))) {
+        if (job->state != DROVER_JOB_RUNNING)
+            continue;
+        drv_peer_t *peer = (drv_peer_t *) job->worker;
+        zsys_warning ("broker: lease ended job=%" PRIu64 " worker=%s", job->id,
+                      drv_peer_name (peer));
+        if (drv_sched_complete (self->sched, peer, job->id) == job) {
+            char reason [160];
+            snprintf (reason, sizeof reason,
+                      "no result %d ms after its %u ms timeout: its worker's lease ended",
+                      S_LEASE_GRACE_MS, job->timeout_ms);
+            s_settle (self, job, DROVER_OUTCOME_TIMEOUT, NULL, 0, reason);
+        }
+    }
     if (self->now_ms >= self->next_liveness_ms) {
         int64_t limit = (int64_t) self->config->heartbeat_ms * self->config->liveness;
-        drv_sched_expire (self->sched, self->now_ms - limit, s_on_silent, self);
+        drv_sched_expire (self->sched, self->now_ms - limit, self->now_ms, s_on_silent, self);
         self->next_liveness_ms = self->now_ms + self->config->heartbeat_ms;
     }
     s_flush_outboxes (self);
@@ -401,6 +466,7 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
                                 msg->timeout_ms);
         if (!job)
             break;
+        job->retries = msg->retries;
         ids [created] = job->id;
         fresh++;
     }
@@ -540,13 +606,10 @@ s_worker_done (s_server_t *self, drv_peer_t *peer, drv_msg_t *msg)
                       "result of %zu bytes is larger than the broker's limit of %zu "
                       "(--max-payload)",
                       result->size, self->config->limits.max_payload);
-            drv_store_finish (self->store, job, DROVER_OUTCOME_ERROR, NULL, 0, reason,
-                              self->now_ms);
+            s_settle (self, job, DROVER_OUTCOME_ERROR, NULL, 0, reason);
         }
         else
-            drv_store_finish (self->store, job, result->outcome, result->data, result->size,
-                              result->reason, self->now_ms);
-        s_post_result (self, job);
+            s_settle (self, job, result->outcome, result->data, result->size, result->reason);
     }
     s_flush_outboxes (self);
     s_dispatch (self);
@@ -598,7 +661,7 @@ s_on_worker (zloop_t *loop, zsock_t *sock, void *arg)
         if (msg->type == DRV_MSG_BYE) {
             const char *name = drv_peer_name (peer);
             zsys_info ("broker: worker left worker=%s running=%u", name, drv_peer_inflight (peer));
-            drv_sched_remove (self->sched, &peer);
+            drv_sched_remove (self->sched, &peer, self->now_ms);
             s_dispatch (self);
         }
         else
@@ -642,6 +705,10 @@ drv_broker_actor (zsock_t *pipe, void *args)
     if (instance)
         memcpy (self->instance, zuuid_data (instance), sizeof self->instance);
     zuuid_destroy (&instance);
+    //  Retry jitter needs no more than this.
+    unsigned seed;
+    memcpy (&seed, self->instance, sizeof seed);
+    srandom (seed);
     //  zactor_new waits for this; the status report follows on the pipe.
     zsock_signal (pipe, 0);
     char err [512] = "";

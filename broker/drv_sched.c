@@ -31,6 +31,8 @@ struct _drv_sched_t {
     drv_store_t *store;              //  borrowed
     zhashx_t *peers;                 //  hex identity -> drv_peer_t, owns
     zlistx_t *hungry;                //  peers with a free credit
+    zlistx_t *given_up;              //  jobs failed for losing workers
+    uint32_t max_lost;               //  worker losses a job survives
 };
 
 static void
@@ -57,7 +59,9 @@ drv_sched_new (drv_store_t *store)
     self->store = store;
     self->peers = zhashx_new ();
     self->hungry = zlistx_new ();
-    if (!self->peers || !self->hungry) {
+    self->given_up = zlistx_new ();
+    self->max_lost = 5;
+    if (!self->peers || !self->hungry || !self->given_up) {
         drv_sched_destroy (&self);
         return NULL;
     }
@@ -72,6 +76,7 @@ drv_sched_destroy (drv_sched_t **self_p)
     drv_sched_t *self = *self_p;
     if (self) {
         zlistx_destroy (&self->hungry);
+        zlistx_destroy (&self->given_up);
         zhashx_destroy (&self->peers);
         free (self);
         *self_p = NULL;
@@ -102,7 +107,7 @@ drv_sched_ready (drv_sched_t *self, const uint8_t *identity, size_t identity_len
         return NULL;
     drv_peer_t *old = drv_sched_find (self, identity, identity_len);
     if (old)
-        drv_sched_remove (self, &old);
+        drv_sched_remove (self, &old, now_ms);
 
     drv_peer_t *peer = (drv_peer_t *) calloc (1, sizeof *peer);
     if (!peer)
@@ -145,7 +150,7 @@ drv_sched_ready (drv_sched_t *self, const uint8_t *identity, size_t identity_len
 }
 
 size_t
-drv_sched_remove (drv_sched_t *self, drv_peer_t **peer_p)
+drv_sched_remove (drv_sched_t *self, drv_peer_t **peer_p, int64_t now_ms)
 {
     assert (peer_p);
     drv_peer_t *peer = *peer_p;
@@ -157,6 +162,15 @@ drv_sched_remove (drv_sched_t *self, drv_peer_t **peer_p)
     while ((job = (drv_job_t *) zlistx_last (peer->running))) {
         zlistx_delete (peer->running, job->handle);
         job->handle = NULL;
+        if (++job->lost > self->max_lost) {
+            char reason [128];
+            snprintf (reason, sizeof reason,
+                      "lost its worker %u times while running; not dispatched again",
+                      job->lost);
+            drv_store_finish (self->store, job, DROVER_OUTCOME_LOST, NULL, 0, reason, now_ms);
+            zlistx_add_end (self->given_up, job);
+            continue;
+        }
         drv_store_requeue (self->store, job);
         requeued++;
     }
@@ -170,7 +184,8 @@ drv_sched_remove (drv_sched_t *self, drv_peer_t **peer_p)
 }
 
 size_t
-drv_sched_expire (drv_sched_t *self, int64_t deadline_ms, drv_sched_gone_fn *gone, void *arg)
+drv_sched_expire (drv_sched_t *self, int64_t deadline_ms, int64_t now_ms,
+                  drv_sched_gone_fn *gone, void *arg)
 {
     zlistx_t *silent = zlistx_new ();
     if (!silent)
@@ -186,7 +201,7 @@ drv_sched_expire (drv_sched_t *self, int64_t deadline_ms, drv_sched_gone_fn *gon
         size_t running = zlistx_size (peer->running);
         if (gone)
             gone (peer, running, arg);
-        drv_sched_remove (self, &peer);
+        drv_sched_remove (self, &peer, now_ms);
     }
     zlistx_destroy (&silent);
     return removed;
@@ -256,6 +271,21 @@ drv_sched_dispatch (drv_sched_t *self, drv_sched_emit_fn *emit, void *arg)
         peer = next;
     }
     return dispatched;
+}
+
+void
+drv_sched_set_max_lost (drv_sched_t *self, uint32_t max_lost)
+{
+    self->max_lost = max_lost;
+}
+
+drv_job_t *
+drv_sched_given_up (drv_sched_t *self)
+{
+    drv_job_t *job = (drv_job_t *) zlistx_first (self->given_up);
+    if (job)
+        zlistx_delete (self->given_up, zlistx_cursor (self->given_up));
+    return job;
 }
 
 size_t

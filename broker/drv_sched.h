@@ -26,6 +26,15 @@ typedef void (drv_sched_emit_fn) (drv_peer_t *peer, drv_job_t **jobs, size_t cou
 //  A scheduler over store (borrowed; must outlive it).
 drv_sched_t *drv_sched_new (drv_store_t *store);
 
+//  How many times a job may lose its worker and be dispatched again
+//  (default 5); past that it fails with DROVER_OUTCOME_LOST, so a job
+//  that kills its workers cannot loop for ever.
+void drv_sched_set_max_lost (drv_sched_t *self, uint32_t max_lost);
+
+//  The next job that failed because it lost its worker too often, or
+//  NULL. The store holds it, finished; its result is for its client.
+drv_job_t *drv_sched_given_up (drv_sched_t *self);
+
 //  Destroy every worker record (their jobs stay in the store) and NULL
 //  the pointer.
 void drv_sched_destroy (drv_sched_t **self_p);
@@ -39,18 +48,20 @@ drv_peer_t *drv_sched_ready (drv_sched_t *self, const uint8_t *identity, size_t 
 //  The worker with this routing identity, or NULL.
 drv_peer_t *drv_sched_find (drv_sched_t *self, const uint8_t *identity, size_t identity_len);
 
-//  The worker is gone: its running jobs go back to the head of their
-//  queues and the record is destroyed. Returns how many jobs were requeued.
-size_t drv_sched_remove (drv_sched_t *self, drv_peer_t **peer_p);
+//  The worker is gone at now_ms: its running jobs go back to the head of
+//  their queues (or fail, past the loss limit: drv_sched_given_up) and the
+//  record is destroyed. Returns how many jobs were requeued.
+size_t drv_sched_remove (drv_sched_t *self, drv_peer_t **peer_p, int64_t now_ms);
 
 //  Told of a worker about to be dropped for silence, with the number of
 //  its jobs that went back to their queues.
 typedef void (drv_sched_gone_fn) (drv_peer_t *peer, size_t requeued, void *arg);
 
-//  Remove every worker last seen before deadline_ms, requeueing its jobs;
-//  gone (may be NULL) is told of each first. Returns how many went.
-size_t drv_sched_expire (drv_sched_t *self, int64_t deadline_ms, drv_sched_gone_fn *gone,
-                         void *arg);
+//  Remove every worker last seen before deadline_ms, at now_ms, as
+//  drv_sched_remove does; gone (may be NULL) is told of each first.
+//  Returns how many went.
+size_t drv_sched_expire (drv_sched_t *self, int64_t deadline_ms, int64_t now_ms,
+                         drv_sched_gone_fn *gone, void *arg);
 
 //  The worker finished job_id: returns the job, still RUNNING, with its
 //  credit returned, for the caller to finish in the store. NULL when the

@@ -12,6 +12,7 @@
 
 #include "drv_store.h"
 
+#include "drv_heap.h"
 #include "drv_util.h"
 
 struct _drv_queue_t {
@@ -26,6 +27,7 @@ struct _drv_store_t {
     zhashx_t *queues;                //  name -> drv_queue_t, owns them
     zhashx_t *tags;                  //  "client-hex:tag" -> drv_job_t
     zlistx_t *done;                  //  finished jobs, oldest first
+    drv_heap_t *due;                 //  retry times and lease ends
     uint64_t next_id;                //  id of the next job
     uint32_t keep_ms;                //  how long finished jobs stay
     size_t max_queue;                //  jobs per queue at most
@@ -68,7 +70,8 @@ drv_store_new (uint32_t keep_ms, size_t max_queue)
     self->queues = zhashx_new ();
     self->tags = zhashx_new ();
     self->done = zlistx_new ();
-    if (!self->jobs || !self->queues || !self->tags || !self->done) {
+    self->due = drv_heap_new ();
+    if (!self->jobs || !self->queues || !self->tags || !self->done || !self->due) {
         drv_store_destroy (&self);
         return NULL;
     }
@@ -88,6 +91,7 @@ drv_store_destroy (drv_store_t **self_p)
     if (self) {
         //  Lists first: they point into the tables.
         zlistx_destroy (&self->done);
+        drv_heap_destroy (&self->due);
         zhashx_destroy (&self->tags);
         zhashx_destroy (&self->queues);
         zhashx_destroy (&self->jobs);
@@ -178,6 +182,7 @@ drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag, const uin
     job->state = DROVER_JOB_QUEUED;
     job->timeout_ms = timeout_ms;
     job->client_len = (uint8_t) client_len;
+    job->due_slot = DRV_HEAP_NONE;
     if (client_len)
         memcpy (job->client, client, client_len);
     job->handle = zlistx_add_end (queue->jobs, job);
@@ -215,10 +220,48 @@ drv_store_requeue (drv_store_t *self, drv_job_t *job)
 {
     (void) self;
     assert (job->state == DROVER_JOB_RUNNING);
+    drv_heap_remove (self->due, &job->due_slot);
     job->queue->running--;
     job->state = DROVER_JOB_QUEUED;
     job->worker = NULL;
     job->handle = zlistx_add_start (job->queue->jobs, job);
+}
+
+int
+drv_store_delay (drv_store_t *self, drv_job_t *job, int64_t due_ms)
+{
+    assert (job->state == DROVER_JOB_RUNNING);
+    drv_heap_remove (self->due, &job->due_slot);
+    if (drv_heap_push (self->due, job, due_ms, &job->due_slot) == -1)
+        return -1;
+    job->queue->running--;
+    job->state = DROVER_JOB_QUEUED;
+    job->worker = NULL;
+    job->handle = NULL;             //  in no queue until due
+    job->due_ms = due_ms;
+    return 0;
+}
+
+int
+drv_store_lease_until (drv_store_t *self, drv_job_t *job, int64_t due_ms)
+{
+    assert (job->state == DROVER_JOB_RUNNING);
+    drv_heap_remove (self->due, &job->due_slot);
+    job->due_ms = due_ms;
+    return drv_heap_push (self->due, job, due_ms, &job->due_slot);
+}
+
+drv_job_t *
+drv_store_pop_due (drv_store_t *self, int64_t now_ms)
+{
+    int64_t due;
+    drv_job_t *job = (drv_job_t *) drv_heap_peek (self->due, &due);
+    if (!job || due > now_ms)
+        return NULL;
+    drv_heap_pop (self->due);
+    if (job->state == DROVER_JOB_QUEUED)
+        job->handle = zlistx_add_end (job->queue->jobs, job);
+    return job;
 }
 
 void
@@ -228,10 +271,13 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
     if (job->state == DROVER_JOB_RUNNING)
         job->queue->running--;
     else
-    if (job->state == DROVER_JOB_QUEUED)
-        zlistx_delete (job->queue->jobs, job->handle);
+    if (job->state == DROVER_JOB_QUEUED) {
+        if (job->handle)            //  not when waiting for a retry
+            zlistx_delete (job->queue->jobs, job->handle);
+    }
     else
         return;                     //  finished already: first result wins
+    drv_heap_remove (self->due, &job->due_slot);
     job->state = outcome == DROVER_OUTCOME_OK ? DROVER_JOB_SUCCEEDED : DROVER_JOB_FAILED;
     job->outcome = outcome;
     job->worker = NULL;
@@ -270,7 +316,11 @@ int64_t
 drv_store_next_deadline (drv_store_t *self)
 {
     drv_job_t *job = (drv_job_t *) zlistx_first (self->done);
-    return job ? job->finished_ms + self->keep_ms : -1;
+    int64_t deadline = job ? job->finished_ms + self->keep_ms : -1;
+    int64_t due;
+    if (drv_heap_peek (self->due, &due) && (deadline < 0 || due < deadline))
+        deadline = due;
+    return deadline;
 }
 
 const char *

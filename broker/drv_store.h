@@ -31,6 +31,11 @@ typedef struct {
     size_t size;                     //  bytes in payload
     uint32_t timeout_ms;             //  task timeout; 0: none
     uint32_t attempts;               //  times dispatched
+    uint32_t retries;                //  failed attempts it may be retried after
+    uint32_t failures;               //  attempts that failed so far
+    uint32_t lost;                   //  times its worker was lost while running it
+    int64_t due_ms;                  //  retry time (QUEUED) or lease end (RUNNING)
+    size_t due_slot;                 //  its place in the store's deadlines
     void *worker;                    //  drv_sched's worker while RUNNING
     void *handle;                    //  its place in the queue or the done list
     drover_outcome_t outcome;        //  once finished
@@ -81,6 +86,19 @@ drv_job_t *drv_store_lease (drv_store_t *self, drv_queue_t *queue, void *worker)
 //  Put a RUNNING job back at the head of its queue (its worker left).
 void drv_store_requeue (drv_store_t *self, drv_job_t *job);
 
+//  A RUNNING job failed and waits to be retried: QUEUED, but joins the
+//  tail of its queue only at due_ms (drv_store_pop_due). 0 or -1.
+int drv_store_delay (drv_store_t *self, drv_job_t *job, int64_t due_ms);
+
+//  A RUNNING job's lease ends at due_ms: drv_store_pop_due returns it then
+//  if it is still running. 0 or -1.
+int drv_store_lease_until (drv_store_t *self, drv_job_t *job, int64_t due_ms);
+
+//  The next job whose retry time or lease end is at or before now_ms, or
+//  NULL. A QUEUED one is back at the tail of its queue; a RUNNING one's
+//  lease has ended, and it is the caller's to deal with.
+drv_job_t *drv_store_pop_due (drv_store_t *self, int64_t now_ms);
+
 //  Finish a RUNNING or QUEUED job: SUCCEEDED if outcome is OK, else
 //  FAILED; data and reason are copied. Its payload is freed.
 void drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
@@ -89,7 +107,8 @@ void drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outco
 //  Forget finished jobs older than keep_ms. Returns how many went.
 size_t drv_store_expire (drv_store_t *self, int64_t now_ms);
 
-//  When the next finished job expires, or -1 if none will.
+//  The soonest deadline in the store (a finished job's expiry, a retry,
+//  a lease end), or -1 if there is none.
 int64_t drv_store_next_deadline (drv_store_t *self);
 
 //  The queue's function name (borrowed).

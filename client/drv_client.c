@@ -39,6 +39,7 @@ typedef struct {
     bool acked;                      //  a SubmitAck named this job
     char *function;                  //  kept to resend after a broker restart
     uint32_t timeout_ms;             //  likewise
+    uint32_t retries;                //  likewise
     uint8_t *payload;                //  likewise; freed once the result is in
     size_t size;                     //  bytes in payload
 } s_job_t;
@@ -465,6 +466,7 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         .function = function,
         .timeout_ms = options ? options->timeout_ms : 0,
         .priority = options ? options->priority : 0,
+        .retries = options ? options->retries : 0,
         .tasks = tasks,
         .ntasks = count,
     };
@@ -498,6 +500,7 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         job->async = async;
         job->function = strdup (function);
         job->timeout_ms = options ? options->timeout_ms : 0;
+        job->retries = options ? options->retries : 0;
         job->payload = (uint8_t *) malloc (sizes [i] ? sizes [i] : 1);
         if (job->payload && sizes [i])
             memcpy (job->payload, payloads [i], sizes [i]);
@@ -521,7 +524,8 @@ s_send_again (drover_client_t *self, const uint64_t *tags, size_t count, uint64_
             payloads [i] = job && job->payload ? job->payload : (const void *) "";
             sizes [i] = job && job->payload ? job->size : 0;
         }
-        drover_options_t options = {.timeout_ms = first->timeout_ms};
+        drover_options_t options = {.timeout_ms = first->timeout_ms,
+                                    .retries = first->retries};
         s_submit_send (self, first->function, count, payloads, sizes, tags, &options, false,
                        seq ? S_SEND_AGAIN : S_SEND_AGAIN_NEW_SEQ, seq);
     }
@@ -552,9 +556,11 @@ s_resend_all (drover_client_t *self)
             continue;
         const char *function = jobs [i]->function;
         uint32_t timeout_ms = jobs [i]->timeout_ms;
+        uint32_t retries = jobs [i]->retries;
         size_t n = 0;
         for (size_t j = i; j < count; j++) {
             if (!jobs [j] || jobs [j]->timeout_ms != timeout_ms
+                || jobs [j]->retries != retries
                 || !streq (jobs [j]->function, function))
                 continue;
             tags [n++] = jobs [j]->tag;

@@ -37,6 +37,9 @@ s_usage (FILE *out)
         "                          tcp://127.0.0.1:7700; default $DROVER_BROKER\n"
         "  -d, --data TEXT         submit: the payload\n"
         "  -t, --timeout MS        kill a task that runs longer than MS milliseconds\n"
+        "  -r, --retries N         run a failed task again, up to N times (0 to 1000);\n"
+        "                          waits between tries double from 0.2 s to 60 s,\n"
+        "                          with jitter\n"
         "  -h, --help              show this help and exit\n"
         "  -V, --version           show the version and exit\n"
         "\n"
@@ -215,6 +218,7 @@ main (int argc, char *argv [])
         {"broker", required_argument, 0, 'b'},
         {"data", required_argument, 0, 'd'},
         {"timeout", required_argument, 0, 't'},
+        {"retries", required_argument, 0, 'r'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -222,7 +226,7 @@ main (int argc, char *argv [])
     const char *data = NULL;
     drover_options_t task_options = {0};
     int opt;
-    while ((opt = getopt_long (argc, argv, "b:d:t:hV", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "b:d:t:r:hV", options, NULL)) != -1) {
         switch (opt) {
             case 'b': broker = optarg; break;
             case 'd': data = optarg; break;
@@ -234,6 +238,16 @@ main (int argc, char *argv [])
                     return S_EXIT_USAGE;
                 }
                 task_options.timeout_ms = (uint32_t) value;
+                break;
+            }
+            case 'r': {
+                char *end;
+                unsigned long value = strtoul (optarg, &end, 10);
+                if (*end || end == optarg || *optarg == '-' || value > 1000) {
+                    fprintf (stderr, "drover: --retries wants 0 to 1000, not '%s'\n", optarg);
+                    return S_EXIT_USAGE;
+                }
+                task_options.retries = (uint32_t) value;
                 break;
             }
             case 'h': s_usage (stdout); return 0;

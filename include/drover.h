@@ -79,6 +79,9 @@ typedef struct {
 //  NULL where an options pointer is taken means all defaults.
 typedef struct {
     uint32_t timeout_ms;       //  kill the task after this long; 0: never
+    uint32_t retries;          //  run a failed task again up to this many
+                               //  times (0..1000), backing off exponentially
+                               //  with jitter from 200 ms to 60 s
     int32_t priority;          //  reserved: must be 0 in protocol version 1
 } drover_options_t;
 

@@ -185,8 +185,12 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                 return s_reject (DROVER_ERR_INVALID, err, err_size,
                                  "priority must be 0 in protocol version %d",
                                  DROVER_PROTOCOL_VERSION);
+            if (in->retries > 1000)
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "retries must be 0 to 1000, not %u", in->retries);
             if ((rc = s_check_batch (in->n_tasks, limits, "submit", err, err_size)))
                 return rc;
+            msg->retries = in->retries;
             msg->function = s_arena_string (arena, in->function);
             msg->timeout_ms = in->timeout_ms;
             msg->priority = in->priority;
@@ -539,6 +543,7 @@ drv_codec_encode (const drv_msg_t *msg)
             submit.tasks = (Drover__TaskSpec **) pointers;
             submit.timeout_ms = msg->timeout_ms;
             submit.priority = msg->priority;
+            submit.retries = msg->retries;
             env.submit = &submit;
             valid = msg->function != NULL;
             break;

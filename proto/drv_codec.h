@@ -85,6 +85,7 @@ typedef struct {
     const char *function;        //  SUBMIT
     uint32_t timeout_ms;         //  SUBMIT
     int32_t priority;            //  SUBMIT
+    uint32_t retries;            //  SUBMIT
     drv_task_t *tasks;           //  SUBMIT, DISPATCH
     size_t ntasks;               //  entries in tasks
     drv_result_t *results;       //  RESULTS, DONE

@@ -18,6 +18,7 @@
 #define S_FAIL "fail=exec:" DRV_TEST_SCRIPTS "/fail-on-3"
 #define S_SEGV "segv=exec:" DRV_TEST_SCRIPTS "/segv"
 #define S_SLOW "slow=exec:" DRV_TEST_SCRIPTS "/slow"
+#define S_FLAKY "flaky=exec:" DRV_TEST_SCRIPTS "/flaky"
 
 static drv_test_cluster_t cluster;
 
@@ -43,7 +44,7 @@ static void
 setup (void)
 {
     drv_test_cluster_start (&cluster, NULL);
-    const char *functions [] = {S_SQUARE, S_PID, S_FAIL, S_SEGV, S_SLOW, NULL};
+    const char *functions [] = {S_SQUARE, S_PID, S_FAIL, S_SEGV, S_SLOW, S_FLAKY, NULL};
     drv_test_cluster_worker (&cluster, 2, functions);
     drv_test_cluster_worker (&cluster, 2, functions);
     s_await_workers ("square", "1");
@@ -341,6 +342,56 @@ Test (e2e, worker_reconnects_when_the_broker_is_silent)
     cr_assert_eq (out.status, 0, "%s", out.err);
     cr_assert_str_eq (out.out, "25\n36\n");
     drv_test_output_free (&out);
+}
+
+Test (e2e, failed_task_is_retried_until_it_succeeds)
+{
+    char counter [256];
+    snprintf (counter, sizeof counter, "%s/counter", cluster.dir);
+    const char *args [] = {"submit", "flaky", "--data", counter, "--retries", "3", NULL};
+    drv_test_output_t out = s_cli (args, NULL);
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_str_eq (out.out, "ok after 3\n", "two failures, then success");
+    drv_test_output_free (&out);
+}
+
+Test (e2e, task_out_of_retries_fails_with_the_last_reason)
+{
+    char counter [256];
+    snprintf (counter, sizeof counter, "%s/counter", cluster.dir);
+    const char *args [] = {"submit", "flaky", "--data", counter, "--retries", "1", NULL};
+    drv_test_output_t out = s_cli (args, NULL);
+    cr_assert_eq (out.status, 1);
+    cr_assert_neq (strstr (out.err, "exit status 1: flake 2"), NULL, "%s", out.err);
+    drv_test_output_free (&out);
+}
+
+Test (e2e, lease_ends_when_a_frozen_worker_never_answers)
+{
+    //  Liveness so long that only the lease can notice: the worker is
+    //  frozen (SIGSTOP) with the task, whose timeout is 200 ms.
+    drv_test_cluster_stop (&cluster);
+    const char *slow_liveness [] = {"--heartbeat", "1000", "--liveness", "60", NULL};
+    drv_test_cluster_start (&cluster, slow_liveness);
+    const char *functions [] = {S_SLOW, NULL};
+    pid_t worker = drv_test_cluster_worker_flags (&cluster, 1, functions, slow_liveness);
+    drover_client_t *client = drover_client_new (cluster.clients);
+    drover_options_t options = {.timeout_ms = 200};
+    uint64_t job_id;
+    cr_assert_eq (drover_client_submit (client, "slow", "30", 2, &options, &job_id), 0);
+    drover_status_t status;
+    do {
+        cr_assert_eq (drover_client_status (client, job_id, &status), 0);
+    } while (status.state == DROVER_JOB_QUEUED);
+    kill (worker, SIGSTOP);
+    drover_result_t *result;
+    cr_assert_eq (drover_client_wait (client, job_id, 20000, &result), 0, "%s",
+                  drover_client_error (client));
+    kill (worker, SIGCONT);
+    cr_assert_eq (result->outcome, DROVER_OUTCOME_TIMEOUT);
+    cr_assert_neq (strstr (result->reason, "lease ended"), NULL, "%s", result->reason);
+    drover_result_destroy (&result);
+    drover_client_destroy (&client);
 }
 
 Test (e2e, daemons_stop_cleanly_on_sigterm)

@@ -247,7 +247,7 @@ Test (sched, remove_requeues_running_jobs_at_the_head_in_order)
     drv_peer_t *w1 = s_worker ("w1", "resize", 2);
     uint64_t first = s_submit ("resize", 5);
     s_dispatch ();
-    cr_assert_eq (drv_sched_remove (s_sched, &w1), 2);
+    cr_assert_eq (drv_sched_remove (s_sched, &w1, 0), 2);
     cr_assert_null (w1);
     cr_assert_eq (drv_sched_size (s_sched), 0);
     drv_queue_t *queue = drv_store_queue (s_store, "resize");
@@ -263,7 +263,7 @@ Test (sched, removed_workers_jobs_go_to_another_worker_next)
     drv_peer_t *w1 = s_worker ("w1", "resize", 2);
     uint64_t first = s_submit ("resize", 5);
     s_dispatch ();
-    drv_sched_remove (s_sched, &w1);
+    drv_sched_remove (s_sched, &w1, 0);
     drv_peer_t *w2 = s_worker ("w2", "resize", 2);
     cr_assert_eq (s_dispatch (), 2);
     cr_assert_eq (s_log.calls [0].peer, w2);
@@ -395,7 +395,7 @@ Test (sched, expire_drops_only_workers_silent_since_the_deadline)
     drv_peer_set_last_seen (old, 100);
     drv_peer_set_last_seen (edge, 200);
     drv_peer_set_last_seen (fresh, 300);
-    cr_assert_eq (drv_sched_expire (s_sched, 200, NULL, NULL), 1);
+    cr_assert_eq (drv_sched_expire (s_sched, 200, 200, NULL, NULL), 1);
     cr_assert_eq (drv_sched_size (s_sched), 2);
     cr_assert_null (drv_sched_find (s_sched, (const uint8_t *) "old", 3));
     cr_assert_eq (drv_sched_find (s_sched, (const uint8_t *) "edge", 4), edge);
@@ -428,7 +428,7 @@ Test (sched, expire_tells_gone_how_many_jobs_were_requeued)
     drv_peer_set_last_seen (silent, 10);
     drv_peer_set_last_seen (alive, 1000);
     gone_log_t log = {.calls = 0};
-    cr_assert_eq (drv_sched_expire (s_sched, 500, s_gone, &log), 1);
+    cr_assert_eq (drv_sched_expire (s_sched, 500, 500, s_gone, &log), 1);
     cr_assert_eq (log.calls, 1);
     cr_assert_str_eq (log.name, "silent");
     cr_assert_eq (log.requeued, 2);
@@ -446,10 +446,10 @@ Test (sched, queue_workers_follow_ready_and_remove)
     cr_assert_eq (drv_queue_workers (queue), 2);
     s_worker ("w2", "resize", 1);            //  ready again: still one
     cr_assert_eq (drv_queue_workers (queue), 2);
-    drv_sched_remove (s_sched, &w1);
+    drv_sched_remove (s_sched, &w1, 0);
     cr_assert_eq (drv_queue_workers (queue), 1);
     w2 = drv_sched_find (s_sched, (const uint8_t *) "w2", 2);
-    drv_sched_remove (s_sched, &w2);
+    drv_sched_remove (s_sched, &w2, 0);
     cr_assert_eq (drv_queue_workers (queue), 0);
 }
 
@@ -460,7 +460,7 @@ Test (sched, ready_counts_a_function_offered_twice_once)
                                       1, 0);
     cr_assert_not_null (w1);
     cr_assert_eq (drv_queue_workers (drv_store_queue (s_store, "resize")), 1);
-    drv_sched_remove (s_sched, &w1);
+    drv_sched_remove (s_sched, &w1, 0);
     cr_assert_eq (drv_queue_workers (drv_store_queue (s_store, "resize")), 0);
 }
 
@@ -469,6 +469,29 @@ Test (sched, expired_workers_leave_their_queue_counts)
     drv_queue_t *queue = drv_store_queue (s_store, "resize");
     drv_peer_t *w1 = s_worker ("w1", "resize", 1);
     drv_peer_set_last_seen (w1, 0);
-    drv_sched_expire (s_sched, 1, NULL, NULL);
+    drv_sched_expire (s_sched, 1, 1, NULL, NULL);
     cr_assert_eq (drv_queue_workers (queue), 0);
+}
+
+Test (sched, job_that_loses_its_worker_too_often_is_given_up)
+{
+    drv_sched_set_max_lost (s_sched, 2);
+    uint64_t id = s_submit ("f", 1);
+    drv_job_t *job = drv_store_lookup (s_store, id);
+    for (int round = 1; round <= 2; round++) {
+        drv_peer_t *peer = s_worker ("w", "f", 1);
+        s_dispatch ();
+        cr_assert_eq (job->state, DROVER_JOB_RUNNING);
+        cr_assert_eq (drv_sched_remove (s_sched, &peer, 100), 1, "requeued after loss %d", round);
+        cr_assert_null (drv_sched_given_up (s_sched));
+    }
+    drv_peer_t *peer = s_worker ("w", "f", 1);
+    s_dispatch ();
+    cr_assert_eq (drv_sched_remove (s_sched, &peer, 700), 0, "third loss: not requeued");
+    cr_assert_eq (drv_sched_given_up (s_sched), job);
+    cr_assert_null (drv_sched_given_up (s_sched));
+    cr_assert_eq (job->state, DROVER_JOB_FAILED);
+    cr_assert_eq (job->outcome, DROVER_OUTCOME_LOST);
+    cr_assert_eq (job->finished_ms, 700);
+    cr_assert_neq (strstr (job->reason, "lost its worker 3 times"), NULL, "%s", job->reason);
 }

@@ -392,3 +392,47 @@ Test (store, find_tag_forgets_expired_jobs)
     drv_store_expire (s_store, 1000 + 1000);
     cr_assert_null (drv_store_find_tag (s_store, s_client, sizeof s_client, 5));
 }
+
+Test (store, delayed_job_rejoins_its_queue_when_due)
+{
+    drv_job_t *job = s_submit ("a");
+    drv_job_t *other = s_submit ("b");
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), job);
+    cr_assert_eq (drv_store_delay (s_store, job, 500), 0);
+    cr_assert_eq (job->state, DROVER_JOB_QUEUED);
+    cr_assert_eq (drv_queue_running (s_queue), 0);
+    cr_assert_eq (drv_queue_size (s_queue), 1, "waiting for its retry, not in the queue");
+    cr_assert_eq (drv_store_next_deadline (s_store), 500);
+    cr_assert_null (drv_store_pop_due (s_store, 499));
+    cr_assert_eq (drv_store_pop_due (s_store, 500), job);
+    cr_assert_eq (drv_queue_size (s_queue), 2);
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), other, "back at the tail");
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), job);
+}
+
+Test (store, lease_end_comes_due_while_running)
+{
+    drv_job_t *job = s_submit ("a");
+    drv_store_lease (s_store, s_queue, &s_worker_a);
+    cr_assert_eq (drv_store_lease_until (s_store, job, 300), 0);
+    cr_assert_eq (drv_store_next_deadline (s_store), 300);
+    cr_assert_eq (drv_store_pop_due (s_store, 300), job);
+    cr_assert_eq (job->state, DROVER_JOB_RUNNING, "the caller decides");
+    cr_assert_null (drv_store_pop_due (s_store, 1000));
+}
+
+Test (store, finishing_clears_a_pending_deadline)
+{
+    drv_job_t *job = s_submit ("a");
+    drv_store_lease (s_store, s_queue, &s_worker_a);
+    drv_store_lease_until (s_store, job, 300);
+    drv_store_finish (s_store, job, DROVER_OUTCOME_OK, "r", 1, NULL, 100);
+    cr_assert_null (drv_store_pop_due (s_store, 1000));
+    drv_job_t *waiting = s_submit ("b");
+    drv_store_lease (s_store, s_queue, &s_worker_a);
+    drv_store_delay (s_store, waiting, 400);
+    drv_store_finish (s_store, waiting, DROVER_OUTCOME_ERROR, NULL, 0, "gave up", 100);
+    cr_assert_eq (waiting->state, DROVER_JOB_FAILED);
+    cr_assert_null (drv_store_pop_due (s_store, 1000));
+    cr_assert_eq (drv_queue_size (s_queue), 0);
+}
