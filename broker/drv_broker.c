@@ -44,7 +44,32 @@ typedef struct {
     uint8_t instance [16];           //  this run's id, on every message sent
     uint64_t rejected;               //  messages refused
     uint64_t malformed;              //  frames that did not decode
+    zlistx_t *acks;                  //  SubmitAcks waiting for the commit
+    bool failed;                     //  the job store failed: stop
+    size_t restored;                 //  jobs restored from the job store
+    size_t restored_results;         //  of which finished, to deliver
 } s_server_t;
+
+//  A SubmitAck to send once the jobs it acknowledges are on disk.
+typedef struct {
+    uint8_t identity [DRV_PEER_ID_MAX];  //  client routing id
+    size_t identity_len;             //  bytes in identity
+    uint64_t seq;                    //  the Submit's seq
+    uint64_t *ids;                   //  job ids, owned
+    size_t count;                    //  entries in ids
+    uint32_t workers;                //  workers offering the function
+} s_ack_t;
+
+static void
+s_ack_destroy (void **item)
+{
+    s_ack_t *ack = (s_ack_t *) *item;
+    if (ack) {
+        free (ack->ids);
+        free (ack);
+        *item = NULL;
+    }
+}
 
 //  What one message to a client or worker carries at most: results, and
 //  payload bytes (at least one item goes whatever its size), so that a
@@ -319,6 +344,7 @@ s_dispatch (s_server_t *self)
 }
 
 static void s_arm_timer (s_server_t *self);
+static int s_end_burst (s_server_t *self);
 
 //  drv_sched_gone_fn: log a worker dropped for silence.
 static void
@@ -364,8 +390,7 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
     }
     s_flush_outboxes (self);
     s_dispatch (self);
-    s_arm_timer (self);
-    return 0;
+    return s_end_burst (self);
 }
 
 //  Arm the one timer to the soonest deadline in the data.
@@ -484,15 +509,20 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
                   "broker out of memory; retry later");
         return;
     }
-    drv_msg_t ack = {
-        .type = DRV_MSG_SUBMIT_ACK,
-        .seq = msg->seq,
-        .job_ids = ids,
-        .njob_ids = msg->ntasks,
-        .workers = (uint32_t) drv_queue_workers (queue),
-    };
-    s_send_msg (self, self->clients, zframe_data (identity), zframe_size (identity), &ack);
-    free (ids);
+    //  Acknowledged once on disk (s_commit), with whatever else came in
+    //  the same burst.
+    s_ack_t *ack = (s_ack_t *) calloc (1, sizeof *ack);
+    if (ack) {
+        memcpy (ack->identity, zframe_data (identity), zframe_size (identity));
+        ack->identity_len = zframe_size (identity);
+        ack->seq = msg->seq;
+        ack->ids = ids;
+        ack->count = msg->ntasks;
+        ack->workers = (uint32_t) drv_queue_workers (queue);
+        zlistx_add_end (self->acks, ack);
+    }
+    else
+        free (ids);
     if (self->config->verbose)
         zsys_info ("broker: submit function=%s tasks=%zu new=%zu queued=%zu", msg->function,
                    msg->ntasks, fresh, drv_queue_size (queue));
@@ -531,6 +561,34 @@ s_client_status (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
     free (jobs);
 }
 
+//  Cancel: queued jobs are finished as cancelled; running ones too, and
+//  their worker is told to kill the task. The reply is their states.
+static void
+s_client_cancel (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
+{
+    for (size_t i = 0; i < msg->njob_ids; i++) {
+        drv_job_t *job = drv_store_lookup (self->store, msg->job_ids [i]);
+        if (!job || job->state >= DROVER_JOB_SUCCEEDED)
+            continue;
+        if (job->state == DROVER_JOB_RUNNING) {
+            drv_peer_t *peer = (drv_peer_t *) job->worker;
+            drv_sched_complete (self->sched, peer, job->id);
+            size_t length;
+            const uint8_t *worker = drv_peer_identity (peer, &length);
+            drv_msg_t stop = {.type = DRV_MSG_CANCEL, .job_ids = &job->id, .njob_ids = 1};
+            s_send_msg (self, self->workers, worker, length, &stop);
+        }
+        zsys_info ("broker: cancelled job=%" PRIu64 " was=%s", job->id,
+                   drover_state_name (job->state));
+        drv_store_finish (self->store, job, DROVER_OUTCOME_CANCELLED, NULL, 0,
+                          "cancelled by a client", self->now_ms);
+        s_post_result (self, job);
+    }
+    s_client_status (self, identity, msg);
+    s_flush_outboxes (self);
+    s_dispatch (self);
+}
+
 //  Ack: the client has these results. Only its own jobs count.
 static void
 s_client_ack (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
@@ -540,15 +598,14 @@ s_client_ack (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         if (!job || job->state < DROVER_JOB_SUCCEEDED || job->client_len != zframe_size (identity)
             || memcmp (job->client, zframe_data (identity), job->client_len) != 0)
             continue;
-        job->delivered = true;
+        drv_store_acked (self->store, job);
     }
 }
 
-static int
-s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
+//  Handle one message from a client.
+static void
+s_client_message (s_server_t *self, zsock_t *sock)
 {
-    (void) loop;
-    s_server_t *self = (s_server_t *) arg;
     zframe_t *identity;
     drv_msg_t *msg = s_receive (self, sock, &self->config->limits, &identity);
     if (msg) {
@@ -567,11 +624,14 @@ s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
             case DRV_MSG_ACK:
                 s_client_ack (self, identity, msg);
                 break;
+            case DRV_MSG_CANCEL:
+                s_client_cancel (self, identity, msg);
+                break;
             case DRV_MSG_BYE:
                 break;
             default:
                 s_refuse (self, sock, identity, msg->seq, DROVER_ERR_UNEXPECTED,
-                          "clients may send Submit, Status, Ack, Heartbeat and Bye only");
+                          "clients may send Submit, Status, Cancel, Ack, Heartbeat and Bye only");
         }
         drv_msg_destroy (&msg);
     }
@@ -584,8 +644,6 @@ s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
             s_outbox_flush (self, box);
     }
     zframe_destroy (&identity);
-    s_arm_timer (self);
-    return 0;
 }
 
 //  Done: finish each job this worker was running; ignore the rest.
@@ -615,11 +673,10 @@ s_worker_done (s_server_t *self, drv_peer_t *peer, drv_msg_t *msg)
     s_dispatch (self);
 }
 
-static int
-s_on_worker (zloop_t *loop, zsock_t *sock, void *arg)
+//  Handle one message from a worker.
+static void
+s_worker_message (s_server_t *self, zsock_t *sock)
 {
-    (void) loop;
-    s_server_t *self = (s_server_t *) arg;
     zframe_t *identity;
     //  A result over --max-payload fails its job (s_worker_done) rather
     //  than the whole Done, so workers' results are bounded by message size.
@@ -670,8 +727,72 @@ s_on_worker (zloop_t *loop, zsock_t *sock, void *arg)
         drv_msg_destroy (&msg);
     }
     zframe_destroy (&identity);
+}
+
+//  Readers take up to this many messages in one go, so that one commit
+//  (one fsync) covers them all.
+#define S_BURST 256
+
+//  After a burst of events: make it durable, then acknowledge. -1 (which
+//  ends the loop) when the job store failed.
+static int
+s_end_burst (s_server_t *self)
+{
+    char err [512] = "";
+    if (drv_store_commit (self->store, err, sizeof err) == -1) {
+        zsys_error ("broker: cannot write the job store: %s; stopping, nothing more is "
+                    "acknowledged",
+                    err);
+        self->failed = true;
+        zstr_sendx (self->pipe, "FAILED", err, NULL);
+        return -1;
+    }
+    s_ack_t *ack;
+    while ((ack = (s_ack_t *) zlistx_first (self->acks))) {
+        drv_msg_t reply = {
+            .type = DRV_MSG_SUBMIT_ACK,
+            .seq = ack->seq,
+            .job_ids = ack->ids,
+            .njob_ids = ack->count,
+            .workers = ack->workers,
+        };
+        s_send_msg (self, self->clients, ack->identity, ack->identity_len, &reply);
+        zlistx_delete (self->acks, zlistx_cursor (self->acks));
+    }
     s_arm_timer (self);
     return 0;
+}
+
+static int
+s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    s_server_t *self = (s_server_t *) arg;
+    for (int i = 0; i < S_BURST && (i == 0 || (zsock_events (sock) & ZMQ_POLLIN)); i++)
+        s_client_message (self, sock);
+    return s_end_burst (self);
+}
+
+static int
+s_on_worker (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    s_server_t *self = (s_server_t *) arg;
+    for (int i = 0; i < S_BURST && (i == 0 || (zsock_events (sock) & ZMQ_POLLIN)); i++)
+        s_worker_message (self, sock);
+    return s_end_burst (self);
+}
+
+//  drv_store_restored_fn: a finished job's result goes to its client.
+static void
+s_on_restored (drv_job_t *job, void *arg)
+{
+    s_server_t *self = (s_server_t *) arg;
+    self->restored++;
+    if (job->state >= DROVER_JOB_SUCCEEDED) {
+        self->restored_results++;
+        s_post_result (self, job);
+    }
 }
 
 //  Bind a ROUTER; NULL with a reason on failure.
@@ -720,14 +841,26 @@ drv_broker_actor (zsock_t *pipe, void *args)
     self->outboxes = zhashx_new ();
     self->busy = zlistx_new ();
     self->dead = zlistx_new ();
+    self->acks = zlistx_new ();
     self->loop = zloop_new ();
     if (!*err && !(self->store && self->sched && self->outboxes && self->busy && self->dead
-                   && self->loop))
+                   && self->acks && self->loop))
         snprintf (err, sizeof err, "out of memory");
+    if (!*err) {
+        zhashx_set_destructor (self->outboxes, s_outbox_destroy);
+        zlistx_set_destructor (self->acks, s_ack_destroy);
+    }
+    if (!*err && self->config->data_dir) {
+        self->now_ms = zclock_mono ();
+        if (drv_store_attach (self->store, self->config->data_dir, self->now_ms, s_on_restored,
+                              self, err, sizeof err)
+            == 0)
+            zsys_info ("broker: job store %s restored jobs=%zu of which results=%zu",
+                       self->config->data_dir, self->restored, self->restored_results);
+    }
     if (*err)
         zstr_sendx (pipe, "ERROR", err, NULL);
     else {
-        zhashx_set_destructor (self->outboxes, s_outbox_destroy);
         char *clients = zsock_last_endpoint (self->clients);
         char *workers = zsock_last_endpoint (self->workers);
         zstr_sendx (pipe, "OK", clients, workers, NULL);
@@ -751,6 +884,7 @@ drv_broker_actor (zsock_t *pipe, void *args)
                    self->rejected, self->malformed);
     }
     zloop_destroy (&self->loop);
+    zlistx_destroy (&self->acks);
     zlistx_destroy (&self->dead);
     zlistx_destroy (&self->busy);
     zhashx_destroy (&self->outboxes);
@@ -768,6 +902,7 @@ struct _drover_broker_t {
     char *workers_endpoint;          //  as asked
     char *clients_bound;             //  as bound, after start
     char *workers_bound;             //  as bound, after start
+    char *data_dir;                  //  durable mode, or NULL
     drv_broker_config_t config;      //  handed to the actor
     zactor_t *actor;                 //  running broker, or NULL
     char error [512];                //  last error
@@ -805,6 +940,7 @@ drover_broker_destroy (drover_broker_t **self_p)
         drover_broker_stop (self);
         free (self->clients_endpoint);
         free (self->workers_endpoint);
+        free (self->data_dir);
         free (self);
         *self_p = NULL;
     }
@@ -845,6 +981,33 @@ drover_broker_set_heartbeat (drover_broker_t *self, unsigned interval_ms, unsign
 {
     self->config.heartbeat_ms = interval_ms ? interval_ms : 1;
     self->config.liveness = liveness ? liveness : 1;
+}
+
+void
+drover_broker_set_data_dir (drover_broker_t *self, const char *dir)
+{
+    free (self->data_dir);
+    self->data_dir = dir && *dir ? strdup (dir) : NULL;
+    self->config.data_dir = self->data_dir;
+}
+
+int
+drover_broker_wait (drover_broker_t *self, int timeout_ms)
+{
+    if (!self->actor)
+        return -1;
+    zpoller_t *poller = zpoller_new (self->actor, NULL);
+    void *ready = poller ? zpoller_wait (poller, timeout_ms) : NULL;
+    zpoller_destroy (&poller);
+    if (!ready)
+        return 0;
+    char *status = NULL, *reason = NULL;
+    zstr_recvx (self->actor, &status, &reason, NULL);
+    snprintf (self->error, sizeof self->error, "%s",
+              reason ? reason : "the broker stopped by itself");
+    zstr_free (&status);
+    zstr_free (&reason);
+    return -1;
 }
 
 void

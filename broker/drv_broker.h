@@ -25,11 +25,13 @@ typedef struct {
     uint32_t heartbeat_ms;           //  expected worker heartbeat interval
     uint32_t liveness;               //  missed heartbeats before a worker is dead
     bool verbose;                    //  log every submit
+    const char *data_dir;            //  durable mode: the job store, or NULL
 } drv_broker_config_t;
 
 //  The broker actor (zactor_fn). After binding it sends one message on
 //  its pipe: "OK" with the two bound endpoints, or "ERROR" with a reason.
-//  It ends on $TERM.
+//  It ends on $TERM, or by itself when its job store fails, after sending
+//  "FAILED" with a reason.
 void drv_broker_actor (zsock_t *pipe, void *args);
 
 #endif

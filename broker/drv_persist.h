@@ -22,7 +22,8 @@
 
 typedef struct _drv_persist_t drv_persist_t;
 
-//  One job as stored. Pointers are borrowed (for add/finish) or valid only during a load callback.
+//  One job as stored. Pointers are borrowed (for add/finish) or valid
+//  only during a load callback; on load they are never NULL.
 typedef struct {
     uint64_t id;                 //  the broker's job id
     uint64_t tag;                //  the client's tag
@@ -40,20 +41,26 @@ typedef struct {
     const char *reason;          //  failure reason when finished ("" if none)
 } drv_record_t;
 
-//  Open (creating if needed) the store in directory dir (created if missing, mode 0700). NULL with
-//  a reason in err on failure; on corruption the reason says what to do, e.g. "drover: the job
-//  store in DIR is corrupt (…): move DIR aside to start empty, or restore it from a backup".
+//  Open (creating if needed) the store in directory dir (created if missing, mode 0700).
+//  NULL with a reason in err on failure; on corruption the reason says what to do, e.g.
+//  "drover: the job store in DIR is corrupt (...): move DIR aside to start empty, or
+//  restore it from a backup". Refused too: a store another process has open, an unknown
+//  schema version, another program's database.
 drv_persist_t *drv_persist_open (const char *dir, char *err, size_t err_size);
 
 //  Close and NULL the pointer; staged changes not committed are lost (as in a crash).
 void drv_persist_destroy (drv_persist_t **self_p);
 
-//  Stage a new job (finished=false). 0 or -1. Every field is stored as given (the finished fields
-//  too, if set); id must be 1..INT64_MAX and new.
+//  Stage a new job (finished=false). 0 or -1. Every field is stored as given; the id must
+//  be new and 1..INT64_MAX.
+//
+//  The staging calls (add, finish, attempts, remove) return -1 for two reasons. A caller's
+//  error (duplicate or unknown id, invalid record) changes nothing: what was staged before
+//  stays staged. A disk error (full, I/O) fails the store as a failed commit does.
 int drv_persist_add (drv_persist_t *self, const drv_record_t *job);
 
-//  Stage a job's result (it stays until removed). 0 or -1. The payload is dropped, as drv_store
-//  frees it: a finished job loads with an empty payload.
+//  Stage a job's result (it stays until removed). 0 or -1. The payload is dropped, as
+//  drv_store frees it at finish: a finished job loads with an empty payload.
 int drv_persist_finish (drv_persist_t *self, uint64_t id, drover_outcome_t outcome,
                         const void *result, size_t size, const char *reason);
 
@@ -63,29 +70,26 @@ int drv_persist_attempts (drv_persist_t *self, uint64_t id, uint32_t attempts);
 //  Stage forgetting a job (its result was delivered, or it expired). 0 or -1.
 int drv_persist_remove (drv_persist_t *self, uint64_t id);
 
-//  Make every staged change durable: one transaction, one fsync. 0 when on disk; -1 on any error
-//  (disk full, I/O error, fsync failure): the caller must stop acknowledging and exit; the reason
-//  is in drv_persist_error. A commit with nothing staged returns 0 at once without touching the
-//  disk. After a disk error every later call fails too (an fsync that failed once cannot be trusted
-//  again).
+//  Make every staged change durable: one transaction, one fsync. 0 when on disk; -1 on any
+//  error (disk full, I/O error, fsync failure): the caller must stop acknowledging and exit;
+//  the reason is in drv_persist_error. A commit with nothing staged returns 0 at once
+//  without touching the disk. After a disk error every later call returns -1 too: an fsync
+//  that failed once cannot be trusted again; the next start recovers from the log.
 int drv_persist_commit (drv_persist_t *self);
 
 //  Staged changes not yet committed.
 size_t drv_persist_staged (drv_persist_t *self);
 
-//  Call fn for every stored job in id order (fn returns 0 to go on, -1 to stop: then load returns
-//  -1). For startup.
+//  Call fn for every stored job in id order (fn returns 0 to go on, -1 to stop: then load
+//  returns -1). For startup; fn must not call back into the store.
 typedef int (drv_persist_load_fn) (const drv_record_t *job, void *arg);
 int drv_persist_load (drv_persist_t *self, drv_persist_load_fn *fn, void *arg);
 
-//  The largest job id ever stored (also across removals: keep it in a meta table so ids are not
-//  reused after restart), 0 if none. Staged adds count.
+//  The largest job id ever stored (also across removals: kept in a meta table so ids are
+//  not reused after restart), 0 if none. Staged adds count.
 uint64_t drv_persist_max_id (drv_persist_t *self);
 
 //  Last error, a sentence. Borrowed.
 const char *drv_persist_error (drv_persist_t *self);
-
-//  For tests: cap the database size so a commit fails as on a full disk. 0 or -1.
-int drv_persist_set_max_pages (drv_persist_t *self, uint32_t pages);
 
 #endif

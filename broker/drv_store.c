@@ -13,6 +13,7 @@
 #include "drv_store.h"
 
 #include "drv_heap.h"
+#include "drv_persist.h"
 #include "drv_util.h"
 
 struct _drv_queue_t {
@@ -28,6 +29,8 @@ struct _drv_store_t {
     zhashx_t *tags;                  //  "client-hex:tag" -> drv_job_t
     zlistx_t *done;                  //  finished jobs, oldest first
     drv_heap_t *due;                 //  retry times and lease ends
+    drv_persist_t *persist;          //  durable mode, or NULL
+    bool disk_failed;                //  a write to persist failed
     uint64_t next_id;                //  id of the next job
     uint32_t keep_ms;                //  how long finished jobs stay
     size_t max_queue;                //  jobs per queue at most
@@ -92,6 +95,7 @@ drv_store_destroy (drv_store_t **self_p)
         //  Lists first: they point into the tables.
         zlistx_destroy (&self->done);
         drv_heap_destroy (&self->due);
+        drv_persist_destroy (&self->persist);
         zhashx_destroy (&self->tags);
         zhashx_destroy (&self->queues);
         zhashx_destroy (&self->jobs);
@@ -160,9 +164,11 @@ drv_store_can_accept (drv_store_t *self, drv_queue_t *queue, size_t count, char 
     return false;
 }
 
-drv_job_t *
-drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag, const uint8_t *client,
-                  size_t client_len, const void *payload, size_t size, uint32_t timeout_ms)
+//  A new QUEUED job with this id at the tail of queue, in the tables.
+static drv_job_t *
+s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
+          const uint8_t *client, size_t client_len, const void *payload, size_t size,
+          uint32_t timeout_ms)
 {
     assert (client_len <= DRV_PEER_ID_MAX);
     drv_job_t *job = (drv_job_t *) calloc (1, sizeof *job);
@@ -176,7 +182,7 @@ drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag, const uin
     if (size)
         memcpy (job->payload, payload, size);
     job->size = size;
-    job->id = self->next_id++;
+    job->id = id;
     job->tag = tag;
     job->queue = queue;
     job->state = DROVER_JOB_QUEUED;
@@ -189,8 +195,109 @@ drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag, const uin
     zhashx_insert (self->jobs, drv_util_u64_key (job->id), job);
     char key [S_TAG_KEY_MAX];
     zhashx_insert (self->tags, s_tag_key (client, client_len, tag, key), job);
-    self->submitted++;
     return job;
+}
+
+drv_job_t *
+drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag, const uint8_t *client,
+                  size_t client_len, const void *payload, size_t size, uint32_t timeout_ms)
+{
+    drv_job_t *job = s_insert (self, queue, self->next_id, tag, client, client_len, payload,
+                               size, timeout_ms);
+    if (!job)
+        return NULL;
+    self->next_id++;
+    self->submitted++;
+    if (self->persist) {
+        drv_record_t record = {
+            .id = job->id, .tag = tag, .client = client, .client_len = client_len,
+            .function = queue->name, .payload = job->payload, .size = size,
+            .timeout_ms = timeout_ms,
+        };
+        if (drv_persist_add (self->persist, &record) == -1)
+            self->disk_failed = true;
+    }
+    return job;
+}
+
+void
+drv_store_acked (drv_store_t *self, drv_job_t *job)
+{
+    if (job->acked || job->state < DROVER_JOB_SUCCEEDED)
+        return;
+    job->acked = true;
+    job->delivered = true;
+    if (self->persist && drv_persist_remove (self->persist, job->id) == -1)
+        self->disk_failed = true;
+}
+
+int
+drv_store_commit (drv_store_t *self, char *err, size_t err_size)
+{
+    if (!self->persist)
+        return 0;
+    if (self->disk_failed || drv_persist_commit (self->persist) == -1) {
+        self->disk_failed = true;
+        snprintf (err, err_size, "%s", drv_persist_error (self->persist));
+        return -1;
+    }
+    return 0;
+}
+
+//  drv_persist_load_fn: one stored job back into memory.
+typedef struct {
+    drv_store_t *store;              //  the store being restored
+    int64_t now_ms;                  //  restore time
+    drv_store_restored_fn *restored; //  told of each job
+    void *arg;                       //  its argument
+} s_restore_t;
+
+static int
+s_restore_one (const drv_record_t *record, void *arg)
+{
+    s_restore_t *restore = (s_restore_t *) arg;
+    drv_store_t *self = restore->store;
+    drv_queue_t *queue = drv_store_queue (self, record->function);
+    if (!queue || record->client_len > DRV_PEER_ID_MAX)
+        return -1;
+    drv_job_t *job = s_insert (self, queue, record->id, record->tag, record->client,
+                               record->client_len, record->payload, record->size,
+                               record->timeout_ms);
+    if (!job)
+        return -1;
+    job->attempts = record->attempts;
+    if (record->finished) {
+        //  Finish in memory only: the record on disk has the result.
+        drv_persist_t *persist = self->persist;
+        self->persist = NULL;
+        drv_store_finish (self, job, record->outcome, record->result, record->result_size,
+                          record->reason, restore->now_ms);
+        self->persist = persist;
+    }
+    if (restore->restored)
+        restore->restored (job, restore->arg);
+    return 0;
+}
+
+int
+drv_store_attach (drv_store_t *self, const char *dir, int64_t now_ms,
+                  drv_store_restored_fn *restored, void *arg, char *err, size_t err_size)
+{
+    assert (!self->persist);
+    drv_persist_t *persist = drv_persist_open (dir, err, err_size);
+    if (!persist)
+        return -1;
+    self->persist = persist;
+    s_restore_t restore = {.store = self, .now_ms = now_ms, .restored = restored, .arg = arg};
+    if (drv_persist_load (persist, s_restore_one, &restore) == -1) {
+        snprintf (err, err_size, "cannot restore the jobs in %s: %s", dir,
+                  drv_persist_error (persist));
+        drv_persist_destroy (&self->persist);
+        return -1;
+    }
+    self->next_id = drv_persist_max_id (persist) + 1;
+    self->finished = 0;
+    return 0;
 }
 
 drv_job_t *
@@ -290,6 +397,10 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
     job->result_size = job->result ? size : 0;
     job->reason = reason && *reason ? strdup (reason) : NULL;
     job->finished_ms = now_ms;
+    if (self->persist
+        && drv_persist_finish (self->persist, job->id, outcome, job->result, job->result_size,
+                               job->reason ? job->reason : "") == -1)
+        self->disk_failed = true;
     job->handle = zlistx_add_end (self->done, job);
     self->finished++;
 }
@@ -302,6 +413,8 @@ drv_store_expire (drv_store_t *self, int64_t now_ms)
     while ((job = (drv_job_t *) zlistx_first (self->done))
            && job->finished_ms + self->keep_ms <= now_ms) {
         zlistx_delete (self->done, job->handle);
+        if (self->persist && !job->acked && drv_persist_remove (self->persist, job->id) == -1)
+            self->disk_failed = true;
         char key [S_TAG_KEY_MAX];
         s_tag_key (job->client, job->client_len, job->tag, key);
         if (zhashx_lookup (self->tags, key) == job)

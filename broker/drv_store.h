@@ -3,8 +3,12 @@
     The store owns every job from submit until it expires after finishing,
     and one FIFO queue per function name. It knows nothing of workers,
     sockets or time sources: callers pass now_ms. Policy (who runs what)
-    lives in drv_sched; the network in drv_broker. Durability will sit
-    behind this interface.
+    lives in drv_sched; the network in drv_broker.
+
+    Durable mode (drv_store_attach) writes through to drv_persist: every
+    submit, result, acknowledgement and expiry is staged there, and
+    drv_store_commit makes the staged changes durable at once (group
+    commit). Callers acknowledge submits only after it returns 0.
 */
 
 #ifndef DRV_STORE_H_INCLUDED
@@ -43,7 +47,8 @@ typedef struct {
     size_t result_size;              //  bytes in result
     char *reason;                    //  failure reason once finished, or NULL
     int64_t finished_ms;             //  when it finished
-    bool delivered;                  //  result reached its client
+    bool delivered;                  //  result sent to its client
+    bool acked;                      //  the client said it has the result
     uint8_t client_len;              //  bytes in client
     uint8_t client [DRV_PEER_ID_MAX]; //  submitting client's routing id
 } drv_job_t;
@@ -54,6 +59,25 @@ drv_store_t *drv_store_new (uint32_t keep_ms, size_t max_queue);
 
 //  Destroy the store, every job and queue, and NULL the pointer.
 void drv_store_destroy (drv_store_t **self_p);
+
+//  Told of each job restored from disk by drv_store_attach.
+typedef void (drv_store_restored_fn) (drv_job_t *job, void *arg);
+
+//  Make the store durable in directory dir and restore the jobs kept
+//  there: unfinished ones are QUEUED again (in id order), finished ones
+//  wait for delivery; restored (may be NULL) is told of each. New ids
+//  continue after every id the directory has seen. -1 with a reason in
+//  err if dir cannot be used (it says what to do).
+int drv_store_attach (drv_store_t *self, const char *dir, int64_t now_ms,
+                      drv_store_restored_fn *restored, void *arg, char *err, size_t err_size);
+
+//  Make every change since the last commit durable (one fsync). 0 when
+//  done or when the store is not durable; -1 if the disk failed, with a
+//  reason in err: the caller must not acknowledge anything more.
+int drv_store_commit (drv_store_t *self, char *err, size_t err_size);
+
+//  The client has the job's result: forget it on disk.
+void drv_store_acked (drv_store_t *self, drv_job_t *job);
 
 //  The queue for function, created if it does not exist.
 drv_queue_t *drv_store_queue (drv_store_t *self, const char *function);

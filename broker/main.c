@@ -17,6 +17,10 @@ s_usage (FILE *out)
         "\n"
         "  --clients ENDPOINT     where clients connect, e.g. tcp://127.0.0.1:7700\n"
         "  --workers ENDPOINT     where workers connect, e.g. tcp://127.0.0.1:7701\n"
+        "  --data DIR             durable mode: keep jobs in DIR (SQLite); a submit is\n"
+        "                         acknowledged once on disk, and a restart on DIR runs\n"
+        "                         again every unfinished job and delivers every result\n"
+        "                         not yet acknowledged\n"
         "  --max-payload BYTES    largest task payload or result (default 16777216)\n"
         "  --max-message BYTES    largest protocol message (default 67108864)\n"
         "  --max-queue JOBS       jobs waiting per function at most (default 10000000)\n"
@@ -52,6 +56,7 @@ main (int argc, char *argv [])
     static const struct option options [] = {
         {"clients", required_argument, 0, 'c'},
         {"workers", required_argument, 0, 'w'},
+        {"data", required_argument, 0, 'D'},
         {"max-payload", required_argument, 0, 'P'},
         {"max-message", required_argument, 0, 'M'},
         {"max-queue", required_argument, 0, 'Q'},
@@ -62,7 +67,7 @@ main (int argc, char *argv [])
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
-    const char *clients = NULL, *workers = NULL;
+    const char *clients = NULL, *workers = NULL, *data = NULL;
     unsigned long long max_payload = 0, max_message = 0, max_queue = 0, keep = 0;
     unsigned long long heartbeat = 1000, liveness = 3;
     bool have_keep = false, verbose = false;
@@ -70,6 +75,7 @@ main (int argc, char *argv [])
     while ((opt = getopt_long (argc, argv, "vhV", options, NULL)) != -1) {
         switch (opt) {
             case 'c': clients = optarg; break;
+            case 'D': data = optarg; break;
             case 'w': workers = optarg; break;
             case 'P': max_payload = s_number ("--max-payload", optarg); break;
             case 'M': max_message = s_number ("--max-message", optarg); break;
@@ -113,6 +119,7 @@ main (int argc, char *argv [])
     if (max_queue)
         drover_broker_set_max_queue (broker, max_queue);
     drover_broker_set_verbose (broker, verbose);
+    drover_broker_set_data_dir (broker, data);
     if (heartbeat == 0 || heartbeat > 3600000 || liveness == 0 || liveness > 1000) {
         fprintf (stderr, "drover-broker: --heartbeat takes 1 to 3600000 ms and --liveness 1 "
                          "to 1000\n");
@@ -128,9 +135,13 @@ main (int argc, char *argv [])
         return 1;
     }
     //  czmq's handler sets zsys_interrupted on SIGINT and SIGTERM.
-    while (!zsys_interrupted)
-        zclock_sleep (100);
-    zsys_info ("broker: signal received, stopping");
+    int rc = 0;
+    while (!zsys_interrupted && rc == 0)
+        rc = drover_broker_wait (broker, 100);
+    if (rc == -1)
+        fprintf (stderr, "drover-broker: stopped: %s\n", drover_broker_error (broker));
+    else
+        zsys_info ("broker: signal received, stopping");
     drover_broker_destroy (&broker);
-    return 0;
+    return rc == 0 ? 0 : 1;
 }

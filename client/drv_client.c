@@ -805,13 +805,15 @@ drover_client_join (drover_client_t *self, int timeout_ms)
     return ran;
 }
 
-int
-drover_client_status (drover_client_t *self, uint64_t job_id, drover_status_t *status)
+//  Send a Status or Cancel for one job and wait for its StatusReply.
+static int
+s_query (drover_client_t *self, drv_msg_type_t type, uint64_t job_id, drover_status_t *status)
 {
-    assert (status);
+    drover_status_t scratch;
+    if (!status)
+        status = &scratch;
     memset (status, 0, sizeof *status);
-    drv_msg_t msg = {.type = DRV_MSG_STATUS, .seq = ++self->seq, .job_ids = &job_id,
-                     .njob_ids = 1};
+    drv_msg_t msg = {.type = type, .seq = ++self->seq, .job_ids = &job_id, .njob_ids = 1};
     zframe_t *frame = drv_codec_encode (&msg);
     if (!frame || zframe_send (&frame, self->dealer, 0) == -1) {
         zframe_destroy (&frame);
@@ -847,6 +849,8 @@ drover_client_status (drover_client_t *self, uint64_t job_id, drover_status_t *s
         status->attempts = info->attempts;
         drv_util_strlcpy (status->function, info->function, sizeof status->function);
         drv_util_strlcpy (status->worker, info->worker, sizeof status->worker);
+        if (info->has_result)
+            status->outcome = info->result.outcome;
         if (info->state == DROVER_JOB_UNKNOWN)
             rc = s_fail (self, DROVER_ERR_UNKNOWN_JOB, ENOENT,
                          "the broker has no job %" PRIu64 " (never submitted, or expired)",
@@ -854,6 +858,19 @@ drover_client_status (drover_client_t *self, uint64_t job_id, drover_status_t *s
     }
     drv_msg_destroy (&reply);
     return rc;
+}
+
+int
+drover_client_status (drover_client_t *self, uint64_t job_id, drover_status_t *status)
+{
+    assert (status);
+    return s_query (self, DRV_MSG_STATUS, job_id, status);
+}
+
+int
+drover_client_cancel (drover_client_t *self, uint64_t job_id, drover_status_t *status)
+{
+    return s_query (self, DRV_MSG_CANCEL, job_id, status);
 }
 
 //  ---------------------------------------------------------------------

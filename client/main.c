@@ -31,6 +31,8 @@ s_usage (FILE *out)
         "                                  empty line and its line number and reason on\n"
         "                                  stderr.\n"
         "  status JOB_ID                   print a job's state\n"
+        "  cancel JOB_ID                   cancel a job: a queued one is removed, a running\n"
+        "                                  one is killed; its client gets 'cancelled'\n"
         "\n"
         "Options:\n"
         "  -b, --broker ENDPOINT   the broker's client endpoint, e.g.\n"
@@ -190,7 +192,7 @@ s_map (drover_client_t *client, const char *function, const drover_options_t *op
 }
 
 static int
-s_status (drover_client_t *client, const char *text)
+s_status (drover_client_t *client, const char *text, bool cancel)
 {
     char *end;
     unsigned long long id = strtoull (text, &end, 10);
@@ -199,13 +201,19 @@ s_status (drover_client_t *client, const char *text)
         return S_EXIT_USAGE;
     }
     drover_status_t status;
-    if (drover_client_status (client, id, &status) == -1) {
+    int rc = cancel ? drover_client_cancel (client, id, &status)
+                    : drover_client_status (client, id, &status);
+    if (rc == -1) {
         fprintf (stderr, "drover: %s\n", drover_client_error (client));
         return drover_client_error_code (client) == DROVER_ERR_UNKNOWN_JOB ? S_EXIT_FAILED
                                                                            : S_EXIT_BROKER;
     }
-    printf ("job %" PRIu64 ": %s\nfunction: %s\nattempts: %u\n", status.job_id,
-            drover_state_name (status.state), status.function, status.attempts);
+    if (status.outcome && status.outcome != DROVER_OUTCOME_OK)
+        printf ("job %" PRIu64 ": %s (%s)\n", status.job_id, drover_state_name (status.state),
+                drover_outcome_name (status.outcome));
+    else
+        printf ("job %" PRIu64 ": %s\n", status.job_id, drover_state_name (status.state));
+    printf ("function: %s\nattempts: %u\n", status.function, status.attempts);
     if (status.state == DROVER_JOB_RUNNING)
         printf ("worker: %s\n", status.worker);
     return 0;
@@ -266,15 +274,17 @@ main (int argc, char *argv [])
     }
     const char *command = argv [optind];
     int args = argc - optind - 1;
-    bool known = streq (command, "submit") || streq (command, "map") || streq (command, "status");
+    bool by_id = streq (command, "status") || streq (command, "cancel");
+    bool known = streq (command, "submit") || streq (command, "map") || by_id;
     if (!known) {
-        fprintf (stderr, "drover: unknown command '%s'; the commands are submit, map and status\n",
+        fprintf (stderr, "drover: unknown command '%s'; the commands are submit, map, status "
+                         "and cancel\n",
                  command);
         return S_EXIT_USAGE;
     }
     if (args != 1) {
         fprintf (stderr, "drover: %s takes one argument (%s); try --help\n", command,
-                 streq (command, "status") ? "JOB_ID" : "FUNCTION");
+                 by_id ? "JOB_ID" : "FUNCTION");
         return S_EXIT_USAGE;
     }
     if (data && !streq (command, "submit")) {
@@ -304,7 +314,7 @@ main (int argc, char *argv [])
     if (streq (command, "map"))
         status = s_map (client, arg, &task_options);
     else
-        status = s_status (client, arg);
+        status = s_status (client, arg, streq (command, "cancel"));
     drover_client_destroy (&client);
     return status;
 }

@@ -131,6 +131,7 @@ drover_outcome_name (drover_outcome_t outcome)
         case DROVER_OUTCOME_TIMEOUT: return "timeout";
         case DROVER_OUTCOME_NO_HANDLER: return "no handler";
         case DROVER_OUTCOME_LOST: return "lost";
+        case DROVER_OUTCOME_CANCELLED: return "cancelled";
     }
     return "unknown";
 }

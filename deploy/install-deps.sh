@@ -1,10 +1,11 @@
 #!/bin/sh
 # Install what building and testing drover needs, from Debian 12's
-# packages, when any of it is missing. Needs root (or sudo) for apt-get.
+# packages, when any of it is missing: czmq/libzmq (transport),
+# protobuf-c (wire), SQLite (durable mode), Criterion (tests). Needs root (or sudo) for apt-get.
 set -eu
 
 packages="build-essential cmake pkg-config libzmq3-dev libczmq-dev libprotobuf-c-dev
-protobuf-c-compiler libcriterion-dev"
+protobuf-c-compiler libcriterion-dev libsqlite3-dev"
 
 missing=""
 for package in $packages; do

@@ -37,7 +37,8 @@ typedef enum {
     DROVER_OUTCOME_SIGNAL = 3,     //  the task process died of a signal
     DROVER_OUTCOME_TIMEOUT = 4,    //  the task ran over its timeout
     DROVER_OUTCOME_NO_HANDLER = 5, //  the worker does not offer the function
-    DROVER_OUTCOME_LOST = 6        //  the broker gave up on the job
+    DROVER_OUTCOME_LOST = 6,       //  the job lost its worker too often
+    DROVER_OUTCOME_CANCELLED = 7   //  a client cancelled the job
 } drover_outcome_t;
 
 //  Where a job is. Numbers match the wire protocol's JobState.
@@ -92,6 +93,7 @@ typedef struct {
     char function[256];        //  the function name
     char worker[256];          //  the worker running it, when RUNNING
     uint32_t attempts;         //  dispatches so far
+    drover_outcome_t outcome;  //  how it ended, once SUCCEEDED or FAILED; else 0
 } drover_status_t;
 
 //  Short, stable names for outcomes, states and errors ("ok", "queued",
@@ -180,6 +182,14 @@ int drover_client_poll (drover_client_t *self, int timeout_ms);
 //  Run callbacks until no asynchronous job is pending, or timeout_ms
 //  passes (-1: forever; then -1 with errno ETIMEDOUT).
 int drover_client_join (drover_client_t *self, int timeout_ms);
+
+//  Cancel a job, any client's: a queued one is removed, a running one is
+//  killed (exec: tasks; an in-process handler runs on but its result is
+//  dropped). Its waiting client gets a result with
+//  DROVER_OUTCOME_CANCELLED. On return *status (may be NULL) is the job's
+//  state after the cancel: FAILED if it was cancelled, or SUCCEEDED or
+//  FAILED as it had finished before. -1 if the broker has no such job.
+int drover_client_cancel (drover_client_t *self, uint64_t job_id, drover_status_t *status);
 
 //  Ask the broker for the state of a job, any client's.
 int drover_client_status (drover_client_t *self, uint64_t job_id, drover_status_t *status);
@@ -325,6 +335,13 @@ void drover_broker_set_keep_results (drover_broker_t *self, unsigned ms);
 //  jobs are dispatched again.
 void drover_broker_set_heartbeat (drover_broker_t *self, unsigned interval_ms, unsigned liveness);
 
+//  Durable mode: keep jobs in directory dir (created if missing). A submit
+//  is acknowledged only once it is on disk, many sharing one fsync; after
+//  a crash and restart on the same dir, every acknowledged job that had
+//  not finished runs again and every result not yet acknowledged by its
+//  client is delivered. Set before starting.
+void drover_broker_set_data_dir (drover_broker_t *self, const char *dir);
+
 //  Log every submit (default off).
 void drover_broker_set_verbose (drover_broker_t *self, bool verbose);
 
@@ -336,6 +353,11 @@ int drover_broker_start (drover_broker_t *self);
 //  for an ephemeral one ("tcp://127.0.0.1:*"). Borrowed; valid after start.
 const char *drover_broker_clients_endpoint (drover_broker_t *self);
 const char *drover_broker_workers_endpoint (drover_broker_t *self);
+
+//  Wait up to timeout_ms for the broker to stop by itself: 0 if it is
+//  still serving, -1 if it stopped (its job store failed: the reason is
+//  in drover_broker_error).
+int drover_broker_wait (drover_broker_t *self, int timeout_ms);
 
 //  Stop serving: unbinds, drops queued work, and joins the thread.
 void drover_broker_stop (drover_broker_t *self);

@@ -123,7 +123,8 @@ static drover_error_t
 s_decode_result (const Drover__Result *in, drv_result_t *out, s_arena_t *arena,
                  const drv_limits_t *limits, char *err, size_t err_size)
 {
-    if (in->outcome < DROVER__OUTCOME__OUTCOME_OK || in->outcome > DROVER__OUTCOME__OUTCOME_LOST)
+    if (in->outcome < DROVER__OUTCOME__OUTCOME_OK
+        || in->outcome > DROVER__OUTCOME__OUTCOME_CANCELLED)
         return s_reject (DROVER_ERR_INVALID, err, err_size, "result for job %" PRIu64
                          " has unknown outcome %d", in->job_id, (int) in->outcome);
     if (in->job_id == 0)
@@ -165,6 +166,29 @@ s_decode_results (Drover__Result **in, size_t count, drv_msg_t *msg, s_arena_t *
             return rc;
     }
     return DROVER_ERR_NONE;
+}
+
+//  The job id list of a SubmitAck, Status, Ack or Cancel.
+static const uint64_t *
+s_id_list (const Drover__Envelope *env, size_t *count)
+{
+    switch (env->body_case) {
+        case DROVER__ENVELOPE__BODY_SUBMIT_ACK:
+            *count = env->submit_ack->n_job_ids;
+            return env->submit_ack->job_ids;
+        case DROVER__ENVELOPE__BODY_STATUS:
+            *count = env->status->n_job_ids;
+            return env->status->job_ids;
+        case DROVER__ENVELOPE__BODY_ACK:
+            *count = env->ack->n_job_ids;
+            return env->ack->job_ids;
+        case DROVER__ENVELOPE__BODY_CANCEL:
+            *count = env->cancel->n_job_ids;
+            return env->cancel->job_ids;
+        default:
+            *count = 0;
+            return NULL;
+    }
 }
 
 //  Validate and copy the envelope's body into msg.
@@ -247,13 +271,10 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
         }
         case DROVER__ENVELOPE__BODY_SUBMIT_ACK:
         case DROVER__ENVELOPE__BODY_STATUS:
-        case DROVER__ENVELOPE__BODY_ACK: {
-            size_t count = env->body_case == DROVER__ENVELOPE__BODY_STATUS ? env->status->n_job_ids
-                         : env->body_case == DROVER__ENVELOPE__BODY_ACK    ? env->ack->n_job_ids
-                                                                      : env->submit_ack->n_job_ids;
-            const uint64_t *ids = env->body_case == DROVER__ENVELOPE__BODY_STATUS ? env->status->job_ids
-                                : env->body_case == DROVER__ENVELOPE__BODY_ACK    ? env->ack->job_ids
-                                                                      : env->submit_ack->job_ids;
+        case DROVER__ENVELOPE__BODY_ACK:
+        case DROVER__ENVELOPE__BODY_CANCEL: {
+            size_t count = 0;
+            const uint64_t *ids = s_id_list (env, &count);
             if ((rc = s_check_batch (count, limits, "job id list", err, err_size)))
                 return rc;
             msg->job_ids = (uint64_t *) s_arena_alloc (arena, count * sizeof (uint64_t));
@@ -373,6 +394,7 @@ s_item_count (const Drover__Envelope *env)
         case DROVER__ENVELOPE__BODY_SUBMIT_ACK: return env->submit_ack->n_job_ids;
         case DROVER__ENVELOPE__BODY_STATUS: return env->status->n_job_ids;
         case DROVER__ENVELOPE__BODY_ACK: return env->ack->n_job_ids;
+        case DROVER__ENVELOPE__BODY_CANCEL: return env->cancel->n_job_ids;
         case DROVER__ENVELOPE__BODY_RESULTS: return env->results->n_results;
         case DROVER__ENVELOPE__BODY_DONE: return env->done->n_results;
         case DROVER__ENVELOPE__BODY_STATUS_REPLY: return env->status_reply->n_jobs;
@@ -519,6 +541,7 @@ drv_codec_encode (const drv_msg_t *msg)
     Drover__Results results = DROVER__RESULTS__INIT;
     Drover__Status status = DROVER__STATUS__INIT;
     Drover__Ack ack = DROVER__ACK__INIT;
+    Drover__Cancel cancel = DROVER__CANCEL__INIT;
     Drover__StatusReply status_reply = DROVER__STATUS_REPLY__INIT;
     Drover__Ready ready = DROVER__READY__INIT;
     Drover__Dispatch dispatch = DROVER__DISPATCH__INIT;
@@ -600,6 +623,11 @@ drv_codec_encode (const drv_msg_t *msg)
             ack.n_job_ids = msg->njob_ids;
             ack.job_ids = msg->job_ids;
             env.ack = &ack;
+            break;
+        case DRV_MSG_CANCEL:
+            cancel.n_job_ids = msg->njob_ids;
+            cancel.job_ids = msg->job_ids;
+            env.cancel = &cancel;
             break;
         case DRV_MSG_STATUS_REPLY: {
             Drover__JobInfo *infos = (Drover__JobInfo *) structs;

@@ -25,6 +25,7 @@ typedef enum {
     DRV_MSG_STATUS = 13,
     DRV_MSG_STATUS_REPLY = 14,
     DRV_MSG_ACK = 15,
+    DRV_MSG_CANCEL = 16,
     DRV_MSG_READY = 20,
     DRV_MSG_DISPATCH = 21,
     DRV_MSG_DONE = 22,
@@ -90,7 +91,7 @@ typedef struct {
     size_t ntasks;               //  entries in tasks
     drv_result_t *results;       //  RESULTS, DONE
     size_t nresults;             //  entries in results
-    uint64_t *job_ids;           //  SUBMIT_ACK, STATUS, ACK
+    uint64_t *job_ids;           //  SUBMIT_ACK, STATUS, ACK, CANCEL
     size_t njob_ids;             //  entries in job_ids
     uint32_t workers;            //  SUBMIT_ACK
     drv_jobinfo_t *jobs;         //  STATUS_REPLY

@@ -362,6 +362,26 @@ Test (client, overlong_failure_reason_is_cut_to_the_protocol_limit)
     drover_result_destroy (&result);
 }
 
+Test (client, cancel_removes_a_queued_job_and_tells_its_client)
+{
+    uint64_t job_id;
+    cr_assert_eq (drover_client_submit (client, "nobody", "x", 1, NULL, &job_id), 0);
+    drover_status_t status;
+    cr_assert_eq (drover_client_cancel (client, job_id, &status), 0);
+    cr_assert_eq (status.state, DROVER_JOB_FAILED);
+    cr_assert_eq (status.outcome, DROVER_OUTCOME_CANCELLED);
+    drover_result_t *result;
+    cr_assert_eq (drover_client_wait (client, job_id, 10000, &result), 0);
+    cr_assert_eq (result->outcome, DROVER_OUTCOME_CANCELLED);
+    cr_assert_str_eq (result->reason, "cancelled by a client");
+    drover_result_destroy (&result);
+    //  Cancelling a finished job changes nothing.
+    cr_assert_eq (drover_client_cancel (client, job_id, &status), 0);
+    cr_assert_eq (status.outcome, DROVER_OUTCOME_CANCELLED);
+    cr_assert_eq (drover_client_cancel (client, 987654, &status), -1);
+    cr_assert_eq (drover_client_error_code (client), DROVER_ERR_UNKNOWN_JOB);
+}
+
 Test (client, invalid_function_name_is_refused_locally)
 {
     uint64_t job_id;

@@ -70,7 +70,7 @@ Test (install, sdk_builds_with_pkg_config, .init = setup, .fini = teardown, .tim
               "export PKG_CONFIG_PATH=$(dirname $(find '%s' -name drover.pc)) && "
               "cc " DROVER_TEST_CFLAGS " '%s/examples/sdk_square.c' -o '%s/sdk_square_static' "
               "$(pkg-config --cflags drover) $(pkg-config --variable=libdir drover)/libdrover.a "
-              "$(pkg-config --libs libczmq libzmq libprotobuf-c) && '%s/sdk_square_static'",
+              "$(pkg-config --libs libczmq libzmq libprotobuf-c sqlite3) && '%s/sdk_square_static'",
               prefix, DROVER_SOURCE_DIR, prefix, prefix);
     out = s_sh (line);
     cr_assert_str_eq (out.out, "1 4 9 16 25 36 49 64 81 100\n");

@@ -447,6 +447,27 @@ s_take_task (s_agent_t *self, const drv_task_t *spec)
     task->handle = zlistx_add_end (self->backlog, task);
 }
 
+//  The broker cancelled a job: kill its task, or drop it if it waits. An
+//  in-process handler cannot be stopped; its result will be ignored.
+static void
+s_cancel_task (s_agent_t *self, uint64_t job_id)
+{
+    for (s_running_t *task = (s_running_t *) zlistx_first (self->backlog); task;
+         task = (s_running_t *) zlistx_next (self->backlog))
+        if (task->job_id == job_id) {
+            zlistx_delete (self->backlog, task->handle);
+            return;
+        }
+    for (s_running_t *task = (s_running_t *) zlistx_first (self->running); task;
+         task = (s_running_t *) zlistx_next (self->running))
+        if (task->job_id == job_id) {
+            zsys_info ("worker: cancelling job=%" PRIu64, job_id);
+            if (task->exec)
+                drv_exec_kill (task->exec);
+            return;
+        }
+}
+
 static int
 s_on_broker (zloop_t *loop, zsock_t *sock, void *arg)
 {
@@ -481,6 +502,11 @@ s_on_broker (zloop_t *loop, zsock_t *sock, void *arg)
             s_send_ready (self);
         }
     }
+    if (msg->type == DRV_MSG_CANCEL) {
+        for (size_t i = 0; i < msg->njob_ids; i++)
+            s_cancel_task (self, msg->job_ids [i]);
+    }
+    else
     if (msg->type == DRV_MSG_DISPATCH) {
         for (size_t i = 0; i < msg->ntasks; i++)
             s_take_task (self, &msg->tasks [i]);
