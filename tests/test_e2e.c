@@ -288,19 +288,22 @@ s_slurp (const char *path)
 
 //  Run `drover map nap` over count lines "MS id-N" on two SDK workers with
 //  four slots each, kill -9 the broker `kills` times at random moments
-//  (restarting it on the same endpoints, with broker_flags), and check
-//  the output line by line: every job ok, none lost, duplicated or
-//  unexpected.
+//  (restarting it on the same endpoints, with broker_flags) or, with
+//  kill_worker, one of the workers once, and check the output line by
+//  line: every job ok, none lost, duplicated or unexpected.
 static void
-s_map_through_broker_kills (int count, int nap_ms, int kills, const char *const broker_flags [])
+s_map_through_kills (int count, int nap_ms, int kills, bool kill_worker,
+                     const char *const broker_flags [])
 {
     if (broker_flags) {
         drv_test_cluster_stop (&cluster);
         drv_test_cluster_start (&cluster, broker_flags);
     }
+    pid_t workers [2];
     for (int i = 0; i < 2; i++) {
         const char *argv [] = {DROVER_BIN_DIR "/drover-test-worker", cluster.workers, "4", NULL};
-        cr_assert_gt (drv_test_spawn (argv, NULL), 0);
+        workers [i] = drv_test_spawn (argv, NULL);
+        cr_assert_gt (workers [i], 0);
     }
     char input [256], output [256], errors [256];
     snprintf (input, sizeof input, "%s/input", cluster.dir);
@@ -319,6 +322,11 @@ s_map_through_broker_kills (int count, int nap_ms, int kills, const char *const 
     for (int k = 0; k < kills; k++) {
         int delay = span / (kills + 1) / 2 + rand () % (span / (kills + 1) + 1);
         zclock_sleep (delay);
+        if (kill_worker) {
+            drv_test_stop (workers [0], SIGKILL, 1000);
+            cr_log_info ("seed %u: worker kill after %d ms", seed, delay);
+            continue;
+        }
         drv_test_stop (cluster.broker, SIGKILL, 1000);
         cr_log_info ("seed %u: broker kill %d after %d ms", seed, k + 1, delay);
         drv_test_cluster_restart_broker (&cluster, broker_flags);
@@ -387,7 +395,14 @@ s_map_through_broker_kills (int count, int nap_ms, int kills, const char *const 
 Test (e2e, map_survives_a_broker_kill_and_restart)
 {
     //  In memory: the new broker has nothing; the client sends it all.
-    s_map_through_broker_kills (300, 20, 1, NULL);
+    s_map_through_kills (300, 20, 1, false, NULL);
+}
+
+Test (e2e, map_survives_a_worker_kill)
+{
+    //  1,000 tasks of 5 ms; one of the two workers is killed -9 mid-map:
+    //  its running tasks go to the other once it is found silent.
+    s_map_through_kills (1000, 5, 1, true, NULL);
 }
 
 Test (e2e, durable_map_survives_a_broker_kill_and_restart)
@@ -396,7 +411,7 @@ Test (e2e, durable_map_survives_a_broker_kill_and_restart)
     snprintf (flag, sizeof flag, "--data");
     snprintf (data, sizeof data, "/tmp/drover-e2e-data-%d", (int) getpid ());
     const char *flags [] = {flag, data, NULL};
-    s_map_through_broker_kills (300, 20, 1, flags);
+    s_map_through_kills (300, 20, 1, false, flags);
     char command [400];
     snprintf (command, sizeof command, "rm -rf '%s'", data);
     cr_assert_eq (system (command), 0);
@@ -407,7 +422,7 @@ Test (e2e, durable_map_survives_random_broker_kills)
     char data [300];
     snprintf (data, sizeof data, "/tmp/drover-e2e-chaos-%d", (int) getpid ());
     const char *flags [] = {"--data", data, NULL};
-    s_map_through_broker_kills (3000, 2, 3, flags);
+    s_map_through_kills (3000, 2, 3, false, flags);
     char command [400];
     snprintf (command, sizeof command, "rm -rf '%s'", data);
     cr_assert_eq (system (command), 0);
