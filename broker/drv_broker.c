@@ -589,6 +589,70 @@ s_client_cancel (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
     s_dispatch (self);
 }
 
+//  Dead letters at most in one reply.
+#define S_DEAD_PER_REPLY 10000
+
+//  Dead: list, retry or purge dead letters (the ids given, or all); the
+//  reply describes the jobs concerned as they were, payloads included.
+static void
+s_client_dead (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
+{
+    size_t max = msg->njob_ids ? msg->njob_ids : S_DEAD_PER_REPLY;
+    drv_job_t **jobs = (drv_job_t **) calloc (max, sizeof *jobs);
+    drv_jobinfo_t *infos = (drv_jobinfo_t *) calloc (max, sizeof *infos);
+    if (!jobs || !infos) {
+        free (jobs);
+        free (infos);
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    size_t count = 0;
+    if (msg->njob_ids)
+        for (size_t i = 0; i < msg->njob_ids; i++) {
+            drv_job_t *job = drv_store_lookup (self->store, msg->job_ids [i]);
+            if (job && job->dead)
+                jobs [count++] = job;
+        }
+    else
+        count = drv_store_dead (self->store, jobs, max);
+    for (size_t i = 0; i < count; i++) {
+        drv_job_t *job = jobs [i];
+        infos [i] = (drv_jobinfo_t) {
+            .job_id = job->id,
+            .state = job->state,
+            .function = drv_queue_name (job->queue),
+            .worker = "",
+            .attempts = job->attempts,
+            .has_result = true,
+            .result = s_job_result (job),
+            .payload = job->payload,
+            .size = job->size,
+        };
+    }
+    drv_msg_t reply = {.type = DRV_MSG_STATUS_REPLY, .seq = msg->seq, .jobs = infos,
+                       .njobs = count};
+    if (count == 0) {
+        //  A StatusReply lists at least one job: say "none" with an Error.
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_UNKNOWN_JOB,
+                  msg->njob_ids ? "no such dead letter" : "no dead letters");
+    }
+    else
+        s_send_msg (self, self->clients, zframe_data (identity), zframe_size (identity), &reply);
+    //  Act after replying: the reply points into the jobs.
+    for (size_t i = 0; i < count; i++) {
+        if (msg->dead_op == DROVER_DEAD_RETRY) {
+            zsys_info ("broker: dead letter retried job=%" PRIu64, jobs [i]->id);
+            drv_store_revive (self->store, jobs [i]);
+        }
+        else
+        if (msg->dead_op == DROVER_DEAD_PURGE)
+            drv_store_forget (self->store, jobs [i]);
+    }
+    free (jobs);
+    free (infos);
+    s_dispatch (self);
+}
+
 //  Ack: the client has these results. Only its own jobs count.
 static void
 s_client_ack (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
@@ -627,11 +691,14 @@ s_client_message (s_server_t *self, zsock_t *sock)
             case DRV_MSG_CANCEL:
                 s_client_cancel (self, identity, msg);
                 break;
+            case DRV_MSG_DEAD:
+                s_client_dead (self, identity, msg);
+                break;
             case DRV_MSG_BYE:
                 break;
             default:
                 s_refuse (self, sock, identity, msg->seq, DROVER_ERR_UNEXPECTED,
-                          "clients may send Submit, Status, Cancel, Ack, Heartbeat and Bye only");
+                          "clients may send Submit, Status, Cancel, Dead, Ack, Heartbeat and Bye only");
         }
         drv_msg_destroy (&msg);
     }

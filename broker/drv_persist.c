@@ -103,8 +103,8 @@ static const char *s_insert_sql =
     "INSERT INTO jobs (id, tag, client, function, payload, timeout_ms, attempts,"
     " finished, outcome, result, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 static const char *s_finish_sql =
-    "UPDATE jobs SET finished = 1, outcome = ?2, result = ?3, reason = ?4, payload = x''"
-    " WHERE id = ?1";
+    "UPDATE jobs SET finished = 1, outcome = ?2, result = ?3, reason = ?4,"
+    " payload = CASE WHEN ?2 IN (1, 7) THEN x'' ELSE payload END WHERE id = ?1";
 static const char *s_attempts_sql = "UPDATE jobs SET attempts = ?2 WHERE id = ?1";
 static const char *s_remove_sql = "DELETE FROM jobs WHERE id = ?1";
 static const char *s_set_max_id_sql = "UPDATE meta SET value = ?1 WHERE key = 'max_id'";

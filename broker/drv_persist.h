@@ -59,7 +59,9 @@ void drv_persist_destroy (drv_persist_t **self_p);
 //  stays staged. A disk error (full, I/O) fails the store as a failed commit does.
 int drv_persist_add (drv_persist_t *self, const drv_record_t *job);
 
-//  Stage a job's result (it stays until removed). 0 or -1. The payload is dropped, as
+//  Stage a job's result (it stays until removed). The payload is dropped
+//  unless the job failed (not OK, not cancelled): a dead letter keeps it
+//  so that it can be retried. 0 or -1. The payload is dropped, as
 //  drv_store frees it at finish: a finished job loads with an empty payload.
 int drv_persist_finish (drv_persist_t *self, uint64_t id, drover_outcome_t outcome,
                         const void *result, size_t size, const char *reason);

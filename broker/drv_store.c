@@ -28,6 +28,8 @@ struct _drv_store_t {
     zhashx_t *queues;                //  name -> drv_queue_t, owns them
     zhashx_t *tags;                  //  "client-hex:tag" -> drv_job_t
     zlistx_t *done;                  //  finished jobs, oldest first
+    zlistx_t *dead;                  //  dead letters, oldest first
+    size_t max_dead;                 //  dead letters kept at most
     drv_heap_t *due;                 //  retry times and lease ends
     drv_persist_t *persist;          //  durable mode, or NULL
     bool disk_failed;                //  a write to persist failed
@@ -73,8 +75,10 @@ drv_store_new (uint32_t keep_ms, size_t max_queue)
     self->queues = zhashx_new ();
     self->tags = zhashx_new ();
     self->done = zlistx_new ();
+    self->dead = zlistx_new ();
+    self->max_dead = 10000;
     self->due = drv_heap_new ();
-    if (!self->jobs || !self->queues || !self->tags || !self->done || !self->due) {
+    if (!self->jobs || !self->queues || !self->tags || !self->done || !self->dead || !self->due) {
         drv_store_destroy (&self);
         return NULL;
     }
@@ -94,6 +98,7 @@ drv_store_destroy (drv_store_t **self_p)
     if (self) {
         //  Lists first: they point into the tables.
         zlistx_destroy (&self->done);
+        zlistx_destroy (&self->dead);
         drv_heap_destroy (&self->due);
         drv_persist_destroy (&self->persist);
         zhashx_destroy (&self->tags);
@@ -227,7 +232,7 @@ drv_store_acked (drv_store_t *self, drv_job_t *job)
         return;
     job->acked = true;
     job->delivered = true;
-    if (self->persist && drv_persist_remove (self->persist, job->id) == -1)
+    if (self->persist && !job->dead && drv_persist_remove (self->persist, job->id) == -1)
         self->disk_failed = true;
 }
 
@@ -388,9 +393,12 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
     job->state = outcome == DROVER_OUTCOME_OK ? DROVER_JOB_SUCCEEDED : DROVER_JOB_FAILED;
     job->outcome = outcome;
     job->worker = NULL;
-    free (job->payload);
-    job->payload = NULL;
-    job->size = 0;
+    job->dead = outcome != DROVER_OUTCOME_OK && outcome != DROVER_OUTCOME_CANCELLED;
+    if (!job->dead) {
+        free (job->payload);
+        job->payload = NULL;
+        job->size = 0;
+    }
     job->result = (uint8_t *) malloc (size ? size : 1);
     if (job->result && size)
         memcpy (job->result, data, size);
@@ -401,8 +409,80 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
         && drv_persist_finish (self->persist, job->id, outcome, job->result, job->result_size,
                                job->reason ? job->reason : "") == -1)
         self->disk_failed = true;
-    job->handle = zlistx_add_end (self->done, job);
     self->finished++;
+    if (job->dead) {
+        job->handle = zlistx_add_end (self->dead, job);
+        if (zlistx_size (self->dead) > self->max_dead)
+            drv_store_forget (self, (drv_job_t *) zlistx_first (self->dead));
+    }
+    else
+        job->handle = zlistx_add_end (self->done, job);
+}
+
+void
+drv_store_set_max_dead (drv_store_t *self, size_t max_dead)
+{
+    self->max_dead = max_dead;
+}
+
+size_t
+drv_store_dead (drv_store_t *self, drv_job_t **jobs, size_t max)
+{
+    size_t count = 0;
+    for (drv_job_t *job = (drv_job_t *) zlistx_first (self->dead); job && count < max;
+         job = (drv_job_t *) zlistx_next (self->dead))
+        jobs [count++] = job;
+    return count;
+}
+
+void
+drv_store_forget (drv_store_t *self, drv_job_t *job)
+{
+    if (job->state < DROVER_JOB_SUCCEEDED)
+        return;
+    zlistx_delete (job->dead ? self->dead : self->done, job->handle);
+    if (self->persist && (!job->acked || job->dead)
+        && drv_persist_remove (self->persist, job->id) == -1)
+        self->disk_failed = true;
+    char key [S_TAG_KEY_MAX];
+    s_tag_key (job->client, job->client_len, job->tag, key);
+    if (zhashx_lookup (self->tags, key) == job)
+        zhashx_delete (self->tags, key);
+    zhashx_delete (self->jobs, drv_util_u64_key (job->id));
+}
+
+int
+drv_store_revive (drv_store_t *self, drv_job_t *job)
+{
+    if (!job->dead)
+        return -1;
+    if (self->persist) {
+        //  On disk: the same job, unfinished, as at its submit.
+        drv_record_t record = {
+            .id = job->id, .tag = job->tag, .client = job->client,
+            .client_len = job->client_len, .function = job->queue->name,
+            .payload = job->payload, .size = job->size, .timeout_ms = job->timeout_ms,
+            .attempts = job->attempts,
+        };
+        if (drv_persist_remove (self->persist, job->id) == -1
+            || drv_persist_add (self->persist, &record) == -1)
+            self->disk_failed = true;
+    }
+    zlistx_delete (self->dead, job->handle);
+    free (job->result);
+    free (job->reason);
+    job->result = NULL;
+    job->reason = NULL;
+    job->result_size = 0;
+    job->dead = false;
+    job->delivered = false;
+    job->acked = false;
+    job->failures = 0;
+    job->lost = 0;
+    job->outcome = 0;
+    job->state = DROVER_JOB_QUEUED;
+    job->handle = zlistx_add_end (job->queue->jobs, job);
+    return 0;
 }
 
 size_t
@@ -412,14 +492,7 @@ drv_store_expire (drv_store_t *self, int64_t now_ms)
     drv_job_t *job;
     while ((job = (drv_job_t *) zlistx_first (self->done))
            && job->finished_ms + self->keep_ms <= now_ms) {
-        zlistx_delete (self->done, job->handle);
-        if (self->persist && !job->acked && drv_persist_remove (self->persist, job->id) == -1)
-            self->disk_failed = true;
-        char key [S_TAG_KEY_MAX];
-        s_tag_key (job->client, job->client_len, job->tag, key);
-        if (zhashx_lookup (self->tags, key) == job)
-            zhashx_delete (self->tags, key);
-        zhashx_delete (self->jobs, drv_util_u64_key (job->id));
+        drv_store_forget (self, job);
         expired++;
     }
     return expired;

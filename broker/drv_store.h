@@ -49,6 +49,7 @@ typedef struct {
     int64_t finished_ms;             //  when it finished
     bool delivered;                  //  result sent to its client
     bool acked;                      //  the client said it has the result
+    bool dead;                       //  failed for good: in the dead-letter list
     uint8_t client_len;              //  bytes in client
     uint8_t client [DRV_PEER_ID_MAX]; //  submitting client's routing id
 } drv_job_t;
@@ -76,8 +77,24 @@ int drv_store_attach (drv_store_t *self, const char *dir, int64_t now_ms,
 //  reason in err: the caller must not acknowledge anything more.
 int drv_store_commit (drv_store_t *self, char *err, size_t err_size);
 
-//  The client has the job's result: forget it on disk.
+//  The client has the job's result: forget it on disk (unless it is a
+//  dead letter, which stays until purged).
 void drv_store_acked (drv_store_t *self, drv_job_t *job);
+
+//  Dead letters are jobs that failed for good (any outcome but OK and
+//  CANCELLED): they keep their payload and do not expire; the oldest go
+//  when there are more than max_dead (default 10,000).
+void drv_store_set_max_dead (drv_store_t *self, size_t max_dead);
+
+//  Up to max dead letters, oldest first, into jobs; returns how many.
+size_t drv_store_dead (drv_store_t *self, drv_job_t **jobs, size_t max);
+
+//  Queue a dead letter again, at the tail of its queue, with its retries
+//  renewed. 0, or -1 if it is not a dead letter or out of memory.
+int drv_store_revive (drv_store_t *self, drv_job_t *job);
+
+//  Forget a finished job now (purging a dead letter).
+void drv_store_forget (drv_store_t *self, drv_job_t *job);
 
 //  The queue for function, created if it does not exist.
 drv_queue_t *drv_store_queue (drv_store_t *self, const char *function);

@@ -805,22 +805,18 @@ drover_client_join (drover_client_t *self, int timeout_ms)
     return ran;
 }
 
-//  Send a Status or Cancel for one job and wait for its StatusReply.
+//  Send a request answered by a StatusReply, and wait for the reply
+//  (the caller's) or the broker's refusal.
 static int
-s_query (drover_client_t *self, drv_msg_type_t type, uint64_t job_id, drover_status_t *status)
+s_request (drover_client_t *self, drv_msg_t *msg, drv_msg_t **reply_p)
 {
-    drover_status_t scratch;
-    if (!status)
-        status = &scratch;
-    memset (status, 0, sizeof *status);
-    drv_msg_t msg = {.type = type, .seq = ++self->seq, .job_ids = &job_id, .njob_ids = 1};
-    zframe_t *frame = drv_codec_encode (&msg);
+    zframe_t *frame = drv_codec_encode (msg);
     if (!frame || zframe_send (&frame, self->dealer, 0) == -1) {
         zframe_destroy (&frame);
         return s_fail (self, DROVER_ERR_NONE, EIO, "cannot send to the broker at %s",
                        self->endpoint);
     }
-    self->status_seq = msg.seq;
+    self->status_seq = msg->seq;
     drv_msg_destroy (&self->status_reply);
     int64_t deadline = s_deadline (self->ack_timeout);
     while (!self->status_reply) {
@@ -835,9 +831,24 @@ s_query (drover_client_t *self, drv_msg_type_t type, uint64_t job_id, drover_sta
         if (s_receive (self, left) == -1)
             return -1;
     }
-    drv_msg_t *reply = self->status_reply;
+    *reply_p = self->status_reply;
     self->status_reply = NULL;
     self->status_seq = 0;
+    return 0;
+}
+
+//  Send a Status or Cancel for one job and wait for its StatusReply.
+static int
+s_query (drover_client_t *self, drv_msg_type_t type, uint64_t job_id, drover_status_t *status)
+{
+    drover_status_t scratch;
+    if (!status)
+        status = &scratch;
+    memset (status, 0, sizeof *status);
+    drv_msg_t msg = {.type = type, .seq = ++self->seq, .job_ids = &job_id, .njob_ids = 1};
+    drv_msg_t *reply = NULL;
+    if (s_request (self, &msg, &reply) == -1)
+        return -1;
     int rc = 0;
     if (reply->njobs != 1)
         rc = s_fail (self, DROVER_ERR_MALFORMED, EPROTO, "broker sent %zu job states for 1",
@@ -871,6 +882,59 @@ int
 drover_client_cancel (drover_client_t *self, uint64_t job_id, drover_status_t *status)
 {
     return s_query (self, DRV_MSG_CANCEL, job_id, status);
+}
+
+void
+drover_dead_destroy (drover_dead_t **jobs_p, size_t count)
+{
+    assert (jobs_p);
+    drover_dead_t *jobs = *jobs_p;
+    if (jobs) {
+        for (size_t i = 0; i < count; i++) {
+            free (jobs [i].reason);
+            free (jobs [i].payload);
+        }
+        free (jobs);
+        *jobs_p = NULL;
+    }
+}
+
+int
+drover_client_dead (drover_client_t *self, drover_dead_op_t op, uint64_t job_id,
+                    drover_dead_t **jobs_p, size_t *count)
+{
+    assert (jobs_p && count);
+    *jobs_p = NULL;
+    *count = 0;
+    drv_msg_t msg = {.type = DRV_MSG_DEAD, .seq = ++self->seq, .dead_op = op,
+                     .job_ids = &job_id, .njob_ids = job_id ? 1 : 0};
+    drv_msg_t *reply = NULL;
+    if (s_request (self, &msg, &reply) == -1)
+        return -1;
+    drover_dead_t *jobs = (drover_dead_t *) calloc (reply->njobs ? reply->njobs : 1, sizeof *jobs);
+    if (!jobs) {
+        drv_msg_destroy (&reply);
+        return s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < reply->njobs; i++) {
+        drv_jobinfo_t *info = &reply->jobs [i];
+        jobs [i].job_id = info->job_id;
+        jobs [i].attempts = info->attempts;
+        jobs [i].outcome = info->has_result ? info->result.outcome : 0;
+        drv_util_strlcpy (jobs [i].function, info->function, sizeof jobs [i].function);
+        jobs [i].reason = strdup (info->has_result ? info->result.reason : "");
+        jobs [i].payload = (uint8_t *) malloc (info->size + 1);
+        if (jobs [i].payload) {
+            if (info->size)
+                memcpy (jobs [i].payload, info->payload, info->size);
+            jobs [i].payload [info->size] = 0;
+            jobs [i].size = info->size;
+        }
+    }
+    *jobs_p = jobs;
+    *count = reply->njobs;
+    drv_msg_destroy (&reply);
+    return 0;
 }
 
 //  ---------------------------------------------------------------------

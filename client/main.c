@@ -33,6 +33,10 @@ s_usage (FILE *out)
         "  status JOB_ID                   print a job's state\n"
         "  cancel JOB_ID                   cancel a job: a queued one is removed, a running\n"
         "                                  one is killed; its client gets 'cancelled'\n"
+        "  dead [list]                     list dead letters: jobs that failed for good\n"
+        "  dead show JOB_ID                show one, with its input\n"
+        "  dead retry JOB_ID|all           queue them again, retries renewed\n"
+        "  dead purge JOB_ID|all           forget them\n"
         "\n"
         "Options:\n"
         "  -b, --broker ENDPOINT   the broker's client endpoint, e.g.\n"
@@ -219,6 +223,62 @@ s_status (drover_client_t *client, const char *text, bool cancel)
     return 0;
 }
 
+//  drover dead [list | show ID | retry ID|all | purge ID|all]
+static int
+s_dead (drover_client_t *client, int argc, char *argv [])
+{
+    const char *verb = argc > 0 ? argv [0] : "list";
+    drover_dead_op_t op = streq (verb, "retry") ? DROVER_DEAD_RETRY
+                        : streq (verb, "purge") ? DROVER_DEAD_PURGE
+                                                : DROVER_DEAD_LIST;
+    bool known = streq (verb, "list") || streq (verb, "show") || op != DROVER_DEAD_LIST;
+    bool wants_id = !streq (verb, "list");
+    if (!known || (wants_id && argc != 2) || (!wants_id && argc > 1)) {
+        fprintf (stderr, "drover: write dead [list], dead show JOB_ID, dead retry JOB_ID|all "
+                         "or dead purge JOB_ID|all\n");
+        return S_EXIT_USAGE;
+    }
+    uint64_t id = 0;
+    if (wants_id && !(op != DROVER_DEAD_LIST && streq (argv [1], "all"))) {
+        char *end;
+        id = strtoull (argv [1], &end, 10);
+        if (*end || end == argv [1] || id == 0) {
+            fprintf (stderr, "drover: a job id is a positive number, not '%s'\n", argv [1]);
+            return S_EXIT_USAGE;
+        }
+    }
+    drover_dead_t *jobs = NULL;
+    size_t count = 0;
+    if (drover_client_dead (client, op, id, &jobs, &count) == -1) {
+        bool none = drover_client_error_code (client) == DROVER_ERR_UNKNOWN_JOB;
+        if (none && !id) {
+            printf ("no dead letters\n");
+            return 0;
+        }
+        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        return none ? S_EXIT_FAILED : S_EXIT_BROKER;
+    }
+    for (size_t i = 0; i < count; i++) {
+        drover_dead_t *job = &jobs [i];
+        if (streq (verb, "show"))
+            printf ("job %" PRIu64 ": dead (%s)\nfunction: %s\nattempts: %u\nreason: %s\n"
+                    "input (%zu bytes):\n%s%s",
+                    job->job_id, drover_outcome_name (job->outcome), job->function,
+                    job->attempts, job->reason, job->size, job->payload,
+                    job->size && job->payload [job->size - 1] == '\n' ? "" : "\n");
+        else
+        if (op == DROVER_DEAD_LIST)
+            printf ("%" PRIu64 "\t%s\t%u\t%s\t%s\n", job->job_id, job->function, job->attempts,
+                    drover_outcome_name (job->outcome), job->reason);
+    }
+    if (op == DROVER_DEAD_RETRY)
+        printf ("queued again: %zu job%s\n", count, count == 1 ? "" : "s");
+    if (op == DROVER_DEAD_PURGE)
+        printf ("purged: %zu job%s\n", count, count == 1 ? "" : "s");
+    drover_dead_destroy (&jobs, count);
+    return 0;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -275,14 +335,15 @@ main (int argc, char *argv [])
     const char *command = argv [optind];
     int args = argc - optind - 1;
     bool by_id = streq (command, "status") || streq (command, "cancel");
-    bool known = streq (command, "submit") || streq (command, "map") || by_id;
+    bool dead = streq (command, "dead");
+    bool known = streq (command, "submit") || streq (command, "map") || by_id || dead;
     if (!known) {
-        fprintf (stderr, "drover: unknown command '%s'; the commands are submit, map, status "
-                         "and cancel\n",
+        fprintf (stderr, "drover: unknown command '%s'; the commands are submit, map, status, "
+                         "cancel and dead\n",
                  command);
         return S_EXIT_USAGE;
     }
-    if (args != 1) {
+    if (args != 1 && !dead) {
         fprintf (stderr, "drover: %s takes one argument (%s); try --help\n", command,
                  by_id ? "JOB_ID" : "FUNCTION");
         return S_EXIT_USAGE;
@@ -308,6 +369,9 @@ main (int argc, char *argv [])
     drover_client_set_ack_timeout (client, 10000);
     const char *arg = argv [optind + 1];
     int status;
+    if (dead)
+        status = s_dead (client, args, argv + optind + 1);
+    else
     if (streq (command, "submit"))
         status = s_submit (client, arg, data, &task_options);
     else

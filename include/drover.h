@@ -191,6 +191,36 @@ int drover_client_join (drover_client_t *self, int timeout_ms);
 //  FAILED as it had finished before. -1 if the broker has no such job.
 int drover_client_cancel (drover_client_t *self, uint64_t job_id, drover_status_t *status);
 
+//  What to do with dead letters: jobs that failed for good (any outcome
+//  but OK and cancelled, after their retries). Numbers match the wire
+//  protocol's DeadOp.
+typedef enum {
+    DROVER_DEAD_LIST = 1,      //  describe them
+    DROVER_DEAD_RETRY = 2,     //  queue them again, retries renewed
+    DROVER_DEAD_PURGE = 3      //  forget them
+} drover_dead_op_t;
+
+//  One dead letter, as it was when listed.
+typedef struct {
+    uint64_t job_id;
+    char function [256];       //  the function name
+    uint32_t attempts;         //  dispatches it had
+    drover_outcome_t outcome;  //  how its last attempt ended
+    char *reason;              //  why, owned
+    uint8_t *payload;          //  its input, owned; followed by a NUL
+    size_t size;               //  bytes in payload
+} drover_dead_t;
+
+//  Apply op to the dead letter job_id, or to every dead letter with 0.
+//  On success *jobs (the caller's: drover_dead_destroy) describes the
+//  jobs concerned, *count of them. -1 with DROVER_ERR_UNKNOWN_JOB when
+//  there is no such dead letter (or none at all).
+int drover_client_dead (drover_client_t *self, drover_dead_op_t op, uint64_t job_id,
+                        drover_dead_t **jobs, size_t *count);
+
+//  Free a list from drover_client_dead and NULL the pointer.
+void drover_dead_destroy (drover_dead_t **jobs_p, size_t count);
+
 //  Ask the broker for the state of a job, any client's.
 int drover_client_status (drover_client_t *self, uint64_t job_id, drover_status_t *status);
 

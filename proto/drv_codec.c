@@ -185,6 +185,9 @@ s_id_list (const Drover__Envelope *env, size_t *count)
         case DROVER__ENVELOPE__BODY_CANCEL:
             *count = env->cancel->n_job_ids;
             return env->cancel->job_ids;
+        case DROVER__ENVELOPE__BODY_DEAD:
+            *count = env->dead->n_job_ids;
+            return env->dead->job_ids;
         default:
             *count = 0;
             return NULL;
@@ -272,12 +275,21 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
         case DROVER__ENVELOPE__BODY_SUBMIT_ACK:
         case DROVER__ENVELOPE__BODY_STATUS:
         case DROVER__ENVELOPE__BODY_ACK:
-        case DROVER__ENVELOPE__BODY_CANCEL: {
+        case DROVER__ENVELOPE__BODY_CANCEL:
+        case DROVER__ENVELOPE__BODY_DEAD: {
             size_t count = 0;
             const uint64_t *ids = s_id_list (env, &count);
-            if ((rc = s_check_batch (count, limits, "job id list", err, err_size)))
+            bool dead = env->body_case == DROVER__ENVELOPE__BODY_DEAD;
+            if (dead && (env->dead->op < DROVER__DEAD_OP__DEAD_LIST
+                         || env->dead->op > DROVER__DEAD_OP__DEAD_PURGE))
+                return s_reject (DROVER_ERR_INVALID, err, err_size, "unknown dead-letter op %d",
+                                 (int) env->dead->op);
+            if (dead)
+                msg->dead_op = (int) env->dead->op;
+            //  Dead takes no ids for "every dead job".
+            if ((!dead || count) && (rc = s_check_batch (count, limits, "job id list", err, err_size)))
                 return rc;
-            msg->job_ids = (uint64_t *) s_arena_alloc (arena, count * sizeof (uint64_t));
+            msg->job_ids = (uint64_t *) s_arena_alloc (arena, (count ? count : 1) * sizeof (uint64_t));
             if (!msg->job_ids)
                 return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
             msg->njob_ids = count;
@@ -324,6 +336,16 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                 if (!job->function || !job->worker)
                     return s_reject (DROVER_ERR_INTERNAL, err, err_size,
                                      "decoder arena too small");
+                if (info->payload.len > limits->max_payload)
+                    return s_reject (DROVER_ERR_TOO_LARGE, err, err_size,
+                                     "payload of job %" PRIu64 " is too large", info->job_id);
+                if (info->payload.len) {
+                    job->payload = s_arena_bytes (arena, info->payload.data, info->payload.len);
+                    job->size = info->payload.len;
+                    if (!job->payload)
+                        return s_reject (DROVER_ERR_INTERNAL, err, err_size,
+                                         "decoder arena too small");
+                }
                 if (info->result) {
                     job->has_result = true;
                     if ((rc = s_decode_result (info->result, &job->result, arena, limits, err,
@@ -395,6 +417,7 @@ s_item_count (const Drover__Envelope *env)
         case DROVER__ENVELOPE__BODY_STATUS: return env->status->n_job_ids;
         case DROVER__ENVELOPE__BODY_ACK: return env->ack->n_job_ids;
         case DROVER__ENVELOPE__BODY_CANCEL: return env->cancel->n_job_ids;
+        case DROVER__ENVELOPE__BODY_DEAD: return env->dead->n_job_ids;
         case DROVER__ENVELOPE__BODY_RESULTS: return env->results->n_results;
         case DROVER__ENVELOPE__BODY_DONE: return env->done->n_results;
         case DROVER__ENVELOPE__BODY_STATUS_REPLY: return env->status_reply->n_jobs;
@@ -433,7 +456,7 @@ drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits, drv
         drover__envelope__free_unpacked (env, NULL);
         return rc;
     }
-    //  Each item copies at most four strings or byte fields, each needing
+    //  Each item copies at most five strings or byte fields, each needing
     //  a NUL and up to 7 bytes of alignment; arrays are at most the size
     //  of a jobinfo per item.
     if (env->instance.len > DRV_INSTANCE_MAX) {
@@ -443,7 +466,7 @@ drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits, drv
         return rc;
     }
     size_t items = s_item_count (env);
-    size_t cap = size + 64 + items * (4 * 8 + sizeof (drv_jobinfo_t));
+    size_t cap = size + 64 + items * (5 * 8 + sizeof (drv_jobinfo_t));
     drv_msg_t *msg = (drv_msg_t *) calloc (1, sizeof (drv_msg_t) + cap);
     if (!msg) {
         drover__envelope__free_unpacked (env, NULL);
@@ -542,6 +565,7 @@ drv_codec_encode (const drv_msg_t *msg)
     Drover__Status status = DROVER__STATUS__INIT;
     Drover__Ack ack = DROVER__ACK__INIT;
     Drover__Cancel cancel = DROVER__CANCEL__INIT;
+    Drover__Dead dead = DROVER__DEAD__INIT;
     Drover__StatusReply status_reply = DROVER__STATUS_REPLY__INIT;
     Drover__Ready ready = DROVER__READY__INIT;
     Drover__Dispatch dispatch = DROVER__DISPATCH__INIT;
@@ -629,6 +653,12 @@ drv_codec_encode (const drv_msg_t *msg)
             cancel.job_ids = msg->job_ids;
             env.cancel = &cancel;
             break;
+        case DRV_MSG_DEAD:
+            dead.op = (Drover__DeadOp) msg->dead_op;
+            dead.n_job_ids = msg->njob_ids;
+            dead.job_ids = msg->job_ids;
+            env.dead = &dead;
+            break;
         case DRV_MSG_STATUS_REPLY: {
             Drover__JobInfo *infos = (Drover__JobInfo *) structs;
             job_results = (Drover__Result *) calloc (msg->njobs, sizeof (Drover__Result));
@@ -644,6 +674,8 @@ drv_codec_encode (const drv_msg_t *msg)
                 infos [i].function = (char *) (job->function ? job->function : "");
                 infos [i].worker = (char *) (job->worker ? job->worker : "");
                 infos [i].attempts = job->attempts;
+                infos [i].payload.data = (uint8_t *) job->payload;
+                infos [i].payload.len = job->payload ? job->size : 0;
                 if (job->has_result) {
                     s_encode_result (&job->result, &job_results [i]);
                     infos [i].result = &job_results [i];

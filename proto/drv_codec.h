@@ -26,6 +26,7 @@ typedef enum {
     DRV_MSG_STATUS_REPLY = 14,
     DRV_MSG_ACK = 15,
     DRV_MSG_CANCEL = 16,
+    DRV_MSG_DEAD = 17,
     DRV_MSG_READY = 20,
     DRV_MSG_DISPATCH = 21,
     DRV_MSG_DONE = 22,
@@ -74,6 +75,8 @@ typedef struct {
     uint32_t attempts;           //  dispatches so far
     bool has_result;             //  result is set (finished jobs)
     drv_result_t result;         //  the result, when has_result
+    const uint8_t *payload;      //  the input (Dead replies), or NULL
+    size_t size;                 //  bytes in payload
 } drv_jobinfo_t;
 
 //  One decoded (or to-be-encoded) message. Only the fields of its type
@@ -91,7 +94,8 @@ typedef struct {
     size_t ntasks;               //  entries in tasks
     drv_result_t *results;       //  RESULTS, DONE
     size_t nresults;             //  entries in results
-    uint64_t *job_ids;           //  SUBMIT_ACK, STATUS, ACK, CANCEL
+    uint64_t *job_ids;           //  SUBMIT_ACK, STATUS, ACK, CANCEL, DEAD
+    int dead_op;                 //  DEAD: 1 list, 2 retry, 3 purge
     size_t njob_ids;             //  entries in job_ids
     uint32_t workers;            //  SUBMIT_ACK
     drv_jobinfo_t *jobs;         //  STATUS_REPLY

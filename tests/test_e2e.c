@@ -531,6 +531,60 @@ Test (e2e, cancel_kills_a_running_task)
     drover_client_destroy (&client);
 }
 
+Test (e2e, dead_letters_can_be_listed_shown_retried_and_purged)
+{
+    char counter [256];
+    snprintf (counter, sizeof counter, "%s/counter", cluster.dir);
+    //  Fails on its first run: a dead letter.
+    const char *submit [] = {"submit", "flaky", "--data", counter, NULL};
+    drv_test_output_t out = s_cli (submit, NULL);
+    cr_assert_eq (out.status, 1);
+    drv_test_output_free (&out);
+    const char *list [] = {"dead", NULL};
+    out = s_cli (list, NULL);
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_neq (strstr (out.out, "\tflaky\t1\terror\texit status 1: flake 1"), NULL, "%s",
+                   out.out);
+    long id = strtol (out.out, NULL, 10);
+    drv_test_output_free (&out);
+    char text [32];
+    snprintf (text, sizeof text, "%ld", id);
+    const char *show [] = {"dead", "show", text, NULL};
+    out = s_cli (show, NULL);
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_neq (strstr (out.out, counter), NULL, "the input is shown: %s", out.out);
+    drv_test_output_free (&out);
+    //  Retried twice: fails once more, then succeeds (third run).
+    const char *retry [] = {"dead", "retry", text, NULL};
+    drover_client_t *client = drover_client_new (cluster.clients);
+    for (int round = 0; round < 2; round++) {
+        out = s_cli (retry, NULL);
+        cr_assert_eq (out.status, 0, "%s", out.err);
+        cr_assert_str_eq (out.out, "queued again: 1 job\n");
+        drv_test_output_free (&out);
+        drover_status_t status;
+        do {
+            cr_assert_eq (drover_client_status (client, (uint64_t) id, &status), 0);
+        } while (status.state < DROVER_JOB_SUCCEEDED);
+        cr_assert_eq (status.state, round == 0 ? DROVER_JOB_FAILED : DROVER_JOB_SUCCEEDED);
+    }
+    drover_client_destroy (&client);
+    out = s_cli (list, NULL);
+    cr_assert_str_eq (out.out, "no dead letters\n");
+    drv_test_output_free (&out);
+    //  Purge: a failing map leaves dead letters; purge all forgets them.
+    const char *map [] = {"map", "fail", NULL};
+    out = s_cli (map, "3\n3\n");
+    drv_test_output_free (&out);
+    const char *purge [] = {"dead", "purge", "all", NULL};
+    out = s_cli (purge, NULL);
+    cr_assert_str_eq (out.out, "purged: 2 jobs\n", "%s", out.err);
+    drv_test_output_free (&out);
+    out = s_cli (list, NULL);
+    cr_assert_str_eq (out.out, "no dead letters\n");
+    drv_test_output_free (&out);
+}
+
 Test (e2e, daemons_stop_cleanly_on_sigterm)
 {
     for (size_t i = 0; i < cluster.nworkers; i++) {

@@ -436,3 +436,63 @@ Test (store, finishing_clears_a_pending_deadline)
     cr_assert_null (drv_store_pop_due (s_store, 1000));
     cr_assert_eq (drv_queue_size (s_queue), 0);
 }
+
+Test (store, failed_job_becomes_a_dead_letter_that_does_not_expire)
+{
+    drv_job_t *job = s_submit ("input");
+    drv_store_lease (s_store, s_queue, &s_worker_a);
+    drv_store_finish (s_store, job, DROVER_OUTCOME_ERROR, NULL, 0, "boom", 100);
+    cr_assert (job->dead);
+    cr_assert_str_eq ((char *) job->payload, "input", "a dead letter keeps its input");
+    drv_job_t *dead [4];
+    cr_assert_eq (drv_store_dead (s_store, dead, 4), 1);
+    cr_assert_eq (dead [0], job);
+    drv_store_expire (s_store, 1000000);
+    cr_assert_eq (drv_store_lookup (s_store, job->id), job, "dead letters do not expire");
+}
+
+Test (store, cancelled_and_succeeded_jobs_are_not_dead_letters)
+{
+    drv_job_t *cancelled = s_submit ("a");
+    drv_store_finish (s_store, cancelled, DROVER_OUTCOME_CANCELLED, NULL, 0, "cancelled", 1);
+    drv_job_t *ok = s_submit ("b");
+    drv_store_finish (s_store, ok, DROVER_OUTCOME_OK, "r", 1, NULL, 1);
+    drv_job_t *dead [4];
+    cr_assert_eq (drv_store_dead (s_store, dead, 4), 0);
+    cr_assert_not (cancelled->dead);
+    cr_assert_null (cancelled->payload);
+}
+
+Test (store, revived_dead_letter_is_queued_again)
+{
+    drv_job_t *job = s_submit ("input");
+    drv_store_lease (s_store, s_queue, &s_worker_a);
+    job->failures = 3;
+    drv_store_finish (s_store, job, DROVER_OUTCOME_TIMEOUT, NULL, 0, "slow", 100);
+    cr_assert_eq (drv_store_revive (s_store, job), 0);
+    cr_assert_eq (job->state, DROVER_JOB_QUEUED);
+    cr_assert_not (job->dead);
+    cr_assert_eq (job->failures, 0, "retries renewed");
+    cr_assert_null (job->reason);
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), job);
+    cr_assert_str_eq ((char *) job->payload, "input");
+    drv_job_t *dead [4];
+    cr_assert_eq (drv_store_dead (s_store, dead, 4), 0);
+    cr_assert_eq (drv_store_revive (s_store, job), -1, "only dead letters revive");
+}
+
+Test (store, dead_letters_are_capped_and_purged)
+{
+    drv_store_set_max_dead (s_store, 2);
+    drv_job_t *jobs [3];
+    for (int i = 0; i < 3; i++) {
+        jobs [i] = s_submit ("x");
+        drv_store_finish (s_store, jobs [i], DROVER_OUTCOME_ERROR, NULL, 0, "no", 10);
+    }
+    uint64_t oldest = jobs [0]->id;
+    drv_job_t *dead [4];
+    cr_assert_eq (drv_store_dead (s_store, dead, 4), 2, "the oldest went");
+    cr_assert_null (drv_store_lookup (s_store, oldest));
+    drv_store_forget (s_store, dead [0]);
+    cr_assert_eq (drv_store_dead (s_store, dead, 4), 1);
+}
