@@ -5,6 +5,7 @@
 
 #include <czmq.h>
 #include <getopt.h>
+#include <signal.h>
 
 #include "drover.h"
 
@@ -106,6 +107,9 @@ main (int argc, char *argv [])
     }
     zsys_init ();
     zsys_set_logident ("drover-broker");
+    //  Over a file size limit, a write should fail (and the broker stop
+    //  cleanly, saying why), not kill the process.
+    signal (SIGXFSZ, SIG_IGN);
 
     drover_broker_t *broker = drover_broker_new (clients, workers);
     if (!broker) {

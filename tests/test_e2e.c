@@ -585,6 +585,57 @@ Test (e2e, dead_letters_can_be_listed_shown_retried_and_purged)
     drv_test_output_free (&out);
 }
 
+Test (e2e, durable_broker_stops_when_its_disk_fails)
+{
+    //  A broker whose files may not grow past 2 MiB (ulimit -f): the job
+    //  store's commit fails, and the broker must stop acknowledging and
+    //  exit 1 saying why, not carry on or crash.
+    char data [300], log [300], line [1200];
+    snprintf (data, sizeof data, "%s/data", cluster.dir);
+    snprintf (log, sizeof log, "%s/full.log", cluster.dir);
+    int port = drv_test_free_port ();
+    snprintf (line, sizeof line,
+              "ulimit -f 2048 && exec " DRV_BROKER_BIN " --clients tcp://127.0.0.1:%d "
+              "--workers tcp://127.0.0.1:%d --data '%s'",
+              port, drv_test_free_port (), data);
+    const char *argv [] = {"/bin/sh", "-c", line, NULL};
+    pid_t broker = drv_test_spawn (argv, log);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    //  A client in a child process submits 256 KiB jobs and reports each
+    //  acknowledgement on a pipe. The submit the disk cannot hold is never
+    //  acknowledged (the client waits for a broker to come back).
+    int pipe_fds [2];
+    cr_assert_eq (pipe (pipe_fds), 0);
+    pid_t submitter = fork ();
+    if (submitter == 0) {
+        close (pipe_fds [0]);
+        drover_client_t *client = drover_client_new (endpoint);
+        size_t size = 256 * 1024;
+        char *payload = malloc (size);
+        memset (payload, 'x', size);
+        for (int i = 0; i < 40; i++) {
+            uint64_t job_id;
+            if (drover_client_submit (client, "nobody", payload, size, NULL, &job_id) == 0
+                && write (pipe_fds [1], "a", 1) != 1)
+                break;
+        }
+        _exit (0);
+    }
+    close (pipe_fds [1]);
+    int status = drv_test_stop (broker, 0, 30000);
+    kill (submitter, SIGKILL);
+    waitpid (submitter, NULL, 0);
+    char acks [64];
+    ssize_t acknowledged = read (pipe_fds [0], acks, sizeof acks);
+    close (pipe_fds [0]);
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 1, "broker exit: %d", status);
+    cr_assert (acknowledged > 0 && acknowledged < 40, "acknowledged %zd", acknowledged);
+    char *text = s_slurp (log);
+    cr_assert_neq (strstr (text, "cannot write the job store"), NULL, "%s", text);
+    free (text);
+}
+
 Test (e2e, daemons_stop_cleanly_on_sigterm)
 {
     for (size_t i = 0; i < cluster.nworkers; i++) {
