@@ -488,10 +488,9 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         }
         job = drv_store_submit (self->store, queue, task->id, zframe_data (identity),
                                 zframe_size (identity), task->payload, task->size,
-                                msg->timeout_ms);
+                                msg->timeout_ms, msg->retries);
         if (!job)
             break;
-        job->retries = msg->retries;
         ids [created] = job->id;
         fresh++;
     }

@@ -88,6 +88,7 @@ struct _drv_persist_t {
     sqlite3_stmt *insert;            //  store a new job
     sqlite3_stmt *finish;            //  store a job's result
     sqlite3_stmt *attempts;          //  store a job's attempt count
+    sqlite3_stmt *counts;            //  store attempts, failures and losses
     sqlite3_stmt *remove;            //  forget a job
     sqlite3_stmt *set_max_id;        //  meta max_id
     sqlite3_stmt *select;            //  every job in id order, for load
@@ -101,16 +102,19 @@ struct _drv_persist_t {
 //  The statements prepared once at open and reused for every call.
 static const char *s_insert_sql =
     "INSERT INTO jobs (id, tag, client, function, payload, timeout_ms, attempts,"
-    " finished, outcome, result, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    " finished, outcome, result, reason, retries, failures, lost)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 static const char *s_finish_sql =
     "UPDATE jobs SET finished = 1, outcome = ?2, result = ?3, reason = ?4,"
     " payload = CASE WHEN ?2 IN (1, 7) THEN x'' ELSE payload END WHERE id = ?1";
 static const char *s_attempts_sql = "UPDATE jobs SET attempts = ?2 WHERE id = ?1";
+static const char *s_counts_sql =
+    "UPDATE jobs SET attempts = ?2, failures = ?3, lost = ?4 WHERE id = ?1";
 static const char *s_remove_sql = "DELETE FROM jobs WHERE id = ?1";
 static const char *s_set_max_id_sql = "UPDATE meta SET value = ?1 WHERE key = 'max_id'";
 static const char *s_select_sql =
     "SELECT id, tag, client, function, payload, timeout_ms, attempts, finished, outcome,"
-    " result, reason FROM jobs ORDER BY id";
+    " result, reason, retries, failures, lost FROM jobs ORDER BY id";
 
 //  The schema of a new store, created in one transaction.
 static const char *s_schema_sql =
@@ -129,7 +133,10 @@ static const char *s_schema_sql =
     "  finished INTEGER NOT NULL,"
     "  outcome INTEGER NOT NULL,"
     "  result BLOB,"
-    "  reason TEXT"
+    "  reason TEXT,"
+    "  retries INTEGER NOT NULL,"
+    "  failures INTEGER NOT NULL,"
+    "  lost INTEGER NOT NULL"
     ") STRICT;"
     "INSERT INTO meta (key, value) VALUES ('schema_version', 1), ('max_id', 0);";
 
@@ -586,6 +593,7 @@ drv_persist_open (const char *dir, char *err, size_t err_size)
                  || s_prepare (self, s_insert_sql, &self->insert)
                  || s_prepare (self, s_finish_sql, &self->finish)
                  || s_prepare (self, s_attempts_sql, &self->attempts)
+                 || s_prepare (self, s_counts_sql, &self->counts)
                  || s_prepare (self, s_remove_sql, &self->remove)
                  || s_prepare (self, s_set_max_id_sql, &self->set_max_id)
                  || s_prepare (self, s_select_sql, &self->select);
@@ -610,6 +618,7 @@ drv_persist_destroy (drv_persist_t **self_p)
         sqlite3_finalize (self->insert);
         sqlite3_finalize (self->finish);
         sqlite3_finalize (self->attempts);
+        sqlite3_finalize (self->counts);
         sqlite3_finalize (self->remove);
         sqlite3_finalize (self->set_max_id);
         sqlite3_finalize (self->select);
@@ -667,6 +676,12 @@ drv_persist_add (drv_persist_t *self, const drv_record_t *job)
                                                 SQLITE_STATIC)
                            : sqlite3_bind_null (stmt, 11);
     if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64 (stmt, 12, job->retries);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64 (stmt, 13, job->failures);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64 (stmt, 14, job->lost);
+    if (rc == SQLITE_OK)
         rc = s_step (stmt);
     if (rc != SQLITE_OK)
         return s_stage_failed (self, rc, "store", job->id);
@@ -715,6 +730,28 @@ drv_persist_finish (drv_persist_t *self, uint64_t id, drover_outcome_t outcome,
     if (rc == SQLITE_OK)
         rc = s_step (stmt);
     return s_stage_changed (self, rc, "finish", id);
+}
+
+int
+drv_persist_counts (drv_persist_t *self, uint64_t id, uint32_t attempts, uint32_t failures,
+                    uint32_t lost)
+{
+    assert (self);
+    if (self->failed)
+        return -1;
+    if (s_begin (self))
+        return -1;
+    sqlite3_stmt *stmt = self->counts;
+    int rc = sqlite3_bind_int64 (stmt, 1, (sqlite3_int64) id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64 (stmt, 2, attempts);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64 (stmt, 3, failures);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64 (stmt, 4, lost);
+    if (rc == SQLITE_OK)
+        rc = s_step (stmt);
+    return s_stage_changed (self, rc, "count the attempts of", id);
 }
 
 int
@@ -805,6 +842,12 @@ s_read_row (drv_persist_t *self, sqlite3_stmt *stmt, drv_record_t *job)
     job->payload = s_column_blob (stmt, 4, &job->size);
     job->timeout_ms = (uint32_t) timeout_ms;
     job->attempts = (uint32_t) attempts;
+    int64_t retries = sqlite3_column_int64 (stmt, 11);
+    int64_t failures = sqlite3_column_int64 (stmt, 12);
+    int64_t lost = sqlite3_column_int64 (stmt, 13);
+    job->retries = (uint32_t) retries;
+    job->failures = (uint32_t) failures;
+    job->lost = (uint32_t) lost;
     job->finished = finished == 1;
     if (job->finished) {
         job->outcome = (drover_outcome_t) outcome;
@@ -818,6 +861,9 @@ s_read_row (drv_persist_t *self, sqlite3_stmt *stmt, drv_record_t *job)
                          : !job->function                               ? "function"
                          : timeout_ms < 0 || timeout_ms > UINT32_MAX    ? "timeout_ms"
                          : attempts < 0 || attempts > UINT32_MAX        ? "attempts"
+                         : retries < 0 || retries > UINT32_MAX          ? "retries"
+                         : failures < 0 || failures > UINT32_MAX        ? "failures"
+                         : lost < 0 || lost > UINT32_MAX                ? "lost"
                          : finished != 0 && finished != 1               ? "finished"
                          : job->finished && !s_outcome_valid (outcome)  ? "outcome"
                                                                         : NULL;

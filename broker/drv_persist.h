@@ -34,6 +34,9 @@ typedef struct {
     size_t size;                 //  bytes in payload
     uint32_t timeout_ms;         //  task timeout
     uint32_t attempts;           //  dispatches so far (as of last write)
+    uint32_t retries;            //  failed attempts it may be retried after
+    uint32_t failures;           //  failed attempts so far (as of last write)
+    uint32_t lost;               //  times it lost its worker (as of last write)
     bool finished;               //  the job has a result
     drover_outcome_t outcome;    //  when finished
     const uint8_t *result;       //  output when finished
@@ -68,6 +71,10 @@ int drv_persist_finish (drv_persist_t *self, uint64_t id, drover_outcome_t outco
 
 //  Stage a new attempt count for a job (cheap; used before dispatch). 0 or -1.
 int drv_persist_attempts (drv_persist_t *self, uint64_t id, uint32_t attempts);
+
+//  Stage a job's counts: attempts, failed attempts, lost workers. 0 or -1.
+int drv_persist_counts (drv_persist_t *self, uint64_t id, uint32_t attempts, uint32_t failures,
+                        uint32_t lost);
 
 //  Stage forgetting a job (its result was delivered, or it expired). 0 or -1.
 int drv_persist_remove (drv_persist_t *self, uint64_t id);

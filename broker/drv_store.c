@@ -40,6 +40,16 @@ struct _drv_store_t {
     uint64_t finished;               //  jobs ever finished
 };
 
+//  Write a job's counts through to disk (they change on failure and loss).
+static void
+s_persist_counts (drv_store_t *self, drv_job_t *job)
+{
+    if (self->persist
+        && drv_persist_counts (self->persist, job->id, job->attempts, job->failures, job->lost)
+               == -1)
+        self->disk_failed = true;
+}
+
 static void
 s_job_destroy (void **item)
 {
@@ -205,19 +215,21 @@ s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
 
 drv_job_t *
 drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag, const uint8_t *client,
-                  size_t client_len, const void *payload, size_t size, uint32_t timeout_ms)
+                  size_t client_len, const void *payload, size_t size, uint32_t timeout_ms,
+                  uint32_t retries)
 {
     drv_job_t *job = s_insert (self, queue, self->next_id, tag, client, client_len, payload,
                                size, timeout_ms);
     if (!job)
         return NULL;
+    job->retries = retries;
     self->next_id++;
     self->submitted++;
     if (self->persist) {
         drv_record_t record = {
             .id = job->id, .tag = tag, .client = client, .client_len = client_len,
             .function = queue->name, .payload = job->payload, .size = size,
-            .timeout_ms = timeout_ms,
+            .timeout_ms = timeout_ms, .retries = retries,
         };
         if (drv_persist_add (self->persist, &record) == -1)
             self->disk_failed = true;
@@ -271,6 +283,9 @@ s_restore_one (const drv_record_t *record, void *arg)
     if (!job)
         return -1;
     job->attempts = record->attempts;
+    job->retries = record->retries;
+    job->failures = record->failures;
+    job->lost = record->lost;
     if (record->finished) {
         //  Finish in memory only: the record on disk has the result.
         drv_persist_t *persist = self->persist;
@@ -337,12 +352,14 @@ drv_store_requeue (drv_store_t *self, drv_job_t *job)
     job->state = DROVER_JOB_QUEUED;
     job->worker = NULL;
     job->handle = zlistx_add_start (job->queue->jobs, job);
+    s_persist_counts (self, job);
 }
 
 int
 drv_store_delay (drv_store_t *self, drv_job_t *job, int64_t due_ms)
 {
     assert (job->state == DROVER_JOB_RUNNING);
+    s_persist_counts (self, job);
     drv_heap_remove (self->due, &job->due_slot);
     if (drv_heap_push (self->due, job, due_ms, &job->due_slot) == -1)
         return -1;
@@ -462,7 +479,7 @@ drv_store_revive (drv_store_t *self, drv_job_t *job)
             .id = job->id, .tag = job->tag, .client = job->client,
             .client_len = job->client_len, .function = job->queue->name,
             .payload = job->payload, .size = job->size, .timeout_ms = job->timeout_ms,
-            .attempts = job->attempts,
+            .attempts = job->attempts, .retries = job->retries,
         };
         if (drv_persist_remove (self->persist, job->id) == -1
             || drv_persist_add (self->persist, &record) == -1)

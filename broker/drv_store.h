@@ -106,11 +106,11 @@ drv_queue_t *drv_store_find_queue (drv_store_t *self, const char *function);
 bool drv_store_can_accept (drv_store_t *self, drv_queue_t *queue, size_t count, char *err,
                            size_t err_size);
 
-//  A new QUEUED job at the tail of queue; the payload is copied. NULL if
-//  out of memory.
+//  A new QUEUED job at the tail of queue, which may be retried `retries`
+//  times; the payload is copied. NULL if out of memory.
 drv_job_t *drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag,
                              const uint8_t *client, size_t client_len, const void *payload,
-                             size_t size, uint32_t timeout_ms);
+                             size_t size, uint32_t timeout_ms, uint32_t retries);
 
 //  The job with this id, or NULL (never existed, or expired).
 drv_job_t *drv_store_lookup (drv_store_t *self, uint64_t id);

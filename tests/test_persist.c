@@ -1111,3 +1111,27 @@ Test (persist, a_failed_commit_is_reported_and_sticks)
     s_loaded_free (&loaded);
     drv_persist_destroy (&store);
 }
+
+Test (persist, retries_failures_and_losses_survive_reopen)
+{
+    const char *dir = s_path (0, "store");
+    drv_persist_t *store = s_open (dir);
+    drv_record_t job = {.id = 1, .tag = 1, .client = s_client, .client_len = sizeof s_client,
+                        .function = "flaky", .payload = (const uint8_t *) "p", .size = 1,
+                        .retries = 4};
+    cr_assert_eq (drv_persist_add (store, &job), 0, "%s", drv_persist_error (store));
+    cr_assert_eq (drv_persist_counts (store, 1, 3, 2, 1), 0, "%s", drv_persist_error (store));
+    cr_assert_eq (drv_persist_commit (store), 0);
+    cr_assert_eq (drv_persist_counts (store, 2, 1, 1, 1), -1, "no job 2");
+    drv_persist_destroy (&store);
+    store = s_open (dir);
+    s_loaded_t loaded;
+    s_load (store, &loaded);
+    cr_assert_eq (loaded.count, 1);
+    cr_assert_eq (loaded.jobs [0].record.retries, 4);
+    cr_assert_eq (loaded.jobs [0].record.attempts, 3);
+    cr_assert_eq (loaded.jobs [0].record.failures, 2);
+    cr_assert_eq (loaded.jobs [0].record.lost, 1);
+    s_loaded_free (&loaded);
+    drv_persist_destroy (&store);
+}

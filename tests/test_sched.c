@@ -93,7 +93,7 @@ s_submit (const char *function, size_t count)
     uint64_t first = 0;
     for (size_t i = 0; i < count; i++) {
         drv_job_t *job = drv_store_submit (s_store, queue, i, (const uint8_t *) "c", 1, "x", 1,
-                                           0);
+                                           0, 0);
         cr_assert_not_null (job);
         if (!first)
             first = job->id;

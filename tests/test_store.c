@@ -43,7 +43,7 @@ static drv_job_t *
 s_submit (const char *text)
 {
     drv_job_t *job = drv_store_submit (s_store, s_queue, 0, s_client, sizeof s_client, text,
-                                       strlen (text), 0);
+                                       strlen (text), 0, 0);
     cr_assert_not_null (job);
     return job;
 }
@@ -54,7 +54,7 @@ Test (store, destroy_nulls_the_pointer)
 {
     drv_store_t *store = drv_store_new (10, 10);
     drv_job_t *job = drv_store_submit (store, drv_store_queue (store, "f"), 1, s_client,
-                                       sizeof s_client, "x", 1, 0);
+                                       sizeof s_client, "x", 1, 0, 0);
     cr_assert_not_null (job);
     drv_store_destroy (&store);
     cr_assert_null (store);
@@ -82,7 +82,7 @@ Test (store, submit_copies_the_job_fields)
 {
     char payload [] = "input";
     drv_job_t *job = drv_store_submit (s_store, s_queue, 77, s_client, sizeof s_client,
-                                       payload, 5, 2500);
+                                       payload, 5, 2500, 0);
     payload [0] = 'X';
     cr_assert_eq (job->state, DROVER_JOB_QUEUED);
     cr_assert_eq (job->tag, 77);
@@ -99,7 +99,7 @@ Test (store, submit_copies_the_job_fields)
 Test (store, submit_takes_an_empty_payload)
 {
     drv_job_t *job = drv_store_submit (s_store, s_queue, 0, s_client, sizeof s_client, NULL,
-                                       0, 0);
+                                       0, 0, 0);
     cr_assert_not_null (job);
     cr_assert_eq (job->size, 0);
 }
@@ -377,7 +377,7 @@ Test (store, counts_jobs_submitted_and_finished)
 Test (store, find_tag_names_the_job_a_client_submitted)
 {
     static const uint8_t other [] = {'o', 't', 'h'};
-    drv_job_t *job = drv_store_submit (s_store, s_queue, 77, s_client, sizeof s_client, "x", 1, 0);
+    drv_job_t *job = drv_store_submit (s_store, s_queue, 77, s_client, sizeof s_client, "x", 1, 0, 0);
     cr_assert_eq (drv_store_find_tag (s_store, s_client, sizeof s_client, 77), job);
     cr_assert_null (drv_store_find_tag (s_store, s_client, sizeof s_client, 78));
     cr_assert_null (drv_store_find_tag (s_store, other, sizeof other, 77), "tags are per client");
@@ -385,7 +385,7 @@ Test (store, find_tag_names_the_job_a_client_submitted)
 
 Test (store, find_tag_forgets_expired_jobs)
 {
-    drv_job_t *job = drv_store_submit (s_store, s_queue, 5, s_client, sizeof s_client, "x", 1, 0);
+    drv_job_t *job = drv_store_submit (s_store, s_queue, 5, s_client, sizeof s_client, "x", 1, 0, 0);
     drv_store_finish (s_store, job, DROVER_OUTCOME_OK, "y", 1, NULL, 1000);
     cr_assert_eq (drv_store_find_tag (s_store, s_client, sizeof s_client, 5), job,
                   "finished jobs are still found, so a resend gets the result");
