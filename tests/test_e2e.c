@@ -41,6 +41,16 @@ s_await_workers (const char *function, const char *payload)
     drv_test_output_free (&out);
 }
 
+//  Block until the job has left its queue; *status is its state then.
+static void
+s_await_dispatch (drover_client_t *client, uint64_t job_id, drover_status_t *status)
+{
+    do {
+        cr_assert_eq (drover_client_status (client, job_id, status), 0, "%s",
+                      drover_client_error (client));
+    } while (status->state == DROVER_JOB_QUEUED);
+}
+
 //  Two drover-worker daemons with two slots and every test function.
 static void
 setup (void)
@@ -236,9 +246,7 @@ Test (e2e, running_task_moves_when_its_worker_is_stopped)
     uint64_t job_id;
     cr_assert_eq (drover_client_submit (client, "slow", "2", 1, NULL, &job_id), 0);
     drover_status_t status;
-    do {
-        cr_assert_eq (drover_client_status (client, job_id, &status), 0);
-    } while (status.state == DROVER_JOB_QUEUED);
+    s_await_dispatch (client, job_id, &status);
     //  Find the worker by its name (host:pid) and stop it.
     long pid = strtol (strrchr (status.worker, ':') + 1, NULL, 10);
     int stopped = drv_test_stop ((pid_t) pid, SIGTERM, 5000);
@@ -259,9 +267,7 @@ Test (e2e, killed_worker_is_declared_dead_and_its_task_moves)
     uint64_t job_id;
     cr_assert_eq (drover_client_submit (client, "slow", "2", 1, NULL, &job_id), 0);
     drover_status_t status;
-    do {
-        cr_assert_eq (drover_client_status (client, job_id, &status), 0);
-    } while (status.state == DROVER_JOB_QUEUED);
+    s_await_dispatch (client, job_id, &status);
     long pid = strtol (strrchr (status.worker, ':') + 1, NULL, 10);
     drv_test_stop ((pid_t) pid, SIGKILL, 5000);
     drover_result_t *result;
@@ -489,9 +495,7 @@ Test (e2e, lease_ends_when_a_frozen_worker_never_answers)
     uint64_t job_id;
     cr_assert_eq (drover_client_submit (client, "slow", "30", 2, &options, &job_id), 0);
     drover_status_t status;
-    do {
-        cr_assert_eq (drover_client_status (client, job_id, &status), 0);
-    } while (status.state == DROVER_JOB_QUEUED);
+    s_await_dispatch (client, job_id, &status);
     kill (worker, SIGSTOP);
     drover_result_t *result;
     cr_assert_eq (drover_client_wait (client, job_id, 20000, &result), 0, "%s",
@@ -509,9 +513,7 @@ Test (e2e, cancel_kills_a_running_task)
     uint64_t job_id;
     cr_assert_eq (drover_client_submit (client, "slow", "30", 2, NULL, &job_id), 0);
     drover_status_t status;
-    do {
-        cr_assert_eq (drover_client_status (client, job_id, &status), 0);
-    } while (status.state == DROVER_JOB_QUEUED);
+    s_await_dispatch (client, job_id, &status);
     char id [32];
     snprintf (id, sizeof id, "%" PRIu64, job_id);
     const char *args [] = {"cancel", id, NULL};
