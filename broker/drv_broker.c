@@ -481,9 +481,14 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         drv_job_t *job = drv_store_find_tag (self->store, zframe_data (identity),
                                              zframe_size (identity), task->id);
         if (job) {
+            //  Finished but never acknowledged: the result may have been
+            //  lost on the way (a dropped connection loses what ZeroMQ
+            //  had queued), so it goes again.
             ids [created] = job->id;
-            if (job->state >= DROVER_JOB_SUCCEEDED && !job->delivered)
+            if (job->state >= DROVER_JOB_SUCCEEDED && !job->acked) {
+                job->delivered = false;
                 s_post_result (self, job);
+            }
             continue;
         }
         job = drv_store_submit (self->store, queue, task->id, zframe_data (identity),
