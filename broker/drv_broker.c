@@ -866,15 +866,39 @@ s_on_restored (drv_job_t *job, void *arg)
     }
 }
 
+//  Is the endpoint on this machine only: ipc, inproc, or TCP on a
+//  loopback address (127.0.0.0/8, ::1, localhost)?
+static bool
+s_is_local (const char *endpoint)
+{
+    if (strncmp (endpoint, "ipc://", 6) == 0 || strncmp (endpoint, "inproc://", 9) == 0)
+        return true;
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return false;
+    const char *host = endpoint + 6;
+    return strncmp (host, "127.", 4) == 0 || strncmp (host, "[::1]:", 6) == 0
+           || strncmp (host, "localhost:", 10) == 0;
+}
+
 //  Bind a ROUTER; NULL with a reason on failure.
 static zsock_t *
-s_bind (const char *endpoint, char *err, size_t err_size)
+s_bind (const char *endpoint, bool insecure, char *err, size_t err_size)
 {
+    if (!insecure && !s_is_local (endpoint)) {
+        snprintf (err, err_size,
+                  "refusing to listen on %s: without authentication the broker listens on "
+                  "loopback (tcp://127.0.0.1:PORT) or ipc:// only; give --insecure to listen "
+                  "there anyway",
+                  endpoint);
+        return NULL;
+    }
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     if (!sock) {
         snprintf (err, err_size, "cannot create socket");
         return NULL;
     }
+    if (strchr (endpoint, '['))
+        zsock_set_ipv6 (sock, 1);     //  an IPv6 address, e.g. tcp://[::1]:7700
     zsock_set_router_mandatory (sock, 1);
     zsock_set_router_handover (sock, 1);
     zsock_set_sndhwm (sock, 100000);
@@ -904,9 +928,10 @@ drv_broker_actor (zsock_t *pipe, void *args)
     //  zactor_new waits for this; the status report follows on the pipe.
     zsock_signal (pipe, 0);
     char err [512] = "";
-    self->clients = s_bind (self->config->clients_endpoint, err, sizeof err);
+    self->clients = s_bind (self->config->clients_endpoint, self->config->insecure, err, sizeof err);
     if (self->clients)
-        self->workers = s_bind (self->config->workers_endpoint, err, sizeof err);
+        self->workers =
+            s_bind (self->config->workers_endpoint, self->config->insecure, err, sizeof err);
     self->store = drv_store_new (self->config->keep_results_ms, self->config->max_queue);
     self->sched = self->store ? drv_sched_new (self->store) : NULL;
     self->outboxes = zhashx_new ();
@@ -1079,6 +1104,12 @@ drover_broker_wait (drover_broker_t *self, int timeout_ms)
     zstr_free (&status);
     zstr_free (&reason);
     return -1;
+}
+
+void
+drover_broker_set_insecure (drover_broker_t *self, bool insecure)
+{
+    self->config.insecure = insecure;
 }
 
 void

@@ -26,6 +26,7 @@ typedef struct {
     uint32_t liveness;               //  missed heartbeats before a worker is dead
     bool verbose;                    //  log every submit
     const char *data_dir;            //  durable mode: the job store, or NULL
+    bool insecure;                   //  may bind beyond loopback without keys
 } drv_broker_config_t;
 
 //  The broker actor (zactor_fn). After binding it sends one message on

@@ -29,6 +29,9 @@ s_usage (FILE *out)
         "  --heartbeat MS         the workers' heartbeat interval (default 1000)\n"
         "  --liveness N           drop a worker silent for N intervals and dispatch its\n"
         "                         running tasks again (default 3)\n"
+        "  --insecure             listen beyond loopback without authentication; by\n"
+        "                         default only tcp://127.x.x.x, [::1], localhost and\n"
+        "                         ipc:// endpoints are allowed\n"
         "  -v, --verbose          log every submit\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
@@ -65,13 +68,14 @@ main (int argc, char *argv [])
         {"heartbeat", required_argument, 0, 'H'},
         {"liveness", required_argument, 0, 'L'},
         {"verbose", no_argument, 0, 'v'},
+        {"insecure", no_argument, 0, 'I'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     const char *clients = NULL, *workers = NULL, *data = NULL;
     unsigned long long max_payload = 0, max_message = 0, max_queue = 0, keep = 0;
     unsigned long long heartbeat = 1000, liveness = 3;
-    bool have_keep = false, verbose = false;
+    bool have_keep = false, verbose = false, insecure = false;
     int opt;
     while ((opt = getopt_long (argc, argv, "vhV", options, NULL)) != -1) {
         switch (opt) {
@@ -85,6 +89,7 @@ main (int argc, char *argv [])
             case 'H': heartbeat = s_number ("--heartbeat", optarg); break;
             case 'L': liveness = s_number ("--liveness", optarg); break;
             case 'v': verbose = true; break;
+            case 'I': insecure = true; break;
             case 'h': s_usage (stdout); return 0;
             case 'V':
                 printf ("drover-broker %d.%d.%d (protocol %d)\n", DROVER_VERSION_MAJOR,
@@ -123,6 +128,7 @@ main (int argc, char *argv [])
     if (max_queue)
         drover_broker_set_max_queue (broker, max_queue);
     drover_broker_set_verbose (broker, verbose);
+    drover_broker_set_insecure (broker, insecure);
     drover_broker_set_data_dir (broker, data);
     if (heartbeat == 0 || heartbeat > 3600000 || liveness == 0 || liveness > 1000) {
         fprintf (stderr, "drover-broker: --heartbeat takes 1 to 3600000 ms and --liveness 1 "

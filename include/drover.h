@@ -372,6 +372,10 @@ void drover_broker_set_heartbeat (drover_broker_t *self, unsigned interval_ms, u
 //  client is delivered. Set before starting.
 void drover_broker_set_data_dir (drover_broker_t *self, const char *dir);
 
+//  Allow endpoints other than loopback and ipc (default off: without
+//  authentication, the broker refuses to listen beyond this machine).
+void drover_broker_set_insecure (drover_broker_t *self, bool insecure);
+
 //  Log every submit (default off).
 void drover_broker_set_verbose (drover_broker_t *self, bool verbose);
 

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <czmq.h>
 #include <errno.h>
+#include <unistd.h>
 
 #include "drover.h"
 
@@ -127,6 +128,25 @@ Test (client, broker_binds_ephemeral_ports)
                    drover_broker_error (second));
     drover_broker_destroy (&second);
     cr_assert_null (second);
+}
+
+Test (client, broker_listens_beyond_loopback_only_when_insecure)
+{
+    drover_broker_t *open = drover_broker_new ("tcp://0.0.0.0:*", "tcp://127.0.0.1:*");
+    cr_assert_eq (drover_broker_start (open), -1);
+    cr_assert_neq (strstr (drover_broker_error (open), "refusing to listen on tcp://0.0.0.0:*"),
+                   NULL, "%s", drover_broker_error (open));
+    cr_assert_neq (strstr (drover_broker_error (open), "--insecure"), NULL);
+    drover_broker_set_insecure (open, true);
+    cr_assert_eq (drover_broker_start (open), 0, "%s", drover_broker_error (open));
+    drover_broker_destroy (&open);
+    //  Loopback in all its spellings, and ipc, are fine.
+    char ipc [64];
+    snprintf (ipc, sizeof ipc, "ipc:///tmp/drover-test-%d.ipc", (int) getpid ());
+    drover_broker_t *local = drover_broker_new ("tcp://[::1]:*", ipc);
+    cr_assert_eq (drover_broker_start (local), 0, "%s", drover_broker_error (local));
+    drover_broker_destroy (&local);
+    unlink (ipc + 6);
 }
 
 Test (client, submit_then_wait)

@@ -677,6 +677,12 @@ Test (cli, usage_errors_say_what_to_do, .timeout = 30)
     cr_assert_eq (out.status, 2);
     cr_assert_neq (strstr (out.err, "exec:PROGRAM"), NULL, "%s", out.err);
     drv_test_output_free (&out);
+    const char *everywhere [] = {DRV_BROKER_BIN, "--clients", "tcp://0.0.0.0:0", "--workers",
+                                 "tcp://127.0.0.1:0", NULL};
+    out = drv_test_run (everywhere, NULL, NULL, 10000);
+    cr_assert_eq (out.status, 1);
+    cr_assert_neq (strstr (out.err, "give --insecure to listen there anyway"), NULL, "%s", out.err);
+    drv_test_output_free (&out);
     const char *no_workers [] = {DRV_BROKER_BIN, "--clients", "tcp://127.0.0.1:1", NULL};
     out = drv_test_run (no_workers, NULL, NULL, 10000);
     cr_assert_eq (out.status, 2);
