@@ -463,6 +463,13 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INVALID, err);
         return;
     }
+    size_t bytes = 0;
+    for (size_t i = 0; i < msg->ntasks; i++)
+        bytes += msg->tasks [i].size;
+    if (!drv_store_can_hold (self->store, msg->function, bytes, err, sizeof err)) {
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_QUEUE_FULL, err);
+        return;
+    }
     drv_queue_t *queue = drv_store_queue (self->store, msg->function);
     if (!queue) {
         s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INTERNAL, "out of memory");
@@ -933,6 +940,8 @@ drv_broker_actor (zsock_t *pipe, void *args)
         self->workers =
             s_bind (self->config->workers_endpoint, self->config->insecure, err, sizeof err);
     self->store = drv_store_new (self->config->keep_results_ms, self->config->max_queue);
+    if (self->store)
+        drv_store_set_limits (self->store, self->config->max_bytes, self->config->max_functions);
     self->sched = self->store ? drv_sched_new (self->store) : NULL;
     self->outboxes = zhashx_new ();
     self->busy = zlistx_new ();
@@ -1021,6 +1030,8 @@ drover_broker_new (const char *clients_endpoint, const char *workers_endpoint)
     }
     self->config.limits = drv_limits_default ();
     self->config.max_queue = 10000000;
+    self->config.max_bytes = (size_t) 1 << 30;
+    self->config.max_functions = 10000;
     self->config.keep_results_ms = 600000;
     self->config.heartbeat_ms = 1000;
     self->config.liveness = 3;
@@ -1064,6 +1075,18 @@ void
 drover_broker_set_max_queue (drover_broker_t *self, size_t jobs)
 {
     self->config.max_queue = jobs;
+}
+
+void
+drover_broker_set_max_bytes (drover_broker_t *self, size_t bytes)
+{
+    self->config.max_bytes = bytes;
+}
+
+void
+drover_broker_set_max_functions (drover_broker_t *self, size_t functions)
+{
+    self->config.max_functions = functions;
 }
 
 void

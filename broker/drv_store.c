@@ -29,6 +29,9 @@ struct _drv_store_t {
     zhashx_t *tags;                  //  "client-hex:tag" -> drv_job_t
     zlistx_t *done;                  //  finished jobs, oldest first
     zlistx_t *dead;                  //  dead letters, oldest first
+    size_t bytes;                    //  payload bytes held
+    size_t max_bytes;                //  payload bytes held at most
+    size_t max_queues;               //  distinct functions at most
     size_t max_dead;                 //  dead letters kept at most
     drv_heap_t *due;                 //  retry times and lease ends
     drv_persist_t *persist;          //  durable mode, or NULL
@@ -87,6 +90,8 @@ drv_store_new (uint32_t keep_ms, size_t max_queue)
     self->done = zlistx_new ();
     self->dead = zlistx_new ();
     self->max_dead = 10000;
+    self->max_bytes = (size_t) 1 << 30;
+    self->max_queues = 10000;
     self->due = drv_heap_new ();
     if (!self->jobs || !self->queues || !self->tags || !self->done || !self->dead || !self->due) {
         drv_store_destroy (&self);
@@ -165,6 +170,40 @@ drv_store_queue (drv_store_t *self, const char *function)
     return queue;
 }
 
+void
+drv_store_set_limits (drv_store_t *self, size_t max_bytes, size_t max_queues)
+{
+    self->max_bytes = max_bytes;
+    self->max_queues = max_queues;
+}
+
+size_t
+drv_store_bytes (drv_store_t *self)
+{
+    return self->bytes;
+}
+
+bool
+drv_store_can_hold (drv_store_t *self, const char *function, size_t bytes, char *err,
+                    size_t err_size)
+{
+    if (bytes > self->max_bytes || self->bytes > self->max_bytes - bytes) {
+        snprintf (err, err_size,
+                  "queue full: the broker holds %zu bytes of payloads and takes at most %zu; "
+                  "retry later or raise the broker's --max-bytes",
+                  self->bytes, self->max_bytes);
+        return false;
+    }
+    if (!drv_store_find_queue (self, function) && zhashx_size (self->queues) >= self->max_queues) {
+        snprintf (err, err_size,
+                  "queue full: the broker serves at most %zu functions; raise its "
+                  "--max-functions",
+                  self->max_queues);
+        return false;
+    }
+    return true;
+}
+
 bool
 drv_store_can_accept (drv_store_t *self, drv_queue_t *queue, size_t count, char *err,
                       size_t err_size)
@@ -197,6 +236,7 @@ s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
     if (size)
         memcpy (job->payload, payload, size);
     job->size = size;
+    self->bytes += size;
     job->id = id;
     job->tag = tag;
     job->queue = queue;
@@ -412,6 +452,7 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
     job->worker = NULL;
     job->dead = outcome != DROVER_OUTCOME_OK && outcome != DROVER_OUTCOME_CANCELLED;
     if (!job->dead) {
+        self->bytes -= job->size;
         free (job->payload);
         job->payload = NULL;
         job->size = 0;
@@ -458,6 +499,8 @@ drv_store_forget (drv_store_t *self, drv_job_t *job)
     if (job->state < DROVER_JOB_SUCCEEDED)
         return;
     zlistx_delete (job->dead ? self->dead : self->done, job->handle);
+    if (job->payload)
+        self->bytes -= job->size;
     if (self->persist && (!job->acked || job->dead)
         && drv_persist_remove (self->persist, job->id) == -1)
         self->disk_failed = true;

@@ -102,6 +102,19 @@ drv_queue_t *drv_store_queue (drv_store_t *self, const char *function);
 //  The queue for function, or NULL.
 drv_queue_t *drv_store_find_queue (drv_store_t *self, const char *function);
 
+//  Bounds on what the store holds: payload bytes of all jobs (queued,
+//  running, waiting to retry, dead letters), and distinct functions.
+//  Defaults: 1 GiB and 10,000.
+void drv_store_set_limits (drv_store_t *self, size_t max_bytes, size_t max_queues);
+
+//  Can `bytes` more payload be held, and, if function has no queue yet,
+//  one more queue be made? On no, why in err.
+bool drv_store_can_hold (drv_store_t *self, const char *function, size_t bytes, char *err,
+                         size_t err_size);
+
+//  Payload bytes held now.
+size_t drv_store_bytes (drv_store_t *self);
+
 //  Can `count` more jobs join this queue? On no, why in err.
 bool drv_store_can_accept (drv_store_t *self, drv_queue_t *queue, size_t count, char *err,
                            size_t err_size);

@@ -25,6 +25,8 @@ s_usage (FILE *out)
         "  --max-payload BYTES    largest task payload or result (default 16777216)\n"
         "  --max-message BYTES    largest protocol message (default 67108864)\n"
         "  --max-queue JOBS       jobs waiting per function at most (default 10000000)\n"
+        "  --max-bytes BYTES      payload bytes held in all (default 1073741824)\n"
+        "  --max-functions N      distinct functions served (default 10000)\n"
         "  --keep-results MS      how long finished jobs stay queryable (default 600000)\n"
         "  --heartbeat MS         the workers' heartbeat interval (default 1000)\n"
         "  --liveness N           drop a worker silent for N intervals and dispatch its\n"
@@ -65,6 +67,8 @@ main (int argc, char *argv [])
         {"max-message", required_argument, 0, 'M'},
         {"max-queue", required_argument, 0, 'Q'},
         {"keep-results", required_argument, 0, 'K'},
+        {"max-bytes", required_argument, 0, 'B'},
+        {"max-functions", required_argument, 0, 'F'},
         {"heartbeat", required_argument, 0, 'H'},
         {"liveness", required_argument, 0, 'L'},
         {"verbose", no_argument, 0, 'v'},
@@ -74,7 +78,7 @@ main (int argc, char *argv [])
         {0, 0, 0, 0}};
     const char *clients = NULL, *workers = NULL, *data = NULL;
     unsigned long long max_payload = 0, max_message = 0, max_queue = 0, keep = 0;
-    unsigned long long heartbeat = 1000, liveness = 3;
+    unsigned long long heartbeat = 1000, liveness = 3, max_bytes = 0, max_functions = 0;
     bool have_keep = false, verbose = false, insecure = false;
     int opt;
     while ((opt = getopt_long (argc, argv, "vhV", options, NULL)) != -1) {
@@ -90,6 +94,8 @@ main (int argc, char *argv [])
             case 'L': liveness = s_number ("--liveness", optarg); break;
             case 'v': verbose = true; break;
             case 'I': insecure = true; break;
+            case 'B': max_bytes = s_number ("--max-bytes", optarg); break;
+            case 'F': max_functions = s_number ("--max-functions", optarg); break;
             case 'h': s_usage (stdout); return 0;
             case 'V':
                 printf ("drover-broker %d.%d.%d (protocol %d)\n", DROVER_VERSION_MAJOR,
@@ -127,6 +133,10 @@ main (int argc, char *argv [])
         drover_broker_set_max_message (broker, max_message);
     if (max_queue)
         drover_broker_set_max_queue (broker, max_queue);
+    if (max_bytes)
+        drover_broker_set_max_bytes (broker, max_bytes);
+    if (max_functions)
+        drover_broker_set_max_functions (broker, max_functions);
     drover_broker_set_verbose (broker, verbose);
     drover_broker_set_insecure (broker, insecure);
     drover_broker_set_data_dir (broker, data);
