@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 sh deploy/install-deps.sh
-cmake -S . -B build >/dev/null
+cmake -S . -B build -DDROVER_TESTS=OFF >/dev/null
 cmake --build build -j "$(nproc)"
 
 clients=${DROVER_CLIENTS:-tcp://127.0.0.1:7700}
