@@ -18,12 +18,21 @@
 #include "drv_store.h"
 #include "drv_util.h"
 
-//  Results for one client not yet sent.
+//  Job ids of results sent in one redelivery period.
+typedef struct {
+    uint64_t *ids;                   //  owned
+    size_t count;                    //  entries used
+    size_t capacity;                 //  entries allocated
+} s_sent_t;
+
+//  Results for one client: not yet sent, and sent but not acknowledged.
 typedef struct {
     uint8_t identity [DRV_PEER_ID_MAX];  //  client routing id
     size_t identity_len;             //  bytes in identity
-    zlistx_t *job_ids;               //  uint64 ids cast to pointers
+    zlistx_t *job_ids;               //  to send: uint64 ids cast to pointers
     void *busy_handle;               //  place in server->busy, or NULL
+    s_sent_t recent;                 //  sent this redelivery period
+    s_sent_t older;                  //  sent the period before
 } s_outbox_t;
 
 typedef struct {
@@ -40,6 +49,8 @@ typedef struct {
     int timer_id;                    //  the deadline timer, or -1
     int64_t timer_at;                //  when it fires
     int64_t next_liveness_ms;        //  next worker liveness check
+    int64_t next_redeliver_ms;       //  next look for unacknowledged results
+    uint64_t redelivered;            //  results sent again for want of an Ack
     int64_t now_ms;                  //  clock read for the current event
     uint8_t instance [16];           //  this run's id, on every message sent
     uint64_t rejected;               //  messages refused
@@ -84,6 +95,11 @@ s_ack_destroy (void **item)
 //  Retries back off from this, doubling per failure, up to the cap.
 #define S_RETRY_BASE_MS 200
 #define S_RETRY_MAX_MS 60000
+//  A result sent but not acknowledged within this many heartbeat
+//  intervals (one to two of them) is sent again: ZeroMQ drops what it had
+//  queued on a connection that breaks, and the client acknowledges every
+//  result it gets, a second copy too.
+#define S_REDELIVER_INTERVALS 5
 
 static void
 s_outbox_destroy (void **item)
@@ -91,6 +107,8 @@ s_outbox_destroy (void **item)
     s_outbox_t *box = (s_outbox_t *) *item;
     if (box) {
         zlistx_destroy (&box->job_ids);
+        free (box->recent.ids);
+        free (box->older.ids);
         free (box);
         *item = NULL;
     }
@@ -182,19 +200,33 @@ s_outbox_flush (s_server_t *self, s_outbox_t *box)
             drv_msg_t msg = {.type = DRV_MSG_RESULTS, .results = results, .nresults = count};
             if (s_send_msg (self, self->clients, box->identity, box->identity_len, &msg) == -1)
                 break;              //  not connected or not reading: later
-            for (size_t i = 0; i < count; i++)
+            s_sent_t *sent = &box->recent;
+            if (sent->count + count > sent->capacity) {
+                size_t capacity = (sent->capacity ? sent->capacity * 2 : 64) + count;
+                uint64_t *ids = (uint64_t *) realloc (sent->ids, capacity * sizeof (uint64_t));
+                if (ids) {
+                    sent->ids = ids;
+                    sent->capacity = capacity;
+                }
+            }
+            for (size_t i = 0; i < count; i++) {
                 jobs [i]->delivered = true;
+                if (sent->count < sent->capacity)
+                    sent->ids [sent->count++] = jobs [i]->id;
+            }
         }
         while (consumed--) {
             zlistx_first (box->job_ids);
             zlistx_delete (box->job_ids, zlistx_cursor (box->job_ids));
         }
     }
-    if (!zlistx_size (box->job_ids)) {
+    if (!zlistx_size (box->job_ids) && box->busy_handle) {
+        zlistx_delete (self->busy, box->busy_handle);
+        box->busy_handle = NULL;
+    }
+    if (!zlistx_size (box->job_ids) && !box->recent.count && !box->older.count) {
         //  Nothing waits for this client: the outbox goes, so memory does
         //  not grow with every client session ever seen.
-        if (box->busy_handle)
-            zlistx_delete (self->busy, box->busy_handle);
         char key [2 * DRV_PEER_ID_MAX + 1];
         zhashx_delete (self->outboxes, drv_util_hex (box->identity, box->identity_len, key));
     }
@@ -247,6 +279,42 @@ s_flush_outboxes (s_server_t *self)
         s_outbox_flush (self, box);
         box = next;
     }
+}
+
+//  Once per redelivery period: results sent the period before and still
+//  not acknowledged go to their clients again; the period's sends become
+//  the older ones. Outboxes with nothing left go.
+static void
+s_redeliver (s_server_t *self)
+{
+    zlistx_t *empty = zlistx_new ();
+    for (s_outbox_t *box = (s_outbox_t *) zhashx_first (self->outboxes); box;
+         box = (s_outbox_t *) zhashx_next (self->outboxes)) {
+        for (size_t i = 0; i < box->older.count; i++) {
+            drv_job_t *job = drv_store_lookup (self->store, box->older.ids [i]);
+            if (!job || job->acked || !job->delivered || job->state < DROVER_JOB_SUCCEEDED)
+                continue;
+            job->delivered = false;
+            self->redelivered++;
+            zlistx_add_end (box->job_ids, (void *) (uintptr_t) job->id);
+            if (!box->busy_handle)
+                box->busy_handle = zlistx_add_end (self->busy, box);
+        }
+        //  The older array, emptied, takes this period's sends.
+        s_sent_t spare = box->older;
+        box->older = box->recent;
+        box->recent = (s_sent_t) {.ids = spare.ids, .capacity = spare.capacity};
+        if (!box->older.count && !zlistx_size (box->job_ids) && empty)
+            zlistx_add_end (empty, box);
+    }
+    for (s_outbox_t *box = (s_outbox_t *) zlistx_first (empty); box;
+         box = (s_outbox_t *) zlistx_next (empty)) {
+        if (box->busy_handle)
+            zlistx_delete (self->busy, box->busy_handle);
+        char key [2 * DRV_PEER_ID_MAX + 1];
+        zhashx_delete (self->outboxes, drv_util_hex (box->identity, box->identity_len, key));
+    }
+    zlistx_destroy (&empty);
 }
 
 //  An attempt of job ended with outcome: retry it later if it failed and
@@ -387,6 +455,15 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
         int64_t limit = (int64_t) self->config->heartbeat_ms * self->config->liveness;
         drv_sched_expire (self->sched, self->now_ms - limit, self->now_ms, s_on_silent, self);
         self->next_liveness_ms = self->now_ms + self->config->heartbeat_ms;
+    }
+    if (self->now_ms >= self->next_redeliver_ms) {
+        size_t before = self->redelivered;
+        s_redeliver (self);
+        if (self->redelivered > before)
+            zsys_info ("broker: results sent again for want of an Ack count=%" PRIu64,
+                       self->redelivered - before);
+        self->next_redeliver_ms =
+            self->now_ms + (int64_t) self->config->heartbeat_ms * S_REDELIVER_INTERVALS;
     }
     s_flush_outboxes (self);
     s_dispatch (self);
@@ -980,6 +1057,8 @@ drv_broker_actor (zsock_t *pipe, void *args)
         zloop_reader (self->loop, self->workers, s_on_worker, self);
         self->now_ms = zclock_mono ();
         self->next_liveness_ms = self->now_ms + self->config->heartbeat_ms;
+        self->next_redeliver_ms =
+            self->now_ms + (int64_t) self->config->heartbeat_ms * S_REDELIVER_INTERVALS;
         s_arm_timer (self);
         zloop_start (self->loop);
         zsys_info ("broker: stopping jobs=%zu workers=%zu submitted=%" PRIu64

@@ -25,6 +25,10 @@
 #define S_SUBMIT_WINDOW 16
 //  Heartbeat interval towards a silent broker, in ms.
 #define S_HEARTBEAT_MS 1000
+//  A Submit not acknowledged this long is sent again, as it was: ZeroMQ
+//  drops what it had queued on a connection that breaks, and the broker
+//  knows the tags, so a resend never doubles a job.
+#define S_SUBMIT_RESEND_MS 5000
 
 //  One task submitted by this client.
 typedef struct {
@@ -52,6 +56,7 @@ typedef struct {
     char *function;                  //  for notices
     bool acked;                      //  acknowledged
     bool internal;                   //  a resend nobody waits on: goes once acked
+    int64_t sent_ms;                 //  when it was last sent
     drover_error_t error;            //  refused with this code
     char *text;                      //  and this reason
 } s_submit_t;
@@ -76,6 +81,7 @@ struct _drover_client_t {
     size_t instance_size;            //  bytes in instance; 0 before first contact
     int64_t last_heard;              //  when the broker last sent anything
     int64_t last_ping;               //  when we last sent a Heartbeat
+    int64_t last_resend_check;       //  when we last looked for stuck Submits
     char error [1024];               //  last error
     drover_error_t error_code;       //  last refusal code
 };
@@ -335,6 +341,30 @@ s_ping (drover_client_t *self, int64_t now)
         zframe_destroy (&frame);
 }
 
+//  Send again, once a second at most, the Submits that went unanswered
+//  for S_SUBMIT_RESEND_MS while the broker is there (it answered since).
+static void s_send_again (drover_client_t *self, const uint64_t *tags, size_t count,
+                          uint64_t seq);
+
+static void
+s_resend_stuck (drover_client_t *self, int64_t now)
+{
+    if (now - self->last_resend_check < S_HEARTBEAT_MS)
+        return;
+    self->last_resend_check = now;
+    for (s_submit_t *submit = (s_submit_t *) zhashx_first (self->submits); submit;
+         submit = (s_submit_t *) zhashx_next (self->submits)) {
+        if (submit->acked || submit->error || now - submit->sent_ms < S_SUBMIT_RESEND_MS
+            || self->last_heard <= submit->sent_ms)
+            continue;
+        zsys_info ("client: no acknowledgement of submit seq=%" PRIu64 " in %" PRId64
+                   " ms; sending it again",
+                   submit->seq, now - submit->sent_ms);
+        s_send_again (self, submit->tags, submit->count, submit->seq);
+        submit->sent_ms = now;
+    }
+}
+
 static int
 s_receive (drover_client_t *self, int timeout_ms)
 {
@@ -344,6 +374,7 @@ s_receive (drover_client_t *self, int timeout_ms)
     while (true) {
         int64_t now = zclock_mono ();
         s_ping (self, now);
+        s_resend_stuck (self, now);
         int slice = S_HEARTBEAT_MS;
         if (deadline >= 0 && deadline - now < slice)
             slice = (int) (deadline > now ? deadline - now : 0);
@@ -483,11 +514,15 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         //  The record and the jobs exist already.
         void *item = submit;
         s_submit_destroy (&item);
+        s_submit_t *pending = (s_submit_t *) drv_util_u64_lookup (self->submits, msg.seq);
+        if (pending)
+            pending->sent_ms = zclock_mono ();
         return msg.seq;
     }
     memcpy (submit->tags, tags, count * sizeof (uint64_t));
     submit->count = count;
     submit->seq = msg.seq;
+    submit->sent_ms = zclock_mono ();
     submit->internal = mode == S_SEND_AGAIN_NEW_SEQ;
     zhashx_insert (self->submits, drv_util_u64_key (submit->seq), submit);
     if (mode == S_SEND_AGAIN_NEW_SEQ)

@@ -1,0 +1,226 @@
+/*  test_delivery - messages ZeroMQ may drop on a broken connection are
+    sent again: a result the client never acknowledged (the broker sends
+    it again), and a Submit the broker never answered (the client sends
+    it again). Both sides are real code; the peer under test is played
+    by a raw socket speaking the protocol through drv_codec.
+*/
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+
+#include "drover.h"
+#include "drv_codec.h"
+
+//  Send one message on a DEALER or (with identity) a ROUTER.
+static void
+s_send (zsock_t *sock, zframe_t *identity, const drv_msg_t *msg)
+{
+    zframe_t *frame = drv_codec_encode (msg);
+    cr_assert_not_null (frame);
+    if (identity) {
+        zframe_t *copy = zframe_dup (identity);
+        cr_assert_eq (zframe_send (&copy, sock, ZFRAME_MORE), 0);
+    }
+    cr_assert_eq (zframe_send (&frame, sock, 0), 0);
+}
+
+//  Receive one message within timeout_ms, or NULL. With identity_p, the
+//  socket is a ROUTER and the sender's routing id goes there.
+static drv_msg_t *
+s_recv (zsock_t *sock, int timeout_ms, zframe_t **identity_p)
+{
+    zsock_set_rcvtimeo (sock, timeout_ms);
+    zmsg_t *raw = zmsg_recv (sock);
+    if (!raw)
+        return NULL;
+    if (identity_p) {
+        zframe_destroy (identity_p);
+        *identity_p = zmsg_pop (raw);
+    }
+    zframe_t *body = zmsg_pop (raw);
+    zmsg_destroy (&raw);
+    cr_assert_not_null (body);
+    drv_limits_t limits = drv_limits_default ();
+    drv_msg_t *msg = NULL;
+    char err [256];
+    cr_assert_eq (drv_codec_decode (zframe_data (body), zframe_size (body), &limits, &msg, NULL,
+                                    err, sizeof err),
+                  0, "%s", err);
+    zframe_destroy (&body);
+    return msg;
+}
+
+static int
+s_echo (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    size_t size;
+    const uint8_t *payload = drover_task_payload (task, &size);
+    return drover_task_reply (task, payload, size);
+}
+
+//  A client that takes a result and does not acknowledge it gets it
+//  again after a few heartbeat intervals, and no more once it has.
+Test (delivery, unacknowledged_result_is_sent_again, .timeout = 60)
+{
+    zsys_init ();
+    drover_set_logstream (NULL);
+    drover_broker_t *broker = drover_broker_new ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
+    cr_assert_not_null (broker);
+    drover_broker_set_heartbeat (broker, 100, 3);
+    cr_assert_eq (drover_broker_start (broker), 0, "%s", drover_broker_error (broker));
+    drover_worker_t *worker = drover_worker_new (drover_broker_workers_endpoint (broker));
+    cr_assert_not_null (worker);
+    drover_worker_set_heartbeat (worker, 100, 3);
+    cr_assert_eq (drover_worker_add_handler (worker, "echo", s_echo, NULL), 0);
+    cr_assert_eq (drover_worker_start (worker), 0);
+
+    zsock_t *dealer = zsock_new_dealer (drover_broker_clients_endpoint (broker));
+    cr_assert_not_null (dealer);
+    drv_task_t task = {.id = 42, .payload = (const uint8_t *) "hello", .size = 5};
+    drv_msg_t submit = {.type = DRV_MSG_SUBMIT, .seq = 1, .function = "echo", .tasks = &task,
+                        .ntasks = 1};
+    s_send (dealer, NULL, &submit);
+
+    //  The acknowledgement, then the result; then, not acknowledged, the
+    //  same result again.
+    uint64_t job_id = 0;
+    size_t copies = 0;
+    int64_t deadline = zclock_mono () + 30000;
+    while (copies < 2 && zclock_mono () < deadline) {
+        drv_msg_t *msg = s_recv (dealer, 1000, NULL);
+        if (!msg)
+            continue;
+        if (msg->type == DRV_MSG_SUBMIT_ACK) {
+            cr_assert_eq (msg->njob_ids, 1);
+            job_id = msg->job_ids [0];
+        }
+        else
+        if (msg->type == DRV_MSG_RESULTS) {
+            cr_assert_eq (msg->nresults, 1);
+            cr_assert_eq (msg->results [0].tag, 42);
+            cr_assert_eq (msg->results [0].job_id, job_id);
+            cr_assert_eq (msg->results [0].size, 5);
+            cr_assert_eq (memcmp (msg->results [0].data, "hello", 5), 0);
+            copies++;
+        }
+        drv_msg_destroy (&msg);
+    }
+    cr_assert_eq (copies, 2, "the unacknowledged result came %zu times", copies);
+
+    //  Acknowledged, it stops: nothing in the next three periods
+    //  (a period is five heartbeat intervals here: 500 ms).
+    drv_msg_t ack = {.type = DRV_MSG_ACK, .seq = 2, .job_ids = &job_id, .njob_ids = 1};
+    s_send (dealer, NULL, &ack);
+    deadline = zclock_mono () + 1500;
+    while (zclock_mono () < deadline) {
+        drv_msg_t *msg = s_recv (dealer, 200, NULL);
+        if (msg)
+            cr_assert_neq (msg->type, DRV_MSG_RESULTS, "an acknowledged result came again");
+        drv_msg_destroy (&msg);
+    }
+    zsock_destroy (&dealer);
+    drover_worker_destroy (&worker);
+    drover_broker_destroy (&broker);
+}
+
+//  One drover_client_apply made from another thread.
+typedef struct {
+    drover_client_t *client;         //  borrowed
+    int rc;                          //  what apply returned
+    char data [16];                  //  the result's data
+} s_call_t;
+
+//  zactor_fn: apply one task through the client, report on the pipe.
+static void
+s_call (zsock_t *pipe, void *arg)
+{
+    s_call_t *call = (s_call_t *) arg;
+    zsock_signal (pipe, 0);
+    drover_result_t *result = NULL;
+    call->rc = drover_client_apply (call->client, "echo", "ok", 2, NULL, 30000, &result);
+    if (result && result->size < sizeof call->data)
+        memcpy (call->data, result->data, result->size);
+    drover_result_destroy (&result);
+    zstr_send (pipe, "DONE");
+    //  Wait for $TERM from zactor_destroy.
+    char *term = zstr_recv (pipe);
+    zstr_free (&term);
+}
+
+//  A Submit the broker never answers while it answers everything else is
+//  sent again, with the same seq and tags, and the client gets its
+//  result. The broker here is a raw ROUTER that drops the first Submit.
+Test (delivery, unanswered_submit_is_sent_again, .timeout = 60)
+{
+    zsys_init ();
+    drover_set_logstream (NULL);
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    cr_assert_not_null (router);
+    int port = zsock_bind (router, "tcp://127.0.0.1:*");
+    cr_assert_gt (port, 0);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+
+    //  The client waits in another thread; this one plays the broker.
+    drover_client_t *client = drover_client_new (endpoint);
+    cr_assert_not_null (client);
+    drover_client_set_ack_timeout (client, 30000);
+    s_call_t call = {.client = client, .rc = -2};
+    zactor_t *caller = zactor_new (s_call, &call);
+    cr_assert_not_null (caller);
+
+    uint8_t instance [16] = "test-instance-01";
+    uint64_t first_seq = 0, first_tag = 0;
+    size_t submits = 0;
+    int64_t deadline = zclock_mono () + 30000;
+    zframe_t *identity = NULL;
+    while (submits < 2 && zclock_mono () < deadline) {
+        drv_msg_t *msg = s_recv (router, 500, &identity);
+        if (!msg)
+            continue;
+        if (msg->type == DRV_MSG_HEARTBEAT) {
+            drv_msg_t reply = {.type = DRV_MSG_HEARTBEAT, .seq = msg->seq, .instance = instance,
+                               .instance_size = sizeof instance};
+            s_send (router, identity, &reply);
+        }
+        else
+        if (msg->type == DRV_MSG_SUBMIT) {
+            cr_assert_eq (msg->ntasks, 1);
+            if (++submits == 1) {
+                first_seq = msg->seq;
+                first_tag = msg->tasks [0].id;
+            }
+            else {
+                cr_assert_eq (msg->seq, first_seq);
+                cr_assert_eq (msg->tasks [0].id, first_tag);
+                cr_assert_eq (msg->tasks [0].size, 2);
+                uint64_t id = 7;
+                drv_msg_t ack = {.type = DRV_MSG_SUBMIT_ACK, .seq = msg->seq, .job_ids = &id,
+                                 .njob_ids = 1, .workers = 1, .instance = instance,
+                                 .instance_size = sizeof instance};
+                s_send (router, identity, &ack);
+                drv_result_t result = {.job_id = 7, .tag = first_tag,
+                                       .outcome = DROVER_OUTCOME_OK,
+                                       .data = (const uint8_t *) "ok", .size = 2, .reason = "",
+                                       .attempts = 1};
+                drv_msg_t results = {.type = DRV_MSG_RESULTS, .results = &result,
+                                     .nresults = 1, .instance = instance,
+                                     .instance_size = sizeof instance};
+                s_send (router, identity, &results);
+            }
+        }
+        drv_msg_destroy (&msg);
+    }
+    cr_assert_eq (submits, 2, "the client sent its Submit %zu times", submits);
+    //  The caller's thread ends once it has the result.
+    char *done = zstr_recv (caller);
+    cr_assert_str_eq (done, "DONE");
+    zstr_free (&done);
+    cr_assert_eq (call.rc, 0);
+    cr_assert_str_eq (call.data, "ok");
+    zactor_destroy (&caller);
+    zframe_destroy (&identity);
+    drover_client_destroy (&client);
+    zsock_destroy (&router);
+}
