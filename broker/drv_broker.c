@@ -57,6 +57,8 @@ typedef struct {
     uint64_t malformed;              //  frames that did not decode
     zlistx_t *acks;                  //  SubmitAcks waiting for the commit
     bool failed;                     //  the job store failed: stop
+    bool dispatch_due;               //  a burst changed queues or credit
+    bool flush_due;                  //  a burst queued results
     size_t restored;                 //  jobs restored from the job store
     size_t restored_results;         //  of which finished, to deliver
 } s_server_t;
@@ -614,7 +616,7 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
     if (self->config->verbose)
         zsys_info ("broker: submit function=%s tasks=%zu new=%zu queued=%zu", msg->function,
                    msg->ntasks, fresh, drv_queue_size (queue));
-    s_dispatch (self);
+    self->dispatch_due = true;
 }
 
 //  Status: one JobInfo per id asked, UNKNOWN for ids not held.
@@ -673,8 +675,8 @@ s_client_cancel (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         s_post_result (self, job);
     }
     s_client_status (self, identity, msg);
-    s_flush_outboxes (self);
-    s_dispatch (self);
+    self->flush_due = true;
+    self->dispatch_due = true;
 }
 
 //  Dead letters at most in one reply.
@@ -738,7 +740,7 @@ s_client_dead (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
     }
     free (jobs);
     free (infos);
-    s_dispatch (self);
+    self->dispatch_due = true;
 }
 
 //  Ack: the client has these results. Only its own jobs count.
@@ -824,8 +826,8 @@ s_worker_done (s_server_t *self, drv_peer_t *peer, drv_msg_t *msg)
         else
             s_settle (self, job, result->outcome, result->data, result->size, result->reason);
     }
-    s_flush_outboxes (self);
-    s_dispatch (self);
+    self->flush_due = true;
+    self->dispatch_due = true;
 }
 
 //  Handle one message from a worker.
@@ -850,7 +852,7 @@ s_worker_message (s_server_t *self, zsock_t *sock)
             if (peer) {
                 zsys_info ("broker: worker ready worker=%s slots=%u functions=%zu",
                            drv_peer_name (peer), msg->slots, msg->nfunctions);
-                s_dispatch (self);
+                self->dispatch_due = true;
             }
             else
                 s_refuse (self, sock, identity, msg->seq, DROVER_ERR_INTERNAL,
@@ -874,7 +876,7 @@ s_worker_message (s_server_t *self, zsock_t *sock)
             const char *name = drv_peer_name (peer);
             zsys_info ("broker: worker left worker=%s running=%u", name, drv_peer_inflight (peer));
             drv_sched_remove (self->sched, &peer, self->now_ms);
-            s_dispatch (self);
+            self->dispatch_due = true;
         }
         else
             s_refuse (self, sock, identity, msg->seq, DROVER_ERR_UNEXPECTED,
@@ -901,6 +903,17 @@ s_end_burst (s_server_t *self)
         self->failed = true;
         zstr_sendx (self->pipe, "FAILED", err, NULL);
         return -1;
+    }
+    //  Once per burst, not per message: workers get one Dispatch and
+    //  clients one Results for everything the burst made ready.
+    if (self->dispatch_due) {
+        self->dispatch_due = false;
+        s_dispatch (self);
+        self->flush_due = true;
+    }
+    if (self->flush_due) {
+        self->flush_due = false;
+        s_flush_outboxes (self);
     }
     s_ack_t *ack;
     while ((ack = (s_ack_t *) zlistx_first (self->acks))) {
