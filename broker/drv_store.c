@@ -11,6 +11,7 @@
 */
 
 #include "drv_store.h"
+#include "drv_index.h"
 
 #include "drv_heap.h"
 #include "drv_persist.h"
@@ -24,9 +25,9 @@ struct _drv_queue_t {
 };
 
 struct _drv_store_t {
-    zhashx_t *jobs;                  //  id -> drv_job_t, owns them
+    drv_index_t *jobs;               //  by id; owns them
     zhashx_t *queues;                //  name -> drv_queue_t, owns them
-    zhashx_t *tags;                  //  "client-hex:tag" -> drv_job_t
+    drv_index_t *tags;               //  by client and tag
     zlistx_t *done;                  //  finished jobs, oldest first
     zlistx_t *dead;                  //  dead letters, oldest first
     size_t bytes;                    //  payload bytes held
@@ -54,16 +55,58 @@ s_persist_counts (drv_store_t *self, drv_job_t *job)
 }
 
 static void
-s_job_destroy (void **item)
+s_job_free (drv_job_t *job)
 {
-    drv_job_t *job = (drv_job_t *) *item;
-    if (job) {
-        free (job->payload);
-        free (job->result);
-        free (job->reason);
-        free (job);
-        *item = NULL;
-    }
+    free (job->payload);
+    free (job->result);
+    free (job->reason);
+    free (job);
+}
+
+//  drv_index_hash_fn for the id index.
+static uint64_t
+s_id_hash (const void *item)
+{
+    return drv_index_mix (((const drv_job_t *) item)->id);
+}
+
+static bool
+s_id_match (const void *item, const void *key)
+{
+    return ((const drv_job_t *) item)->id == *(const uint64_t *) key;
+}
+
+//  The tag index: a client's routing id and its tag name one job.
+typedef struct {
+    const uint8_t *client;
+    size_t client_len;
+    uint64_t tag;
+} s_tag_t;
+
+static uint64_t
+s_tag_hash_of (const uint8_t *client, size_t client_len, uint64_t tag)
+{
+    //  FNV-1a over the routing id, mixed with the tag.
+    uint64_t hash = 14695981039346656037ull;
+    for (size_t i = 0; i < client_len; i++)
+        hash = (hash ^ client [i]) * 1099511628211ull;
+    return drv_index_mix (hash ^ tag);
+}
+
+static uint64_t
+s_tag_hash (const void *item)
+{
+    const drv_job_t *job = (const drv_job_t *) item;
+    return s_tag_hash_of (job->client, job->client_len, job->tag);
+}
+
+static bool
+s_tag_match (const void *item, const void *key)
+{
+    const drv_job_t *job = (const drv_job_t *) item;
+    const s_tag_t *tag = (const s_tag_t *) key;
+    return job->tag == tag->tag && job->client_len == tag->client_len
+           && memcmp (job->client, tag->client, tag->client_len) == 0;
 }
 
 static void
@@ -84,9 +127,9 @@ drv_store_new (uint32_t keep_ms, size_t max_queue)
     drv_store_t *self = (drv_store_t *) calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->jobs = drv_util_u64_hash_new ();
+    self->jobs = drv_index_new (s_id_hash);
     self->queues = zhashx_new ();
-    self->tags = zhashx_new ();
+    self->tags = drv_index_new (s_tag_hash);
     self->done = zlistx_new ();
     self->dead = zlistx_new ();
     self->max_dead = 10000;
@@ -97,7 +140,6 @@ drv_store_new (uint32_t keep_ms, size_t max_queue)
         drv_store_destroy (&self);
         return NULL;
     }
-    zhashx_set_destructor (self->jobs, s_job_destroy);
     zhashx_set_destructor (self->queues, s_queue_destroy);
     self->next_id = 1;
     self->keep_ms = keep_ms;
@@ -116,32 +158,28 @@ drv_store_destroy (drv_store_t **self_p)
         zlistx_destroy (&self->dead);
         drv_heap_destroy (&self->due);
         drv_persist_destroy (&self->persist);
-        zhashx_destroy (&self->tags);
+        drv_index_destroy (&self->tags);
         zhashx_destroy (&self->queues);
-        zhashx_destroy (&self->jobs);
+        if (self->jobs) {
+            size_t cursor = 0;
+            drv_job_t *job;
+            while ((job = (drv_job_t *) drv_index_next (self->jobs, &cursor)))
+                s_job_free (job);
+        }
+        drv_index_destroy (&self->jobs);
         free (self);
         *self_p = NULL;
     }
 }
-
-//  The tag index key of a job: client id in hex, a colon, the tag.
-static char *
-s_tag_key (const uint8_t *client, size_t client_len, uint64_t tag, char *key)
-{
-    drv_util_hex (client, client_len, key);
-    sprintf (key + 2 * client_len, ":%" PRIu64, tag);
-    return key;
-}
-
-#define S_TAG_KEY_MAX (2 * DRV_PEER_ID_MAX + 22)
 
 drv_job_t *
 drv_store_find_tag (drv_store_t *self, const uint8_t *client, size_t client_len, uint64_t tag)
 {
     if (client_len > DRV_PEER_ID_MAX)
         return NULL;
-    char key [S_TAG_KEY_MAX];
-    return (drv_job_t *) zhashx_lookup (self->tags, s_tag_key (client, client_len, tag, key));
+    s_tag_t key = {.client = client, .client_len = client_len, .tag = tag};
+    return (drv_job_t *) drv_index_find (self->tags, s_tag_hash_of (client, client_len, tag),
+                                         s_tag_match, &key);
 }
 
 drv_queue_t *
@@ -247,9 +285,20 @@ s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
     if (client_len)
         memcpy (job->client, client, client_len);
     job->handle = zlistx_add_end (queue->jobs, job);
-    zhashx_insert (self->jobs, drv_util_u64_key (job->id), job);
-    char key [S_TAG_KEY_MAX];
-    zhashx_insert (self->tags, s_tag_key (client, client_len, tag, key), job);
+    if (!job->handle || drv_index_insert (self->jobs, job) == -1) {
+        if (job->handle)
+            zlistx_delete (queue->jobs, job->handle);
+        self->bytes -= size;
+        s_job_free (job);
+        return NULL;
+    }
+    if (drv_index_insert (self->tags, job) == -1) {
+        drv_index_remove (self->jobs, job);
+        zlistx_delete (queue->jobs, job->handle);
+        self->bytes -= size;
+        s_job_free (job);
+        return NULL;
+    }
     return job;
 }
 
@@ -363,7 +412,7 @@ drv_store_attach (drv_store_t *self, const char *dir, int64_t now_ms,
 drv_job_t *
 drv_store_lookup (drv_store_t *self, uint64_t id)
 {
-    return (drv_job_t *) drv_util_u64_lookup (self->jobs, id);
+    return (drv_job_t *) drv_index_find (self->jobs, drv_index_mix (id), s_id_match, &id);
 }
 
 drv_job_t *
@@ -504,11 +553,9 @@ drv_store_forget (drv_store_t *self, drv_job_t *job)
     if (self->persist && (!job->acked || job->dead)
         && drv_persist_remove (self->persist, job->id) == -1)
         self->disk_failed = true;
-    char key [S_TAG_KEY_MAX];
-    s_tag_key (job->client, job->client_len, job->tag, key);
-    if (zhashx_lookup (self->tags, key) == job)
-        zhashx_delete (self->tags, key);
-    zhashx_delete (self->jobs, drv_util_u64_key (job->id));
+    drv_index_remove (self->tags, job);
+    drv_index_remove (self->jobs, job);
+    s_job_free (job);
 }
 
 int
@@ -602,7 +649,7 @@ drv_queue_set_workers (drv_queue_t *queue, size_t workers)
 size_t
 drv_store_size (drv_store_t *self)
 {
-    return zhashx_size (self->jobs);
+    return drv_index_size (self->jobs);
 }
 
 uint64_t
