@@ -371,7 +371,16 @@ s_receive (drover_client_t *self, int timeout_ms)
     zmq_pollitem_t item = {.socket = zsock_resolve (self->dealer), .events = ZMQ_POLLIN};
     int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
     int rc;
-    while (true) {
+    //  A message already queued is taken without a poll: that is one
+    //  system call less per message when results stream in.
+    bool queued = (zsock_events (self->dealer) & ZMQ_POLLIN) != 0;
+    if (queued) {
+        int64_t now = zclock_mono ();
+        s_ping (self, now);
+        s_resend_stuck (self, now);
+        rc = 1;
+    }
+    while (!queued) {
         int64_t now = zclock_mono ();
         s_ping (self, now);
         s_resend_stuck (self, now);
