@@ -6,6 +6,7 @@
 
 typedef struct {
     int64_t deadline;                //  when the item is due
+    uint64_t order;                  //  push count: equal deadlines pop FIFO
     void *item;                      //  the caller's, borrowed
     size_t *slot;                    //  where its position is kept
 } s_entry_t;
@@ -14,7 +15,15 @@ struct _drv_heap_t {
     s_entry_t *entries;              //  the heap array
     size_t size;                     //  entries in use
     size_t capacity;                 //  entries allocated
+    uint64_t pushes;                 //  items ever pushed
 };
+
+//  Is a due before b: earlier deadline, or pushed first.
+static inline bool
+s_before (const s_entry_t *a, const s_entry_t *b)
+{
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->order < b->order);
+}
 
 drv_heap_t *
 drv_heap_new (void)
@@ -49,7 +58,7 @@ s_sift_up (drv_heap_t *self, size_t index)
     s_entry_t entry = self->entries [index];
     while (index > 0) {
         size_t parent = (index - 1) / 2;
-        if (self->entries [parent].deadline <= entry.deadline)
+        if (!s_before (&entry, &self->entries [parent]))
             break;
         s_place (self, index, self->entries [parent]);
         index = parent;
@@ -66,9 +75,9 @@ s_sift_down (drv_heap_t *self, size_t index)
         if (child >= self->size)
             break;
         if (child + 1 < self->size
-            && self->entries [child + 1].deadline < self->entries [child].deadline)
+            && s_before (&self->entries [child + 1], &self->entries [child]))
             child++;
-        if (self->entries [child].deadline >= entry.deadline)
+        if (!s_before (&self->entries [child], &entry))
             break;
         s_place (self, index, self->entries [child]);
         index = child;
@@ -87,7 +96,8 @@ drv_heap_push (drv_heap_t *self, void *item, int64_t deadline, size_t *slot)
         self->entries = entries;
         self->capacity = capacity;
     }
-    self->entries [self->size] = (s_entry_t) {.deadline = deadline, .item = item, .slot = slot};
+    self->entries [self->size] =
+        (s_entry_t) {.deadline = deadline, .order = self->pushes++, .item = item, .slot = slot};
     *slot = self->size++;
     s_sift_up (self, *slot);
     return 0;
@@ -114,7 +124,7 @@ drv_heap_remove (drv_heap_t *self, size_t *slot)
     if (index == self->size)
         return;
     s_place (self, index, last);
-    if (index > 0 && self->entries [(index - 1) / 2].deadline > last.deadline)
+    if (index > 0 && s_before (&last, &self->entries [(index - 1) / 2]))
         s_sift_up (self, index);
     else
         s_sift_down (self, index);

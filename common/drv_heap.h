@@ -3,7 +3,8 @@
     The broker's timed work (delayed retries, lease deadlines) lives here,
     so one timer armed to drv_heap_peek's deadline serves all of it. Each
     item keeps its own position (through a size_t the caller gives), so
-    removal from the middle is O(log n). The heap never owns its items.
+    removal from the middle is O(log n). Items with equal deadlines come
+    out in the order they were pushed. The heap never owns its items.
 */
 
 #ifndef DRV_HEAP_H_INCLUDED
