@@ -14,6 +14,7 @@
 
 #include "drv_broker.h"
 
+#include "drv_heap.h"
 #include "drv_sched.h"
 #include "drv_store.h"
 #include "drv_util.h"
@@ -44,6 +45,8 @@ typedef struct {
     drv_store_t *store;              //  jobs and queues
     drv_sched_t *sched;              //  workers and credit
     zhashx_t *outboxes;              //  hex client id -> s_outbox_t, owns
+    zhashx_t *waiters;               //  job id -> zlistx_t of s_waiter_t, owns
+    size_t nwaiters;                 //  Waits held, all jobs
     zlistx_t *busy;                  //  outboxes with results to send
     zlistx_t *dead;                  //  workers found gone while dispatching
     int timer_id;                    //  the deadline timer, or -1
@@ -72,6 +75,32 @@ typedef struct {
     size_t count;                    //  entries in ids
     uint32_t workers;                //  workers offering the function
 } s_ack_t;
+
+//  A client waiting for a job's result (Wait): the StatusReply goes to it
+//  when the job finishes.
+typedef struct {
+    uint8_t identity [DRV_PEER_ID_MAX];  //  client routing id
+    size_t identity_len;             //  bytes in identity
+    uint64_t seq;                    //  the Wait's seq
+} s_waiter_t;
+
+//  Waits held at most, so that a flood of them cannot grow the broker.
+#define S_MAX_WAITERS 100000
+
+static void
+s_waiters_destroy (void **item)
+{
+    zlistx_t *list = (zlistx_t *) *item;
+    if (list) {
+        void *waiter;
+        while ((waiter = zlistx_first (list))) {
+            zlistx_delete (list, zlistx_cursor (list));
+            free (waiter);
+        }
+        zlistx_destroy (&list);
+        *item = NULL;
+    }
+}
 
 static void
 s_ack_destroy (void **item)
@@ -257,18 +286,74 @@ s_outbox (s_server_t *self, const uint8_t *identity, size_t identity_len)
     return box;
 }
 
-//  A job finished: queue its result for its client.
+//  A job's state as a JobInfo; points into the job.
+static drv_jobinfo_t
+s_job_info (s_server_t *self, drv_job_t *job)
+{
+    //  A follower is where its leader is.
+    drv_job_t *leader = drv_store_leader (job);
+    drv_job_t *where = leader ? leader : job;
+    drv_jobinfo_t info = {
+        .job_id = job->id,
+        .state = where->state,
+        .function = drv_queue_name (job->queue),
+        .worker = "",
+        .attempts = where->attempts,
+        .priority = job->priority,
+    };
+    if (where->state == DROVER_JOB_RUNNING)
+        info.worker = drv_peer_name ((drv_peer_t *) where->worker);
+    if (where->state == DROVER_JOB_QUEUED && where->due_slot != DRV_HEAP_NONE
+        && where->due_ms > self->now_ms)
+        info.run_in_ms = (uint64_t) (where->due_ms - self->now_ms);
+    if (job->state >= DROVER_JOB_SUCCEEDED) {
+        info.has_result = true;
+        info.result = s_job_result (job);
+    }
+    return info;
+}
+
+//  Answer the clients that wait for this finished job (Wait).
+static void
+s_answer_waiters (s_server_t *self, drv_job_t *job)
+{
+    zlistx_t *list = (zlistx_t *) drv_util_u64_lookup (self->waiters, job->id);
+    if (!list)
+        return;
+    drv_jobinfo_t info = s_job_info (self, job);
+    s_waiter_t *waiter;
+    for (waiter = (s_waiter_t *) zlistx_first (list); waiter;
+         waiter = (s_waiter_t *) zlistx_next (list)) {
+        drv_msg_t reply = {.type = DRV_MSG_STATUS_REPLY, .seq = waiter->seq, .jobs = &info,
+                           .njobs = 1};
+        //  A waiter that is gone is not waited for: it asks again.
+        s_send_msg (self, self->clients, waiter->identity, waiter->identity_len, &reply);
+        self->nwaiters--;
+    }
+    zhashx_delete (self->waiters, drv_util_u64_key (job->id));
+}
+
+//  A job finished: queue its result for its client (unless it detached),
+//  answer those waiting for it, and do the same for the jobs that
+//  followed it (same unique key).
 static void
 s_post_result (s_server_t *self, drv_job_t *job)
 {
-    s_outbox_t *box = s_outbox (self, job->client, job->client_len);
-    if (!box) {
-        zsys_error ("broker: out of memory queueing result job=%" PRIu64, job->id);
-        return;
+    if (!job->detached) {
+        s_outbox_t *box = s_outbox (self, job->client, job->client_len);
+        if (box) {
+            zlistx_add_end (box->job_ids, (void *) (uintptr_t) job->id);
+            if (!box->busy_handle)
+                box->busy_handle = zlistx_add_end (self->busy, box);
+        }
+        else
+            zsys_error ("broker: out of memory queueing result job=%" PRIu64, job->id);
     }
-    zlistx_add_end (box->job_ids, (void *) (uintptr_t) job->id);
-    if (!box->busy_handle)
-        box->busy_handle = zlistx_add_end (self->busy, box);
+    if (zhashx_size (self->waiters))
+        s_answer_waiters (self, job);
+    drv_job_t *follower;
+    while ((follower = drv_store_followed (self->store)))
+        s_post_result (self, follower);
 }
 
 //  Send every outbox with results.
@@ -558,6 +643,14 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_QUEUE_FULL, err);
         return;
     }
+    drv_submit_opts_t opts = {
+        .timeout_ms = msg->timeout_ms,
+        .retries = msg->retries,
+        .priority = msg->priority,
+        .run_at_ms = msg->delay_ms ? self->now_ms + (int64_t) msg->delay_ms : 0,
+        .unique = msg->unique,
+        .detached = msg->detach,
+    };
     uint64_t *ids = (uint64_t *) malloc (msg->ntasks * sizeof (uint64_t));
     size_t created = 0, fresh = 0;
     for (; ids && created < msg->ntasks; created++) {
@@ -570,19 +663,22 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
             //  Finished but never acknowledged: the result may have been
             //  lost on the way (a dropped connection loses what ZeroMQ
             //  had queued), so it goes again.
-            ids [created] = job->id;
+            drv_job_t *leader = drv_store_leader (job);
+            ids [created] = leader ? leader->id : job->id;
             if (job->state >= DROVER_JOB_SUCCEEDED && !job->acked) {
                 job->delivered = false;
                 s_post_result (self, job);
             }
             continue;
         }
-        job = drv_store_submit (self->store, queue, task->id, zframe_data (identity),
-                                zframe_size (identity), task->payload, task->size,
-                                msg->timeout_ms, msg->retries);
+        job = drv_store_submit_opts (self->store, queue, task->id, zframe_data (identity),
+                                     zframe_size (identity), task->payload, task->size, &opts);
         if (!job)
             break;
-        ids [created] = job->id;
+        //  A job with the unique key of one queued or running attaches to
+        //  it: the client is told that one's id, and gets its result.
+        drv_job_t *leader = drv_store_leader (job);
+        ids [created] = leader ? leader->id : job->id;
         fresh++;
     }
     if (!ids || created < msg->ntasks) {
@@ -614,8 +710,11 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
     else
         free (ids);
     if (self->config->verbose)
-        zsys_info ("broker: submit function=%s tasks=%zu new=%zu queued=%zu", msg->function,
-                   msg->ntasks, fresh, drv_queue_size (queue));
+        zsys_info ("broker: submit function=%s tasks=%zu new=%zu queued=%zu priority=%d "
+                   "delay_ms=%" PRIu64 "%s%s%s",
+                   msg->function, msg->ntasks, fresh, drv_queue_size (queue), msg->priority,
+                   msg->delay_ms, msg->unique ? " unique=" : "", msg->unique ? msg->unique : "",
+                   msg->detach ? " detached" : "");
     self->dispatch_due = true;
 }
 
@@ -633,17 +732,8 @@ s_client_status (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         jobs [i].job_id = msg->job_ids [i];
         jobs [i].function = "";
         jobs [i].worker = "";
-        if (!job)
-            continue;
-        jobs [i].state = job->state;
-        jobs [i].function = drv_queue_name (job->queue);
-        jobs [i].attempts = job->attempts;
-        if (job->state == DROVER_JOB_RUNNING)
-            jobs [i].worker = drv_peer_name ((drv_peer_t *) job->worker);
-        if (job->state >= DROVER_JOB_SUCCEEDED) {
-            jobs [i].has_result = true;
-            jobs [i].result = s_job_result (job);
-        }
+        if (job)
+            jobs [i] = s_job_info (self, job);
     }
     drv_msg_t reply = {
         .type = DRV_MSG_STATUS_REPLY, .seq = msg->seq, .jobs = jobs, .njobs = msg->njob_ids};
@@ -743,6 +833,105 @@ s_client_dead (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
     self->dispatch_due = true;
 }
 
+//  Wait: the job's StatusReply now if it has finished, else once it
+//  does; an Error if the broker does not hold it.
+static void
+s_client_wait (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
+{
+    uint64_t id = msg->job_ids [0];
+    drv_job_t *job = drv_store_lookup (self->store, id);
+    char text [160];
+    if (!job) {
+        snprintf (text, sizeof text,
+                  "the broker has no job %" PRIu64 " (never submitted, or its result expired)",
+                  id);
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_UNKNOWN_JOB, text);
+        return;
+    }
+    if (job->state >= DROVER_JOB_SUCCEEDED) {
+        drv_jobinfo_t info = s_job_info (self, job);
+        drv_msg_t reply = {.type = DRV_MSG_STATUS_REPLY, .seq = msg->seq, .jobs = &info,
+                           .njobs = 1};
+        s_send_msg (self, self->clients, zframe_data (identity), zframe_size (identity), &reply);
+        return;
+    }
+    if (zframe_size (identity) > DRV_PEER_ID_MAX || self->nwaiters >= S_MAX_WAITERS) {
+        snprintf (text, sizeof text,
+                  "the broker holds %d waits already; ask for the job's status instead",
+                  S_MAX_WAITERS);
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_QUEUE_FULL, text);
+        return;
+    }
+    zlistx_t *list = (zlistx_t *) drv_util_u64_lookup (self->waiters, id);
+    if (!list && (list = zlistx_new ()))
+        zhashx_insert (self->waiters, drv_util_u64_key (id), list);
+    //  The same client asking again (after a broker restart, say) is one
+    //  waiter, answered under its latest seq.
+    s_waiter_t *waiter;
+    for (waiter = list ? (s_waiter_t *) zlistx_first (list) : NULL; waiter;
+         waiter = (s_waiter_t *) zlistx_next (list))
+        if (waiter->identity_len == zframe_size (identity)
+            && memcmp (waiter->identity, zframe_data (identity), waiter->identity_len) == 0)
+            break;
+    if (!waiter && list && (waiter = (s_waiter_t *) calloc (1, sizeof *waiter))) {
+        memcpy (waiter->identity, zframe_data (identity), zframe_size (identity));
+        waiter->identity_len = zframe_size (identity);
+        zlistx_add_end (list, waiter);
+        self->nwaiters++;
+    }
+    if (!waiter) {
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    waiter->seq = msg->seq;
+}
+
+//  QueueConfig: change what the set_ flags say, then describe the queue.
+static void
+s_client_queue (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
+{
+    const drv_queue_info_t *in = &msg->queue;
+    bool change = in->set_limit || in->set_paused || in->set_max_queue;
+    drv_queue_t *queue = drv_store_find_queue (self->store, in->function);
+    char err [256];
+    if (change && !queue) {
+        if (!drv_store_can_hold (self->store, in->function, 0, err, sizeof err)) {
+            s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_QUEUE_FULL, err);
+            return;
+        }
+        queue = drv_store_queue (self->store, in->function);
+        if (!queue) {
+            s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INTERNAL,
+                      "out of memory");
+            return;
+        }
+    }
+    if (change) {
+        uint32_t limit = in->set_limit ? in->limit : drv_queue_limit (queue);
+        bool paused = in->set_paused ? in->paused : drv_queue_paused (queue);
+        size_t max_queue = in->set_max_queue ? (size_t) in->max_queue : drv_queue_max_queue (queue);
+        drv_store_configure (self->store, queue, limit, paused, max_queue);
+        zsys_info ("broker: queue function=%s limit=%u paused=%d max_queue=%zu", in->function,
+                   limit, paused, max_queue);
+    }
+    drv_msg_t reply = {.type = DRV_MSG_QUEUE_INFO, .seq = msg->seq};
+    reply.queue.function = in->function;
+    reply.queue.max_queue_in_force = self->config->max_queue;
+    if (queue) {
+        reply.queue.limit = drv_queue_limit (queue);
+        reply.queue.paused = drv_queue_paused (queue);
+        reply.queue.max_queue = drv_queue_max_queue (queue);
+        reply.queue.max_queue_in_force = drv_store_max_queue (self->store, queue);
+        reply.queue.queued = drv_queue_size (queue);
+        reply.queue.delayed = drv_queue_delayed (queue);
+        reply.queue.running = drv_queue_running (queue);
+        reply.queue.workers = (uint32_t) drv_queue_workers (queue);
+    }
+    s_send_msg (self, self->clients, zframe_data (identity), zframe_size (identity), &reply);
+    if (change)
+        self->dispatch_due = true;
+}
+
 //  Ack: the client has these results. Only its own jobs count.
 static void
 s_client_ack (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
@@ -784,11 +973,18 @@ s_client_message (s_server_t *self, zsock_t *sock)
             case DRV_MSG_DEAD:
                 s_client_dead (self, identity, msg);
                 break;
+            case DRV_MSG_WAIT:
+                s_client_wait (self, identity, msg);
+                break;
+            case DRV_MSG_QUEUE_CONFIG:
+                s_client_queue (self, identity, msg);
+                break;
             case DRV_MSG_BYE:
                 break;
             default:
                 s_refuse (self, sock, identity, msg->seq, DROVER_ERR_UNEXPECTED,
-                          "clients may send Submit, Status, Cancel, Dead, Ack, Heartbeat and Bye only");
+                          "clients may send Submit, Status, Wait, Cancel, Dead, QueueConfig, "
+                          "Ack, Heartbeat and Bye only");
         }
         drv_msg_destroy (&msg);
     }
@@ -1034,19 +1230,23 @@ drv_broker_actor (zsock_t *pipe, void *args)
         drv_store_set_limits (self->store, self->config->max_bytes, self->config->max_functions);
     self->sched = self->store ? drv_sched_new (self->store) : NULL;
     self->outboxes = zhashx_new ();
+    self->waiters = drv_util_u64_hash_new ();
     self->busy = zlistx_new ();
     self->dead = zlistx_new ();
     self->acks = zlistx_new ();
     self->loop = zloop_new ();
-    if (!*err && !(self->store && self->sched && self->outboxes && self->busy && self->dead
-                   && self->acks && self->loop))
+    if (!*err && !(self->store && self->sched && self->outboxes && self->waiters && self->busy
+                   && self->dead && self->acks && self->loop))
         snprintf (err, sizeof err, "out of memory");
     if (!*err) {
         zhashx_set_destructor (self->outboxes, s_outbox_destroy);
+        zhashx_set_destructor (self->waiters, s_waiters_destroy);
         zlistx_set_destructor (self->acks, s_ack_destroy);
     }
     if (!*err && self->config->data_dir) {
         self->now_ms = zclock_mono ();
+        //  Run-at times go to disk on the wall clock, to survive a restart.
+        drv_store_set_wall_offset (self->store, zclock_time () - self->now_ms);
         if (drv_store_attach (self->store, self->config->data_dir, self->now_ms, s_on_restored,
                               self, err, sizeof err)
             == 0)
@@ -1085,6 +1285,7 @@ drv_broker_actor (zsock_t *pipe, void *args)
     zlistx_destroy (&self->dead);
     zlistx_destroy (&self->busy);
     zhashx_destroy (&self->outboxes);
+    zhashx_destroy (&self->waiters);
     drv_sched_destroy (&self->sched);
     drv_store_destroy (&self->store);
     zsock_destroy (&self->workers);

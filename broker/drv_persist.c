@@ -11,13 +11,18 @@
     middle of the file, which the log cannot, so we run it on every open
     and refuse a damaged store rather than serve half of it.
 
-    Layout: DIR/jobs.db (and jobs.db-wal while open), two tables:
+    Layout: DIR/jobs.db (and jobs.db-wal while open), three tables:
 
         jobs (id INTEGER PRIMARY KEY, tag, client, function, payload,
-              timeout_ms, attempts, finished, outcome, result, reason)
+              timeout_ms, attempts, finished, outcome, result, reason,
+              retries, failures, lost, priority, run_at, unique_key, flags)
+        queues (function TEXT PRIMARY KEY, max_running, paused, max_queue)
         meta (key TEXT PRIMARY KEY, value): schema_version, max_id
 
-    Both are STRICT, so a value of the wrong type is refused on write.
+    All are STRICT, so a value of the wrong type is refused on write.
+    Schema version 2 added priority, run_at, unique_key and flags to jobs,
+    and the queues table; a version 1 store is migrated on open (the new
+    columns read as their defaults: priority 0, no run-at time, no key).
     SQLite integers are signed 64-bit: ids must be 1..INT64_MAX (they
     count up from 1), and tags are stored as their bit pattern.
 
@@ -63,8 +68,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-//  The schema this code writes and reads; any other is refused.
-#define S_SCHEMA_VERSION 1
+//  The schema this code writes and reads; version 1 is migrated, any
+//  other is refused.
+#define S_SCHEMA_VERSION 2
+
+//  flags bits in the jobs table.
+#define S_FLAG_DETACHED 1
+#define S_FLAG_FOLLOWER 2
 
 //  Pages of 16 KiB for a new store (an existing one keeps its own): a
 //  1000-job commit of 1 KiB payloads then runs 2.5 times as fast as with
@@ -92,6 +102,9 @@ struct _drv_persist_t {
     sqlite3_stmt *remove;            //  forget a job
     sqlite3_stmt *set_max_id;        //  meta max_id
     sqlite3_stmt *select;            //  every job in id order, for load
+    sqlite3_stmt *queue_set;         //  store a queue's settings
+    sqlite3_stmt *queue_clear;       //  forget a queue's settings
+    sqlite3_stmt *queue_select;      //  every queue's settings, for load
     size_t staged;                   //  changes staged since the last commit
     uint64_t max_id;                 //  largest id stored, staged adds too
     uint64_t max_id_stored;          //  max_id as the meta table has it
@@ -102,8 +115,10 @@ struct _drv_persist_t {
 //  The statements prepared once at open and reused for every call.
 static const char *s_insert_sql =
     "INSERT INTO jobs (id, tag, client, function, payload, timeout_ms, attempts,"
-    " finished, outcome, result, reason, retries, failures, lost)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+    " finished, outcome, result, reason, retries, failures, lost, priority, run_at,"
+    " unique_key, flags)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+    " ?18)";
 static const char *s_finish_sql =
     "UPDATE jobs SET finished = 1, outcome = ?2, result = ?3, reason = ?4,"
     " payload = CASE WHEN ?2 IN (1, 7) THEN x'' ELSE payload END WHERE id = ?1";
@@ -114,7 +129,14 @@ static const char *s_remove_sql = "DELETE FROM jobs WHERE id = ?1";
 static const char *s_set_max_id_sql = "UPDATE meta SET value = ?1 WHERE key = 'max_id'";
 static const char *s_select_sql =
     "SELECT id, tag, client, function, payload, timeout_ms, attempts, finished, outcome,"
-    " result, reason, retries, failures, lost FROM jobs ORDER BY id";
+    " result, reason, retries, failures, lost, priority, run_at, unique_key, flags"
+    " FROM jobs ORDER BY id";
+static const char *s_queue_set_sql =
+    "INSERT INTO queues (function, max_running, paused, max_queue) VALUES (?1, ?2, ?3, ?4)"
+    " ON CONFLICT (function) DO UPDATE SET max_running = ?2, paused = ?3, max_queue = ?4";
+static const char *s_queue_clear_sql = "DELETE FROM queues WHERE function = ?1";
+static const char *s_queue_select_sql =
+    "SELECT function, max_running, paused, max_queue FROM queues ORDER BY function";
 
 //  The schema of a new store, created in one transaction.
 static const char *s_schema_sql =
@@ -136,9 +158,33 @@ static const char *s_schema_sql =
     "  reason TEXT,"
     "  retries INTEGER NOT NULL,"
     "  failures INTEGER NOT NULL,"
-    "  lost INTEGER NOT NULL"
+    "  lost INTEGER NOT NULL,"
+    "  priority INTEGER NOT NULL DEFAULT 0,"
+    "  run_at INTEGER NOT NULL DEFAULT 0,"
+    "  unique_key TEXT,"
+    "  flags INTEGER NOT NULL DEFAULT 0"
     ") STRICT;"
-    "INSERT INTO meta (key, value) VALUES ('schema_version', 1), ('max_id', 0);";
+    "CREATE TABLE queues ("
+    "  function TEXT PRIMARY KEY,"
+    "  max_running INTEGER NOT NULL,"
+    "  paused INTEGER NOT NULL,"
+    "  max_queue INTEGER NOT NULL"
+    ") STRICT;"
+    "INSERT INTO meta (key, value) VALUES ('schema_version', 2), ('max_id', 0);";
+
+//  From schema version 1 to 2, in the same transaction as the check.
+static const char *s_migrate_1_sql =
+    "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN run_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN unique_key TEXT;"
+    "ALTER TABLE jobs ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE queues ("
+    "  function TEXT PRIMARY KEY,"
+    "  max_running INTEGER NOT NULL,"
+    "  paused INTEGER NOT NULL,"
+    "  max_queue INTEGER NOT NULL"
+    ") STRICT;"
+    "UPDATE meta SET value = 2 WHERE key = 'schema_version';";
 
 //  What a zero-length blob reads as, so record pointers are never NULL.
 static const uint8_t s_empty [1] = {0};
@@ -462,7 +508,28 @@ s_quick_check (drv_persist_t *self)
     return 0;
 }
 
-//  Create the schema in a new database, or check the one found. 0 or -1.
+//  Run sql (several statements) in one transaction at open. 0 or -1.
+static int
+s_exec_in_transaction (drv_persist_t *self, const char *sql)
+{
+    char *message = NULL;
+    int rc = sqlite3_exec (self->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec (self->db, sql, NULL, NULL, &message);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec (self->db, "COMMIT", NULL, NULL, &message);
+    if (rc != SQLITE_OK) {
+        s_open_failed (self, rc, message ? message : sqlite3_errmsg (self->db));
+        sqlite3_free (message);
+        if (!sqlite3_get_autocommit (self->db))
+            sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+//  Create the schema in a new database, migrate a version 1 one, or
+//  check the one found. 0 or -1.
 static int
 s_schema (drv_persist_t *self)
 {
@@ -473,22 +540,8 @@ s_schema (drv_persist_t *self)
                         &has_meta)
                != 1)
         return -1;
-    if (tables == 0) {
-        char *message = NULL;
-        int rc = sqlite3_exec (self->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec (self->db, s_schema_sql, NULL, NULL, &message);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec (self->db, "COMMIT", NULL, NULL, &message);
-        if (rc != SQLITE_OK) {
-            s_open_failed (self, rc, message ? message : sqlite3_errmsg (self->db));
-            sqlite3_free (message);
-            if (!sqlite3_get_autocommit (self->db))
-                sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
-            return -1;
-        }
-        return 0;
-    }
+    if (tables == 0)
+        return s_exec_in_transaction (self, s_schema_sql);
     int64_t version = 0;
     int found = has_meta ? s_query_int (self,
                                          "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -503,6 +556,8 @@ s_schema (drv_persist_t *self)
                      self->dir);
         return -1;
     }
+    if (version == 1)
+        return s_exec_in_transaction (self, s_migrate_1_sql);
     if (version != S_SCHEMA_VERSION) {
         s_set_error (self,
                      "drover: the job store in %s has schema version %" PRId64
@@ -596,7 +651,10 @@ drv_persist_open (const char *dir, char *err, size_t err_size)
                  || s_prepare (self, s_counts_sql, &self->counts)
                  || s_prepare (self, s_remove_sql, &self->remove)
                  || s_prepare (self, s_set_max_id_sql, &self->set_max_id)
-                 || s_prepare (self, s_select_sql, &self->select);
+                 || s_prepare (self, s_select_sql, &self->select)
+                 || s_prepare (self, s_queue_set_sql, &self->queue_set)
+                 || s_prepare (self, s_queue_clear_sql, &self->queue_clear)
+                 || s_prepare (self, s_queue_select_sql, &self->queue_select);
     }
     if (failed) {
         snprintf (err, err_size, "%s", self->error);
@@ -622,6 +680,9 @@ drv_persist_destroy (drv_persist_t **self_p)
         sqlite3_finalize (self->remove);
         sqlite3_finalize (self->set_max_id);
         sqlite3_finalize (self->select);
+        sqlite3_finalize (self->queue_set);
+        sqlite3_finalize (self->queue_clear);
+        sqlite3_finalize (self->queue_select);
         //  An open transaction is rolled back; the last connection
         //  checkpoints the WAL into jobs.db and deletes it.
         sqlite3_close_v2 (self->db);
@@ -681,6 +742,16 @@ drv_persist_add (drv_persist_t *self, const drv_record_t *job)
         rc = sqlite3_bind_int64 (stmt, 13, job->failures);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64 (stmt, 14, job->lost);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64 (stmt, 15, job->priority);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64 (stmt, 16, job->run_at);
+    if (rc == SQLITE_OK)
+        rc = job->unique ? sqlite3_bind_text (stmt, 17, job->unique, -1, SQLITE_STATIC)
+                         : sqlite3_bind_null (stmt, 17);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64 (stmt, 18, (job->detached ? S_FLAG_DETACHED : 0)
+                                               | (job->follower ? S_FLAG_FOLLOWER : 0));
     if (rc == SQLITE_OK)
         rc = s_step (stmt);
     if (rc != SQLITE_OK)
@@ -845,6 +916,13 @@ s_read_row (drv_persist_t *self, sqlite3_stmt *stmt, drv_record_t *job)
     int64_t retries = sqlite3_column_int64 (stmt, 11);
     int64_t failures = sqlite3_column_int64 (stmt, 12);
     int64_t lost = sqlite3_column_int64 (stmt, 13);
+    int64_t priority = sqlite3_column_int64 (stmt, 14);
+    int64_t flags = sqlite3_column_int64 (stmt, 17);
+    job->priority = (int32_t) priority;
+    job->run_at = sqlite3_column_int64 (stmt, 15);
+    job->unique = (const char *) sqlite3_column_text (stmt, 16);
+    job->detached = (flags & S_FLAG_DETACHED) != 0;
+    job->follower = (flags & S_FLAG_FOLLOWER) != 0;
     job->retries = (uint32_t) retries;
     job->failures = (uint32_t) failures;
     job->lost = (uint32_t) lost;
@@ -864,6 +942,8 @@ s_read_row (drv_persist_t *self, sqlite3_stmt *stmt, drv_record_t *job)
                          : retries < 0 || retries > UINT32_MAX          ? "retries"
                          : failures < 0 || failures > UINT32_MAX        ? "failures"
                          : lost < 0 || lost > UINT32_MAX                ? "lost"
+                         : priority < INT32_MIN || priority > INT32_MAX ? "priority"
+                         : job->run_at < 0                              ? "run_at"
                          : finished != 0 && finished != 1               ? "finished"
                          : job->finished && !s_outcome_valid (outcome)  ? "outcome"
                                                                         : NULL;
@@ -895,6 +975,83 @@ drv_persist_load (drv_persist_t *self, drv_persist_load_fn *fn, void *arg)
         }
         if (fn (&job, arg)) {
             s_set_error (self, "loading the job store stopped at job %" PRIu64, job.id);
+            result = -1;
+            break;
+        }
+    }
+    if (result == 0 && rc != SQLITE_DONE) {
+        s_set_error (self, "cannot read the job store in %s: %s", self->dir,
+                     sqlite3_errmsg (self->db));
+        result = -1;
+    }
+    sqlite3_reset (stmt);
+    return result;
+}
+
+int
+drv_persist_queue (drv_persist_t *self, const char *function, uint32_t limit, bool paused,
+                   uint64_t max_queue)
+{
+    assert (self);
+    assert (function);
+    if (self->failed)
+        return -1;
+    if (max_queue > INT64_MAX) {
+        s_set_error (self, "cannot store the queue of %s: max_queue is too large", function);
+        return -1;
+    }
+    if (s_begin (self))
+        return -1;
+    bool defaults = limit == 0 && !paused && max_queue == 0;
+    sqlite3_stmt *stmt = defaults ? self->queue_clear : self->queue_set;
+    int rc = sqlite3_bind_text (stmt, 1, function, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && !defaults)
+        rc = sqlite3_bind_int64 (stmt, 2, limit);
+    if (rc == SQLITE_OK && !defaults)
+        rc = sqlite3_bind_int (stmt, 3, paused ? 1 : 0);
+    if (rc == SQLITE_OK && !defaults)
+        rc = sqlite3_bind_int64 (stmt, 4, (sqlite3_int64) max_queue);
+    if (rc == SQLITE_OK)
+        rc = s_step (stmt);
+    if (rc != SQLITE_OK) {
+        char disk [128];
+        s_set_error (self, "cannot store the queue settings of %s in the job store in %s: %s%s",
+                     function, self->dir, sqlite3_errmsg (self->db),
+                     s_disk_error (self, rc, disk, sizeof disk));
+        if (!s_is_call_error (rc))
+            s_enter_failed (self);
+        return -1;
+    }
+    self->staged++;
+    return 0;
+}
+
+int
+drv_persist_load_queues (drv_persist_t *self, drv_persist_queue_fn *fn, void *arg)
+{
+    assert (self);
+    assert (fn);
+    if (self->failed)
+        return -1;
+    sqlite3_stmt *stmt = self->queue_select;
+    int result = 0;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        const char *function = (const char *) sqlite3_column_text (stmt, 0);
+        int64_t limit = sqlite3_column_int64 (stmt, 1);
+        int64_t paused = sqlite3_column_int64 (stmt, 2);
+        int64_t max_queue = sqlite3_column_int64 (stmt, 3);
+        if (!function || limit < 0 || limit > UINT32_MAX || (paused != 0 && paused != 1)
+            || max_queue < 0) {
+            s_set_error (self,
+                         "the job store in %s is corrupt (bad queue settings for %s): move %s "
+                         "aside to start empty, or restore it from a backup",
+                         self->dir, function ? function : "?", self->dir);
+            result = -1;
+            break;
+        }
+        if (fn (function, (uint32_t) limit, paused == 1, (uint64_t) max_queue, arg)) {
+            s_set_error (self, "loading the job store stopped at the queue of %s", function);
             result = -1;
             break;
         }

@@ -42,9 +42,16 @@ typedef struct {
     const uint8_t *result;       //  output when finished
     size_t result_size;          //  bytes in result
     const char *reason;          //  failure reason when finished ("" if none)
+    int32_t priority;            //  higher is dispatched first
+    int64_t run_at;              //  not dispatched before this, wall-clock ms; 0: at once
+    const char *unique;          //  unique key, or NULL
+    bool follower;               //  it followed another job with its key at submit
+    bool detached;               //  its client does not take the result
 } drv_record_t;
 
 //  Open (creating if needed) the store in directory dir (created if missing, mode 0700).
+//  A store of schema version 1 is migrated to version 2 (job priority, run-at time,
+//  unique key, flags; queue settings) in one transaction.
 //  NULL with a reason in err on failure; on corruption the reason says what to do, e.g.
 //  "drover: the job store in DIR is corrupt (...): move DIR aside to start empty, or
 //  restore it from a backup". Refused too: a store another process has open, an unknown
@@ -78,6 +85,17 @@ int drv_persist_counts (drv_persist_t *self, uint64_t id, uint32_t attempts, uin
 
 //  Stage forgetting a job (its result was delivered, or it expired). 0 or -1.
 int drv_persist_remove (drv_persist_t *self, uint64_t id);
+
+//  Stage one function's queue settings (all zero: the defaults, and the
+//  row goes). 0 or -1.
+int drv_persist_queue (drv_persist_t *self, const char *function, uint32_t limit, bool paused,
+                       uint64_t max_queue);
+
+//  Call fn for every function's stored queue settings (fn returns 0 to
+//  go on, -1 to stop: then load returns -1). For startup.
+typedef int (drv_persist_queue_fn) (const char *function, uint32_t limit, bool paused,
+                                    uint64_t max_queue, void *arg);
+int drv_persist_load_queues (drv_persist_t *self, drv_persist_queue_fn *fn, void *arg);
 
 //  Make every staged change durable: one transaction, one fsync. 0 when on disk; -1 on any
 //  error (disk full, I/O error, fsync failure): the caller must stop acknowledging and exit;

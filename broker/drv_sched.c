@@ -220,6 +220,15 @@ drv_sched_complete (drv_sched_t *self, drv_peer_t *peer, uint64_t job_id)
     return job;
 }
 
+//  May another job of queue start now: not paused, and under its limit
+//  of running jobs, which counts every worker's (the Semaphore)?
+static bool
+s_may_start (drv_queue_t *queue)
+{
+    uint32_t limit = drv_queue_limit (queue);
+    return !drv_queue_paused (queue) && (limit == 0 || drv_queue_running (queue) < limit);
+}
+
 //  Lease one job for peer from its queues, taking them in turn.
 static drv_job_t *
 s_take_one (drv_sched_t *self, drv_peer_t *peer)
@@ -227,6 +236,8 @@ s_take_one (drv_sched_t *self, drv_peer_t *peer)
     for (size_t tried = 0; tried < peer->nqueues; tried++) {
         drv_queue_t *queue = peer->queues [peer->next_queue];
         peer->next_queue = (peer->next_queue + 1) % peer->nqueues;
+        if (!s_may_start (queue))
+            continue;
         drv_job_t *job = drv_store_lease (self->store, queue, peer);
         if (job) {
             job->handle = zlistx_add_end (peer->running, job);

@@ -1,13 +1,17 @@
 /*  drv_store - the broker's jobs and per-function queues, in memory.
 
     Jobs live in one table keyed by id. A QUEUED job also sits in its
-    queue's FIFO list; a finished job sits in the done list, which is in
+    queue: one FIFO list per priority in use (a level), the levels in a
+    heap by priority, so the next job is the first of the top level and
+    submit, lease and removal cost O(1) plus O(log levels) when a level
+    comes or goes. A finished job sits in the done list, which is in
     finish order, so expiry only ever looks at its head (a deadline kept in
     data, no timer per job). job->handle is the job's place in whichever
-    list holds it, so removal is O(1).
+    list holds it (for a follower: its leader's followers), so removal is
+    O(1). A job waiting for its time is in no list, only in the due heap.
 
     Ownership: the jobs table owns every job (its destructor frees them);
-    the queues table owns the queues; lists only point.
+    the queues table owns the queues, a queue its levels; lists only point.
 */
 
 #include "drv_store.h"
@@ -17,11 +21,34 @@
 #include "drv_persist.h"
 #include "drv_util.h"
 
+//  The QUEUED jobs of one priority in one queue.
+typedef struct {
+    int32_t priority;                //  of every job here
+    zlistx_t *jobs;                  //  oldest first
+    size_t slot;                     //  place in the queue's levels heap
+} s_level_t;
+
 struct _drv_queue_t {
     char *name;                      //  function name
-    zlistx_t *jobs;                  //  QUEUED jobs, oldest first
+    zhashx_t *levels;                //  priority -> s_level_t, owns (freed by hand); none empty
+    drv_heap_t *order;               //  the levels, highest priority on top
+    s_level_t *spare;                //  an empty level kept for reuse, owned
+    size_t queued;                   //  jobs in the levels
+    size_t delayed;                  //  QUEUED jobs waiting for their time
     size_t running;                  //  jobs of this function RUNNING
     size_t workers;                  //  workers offering it (drv_sched's)
+    uint32_t limit;                  //  RUNNING at most; 0: no limit
+    bool paused;                     //  not dispatched
+    size_t max_queue;                //  waiting at most; 0: the store's
+    zhashx_t *unique;                //  unique key -> its QUEUED or RUNNING job
+};
+
+//  A job's unique key, and the jobs that follow it (leader) or the job
+//  it follows (follower).
+struct _drv_unique_t {
+    char *key;                       //  the key
+    drv_job_t *leader;               //  follower: the job it waits on
+    zlistx_t *followers;             //  leader: jobs waiting on it, or NULL
 };
 
 struct _drv_store_t {
@@ -42,6 +69,8 @@ struct _drv_store_t {
     size_t max_queue;                //  jobs per queue at most
     uint64_t submitted;              //  jobs ever submitted
     uint64_t finished;               //  jobs ever finished
+    zlistx_t *followed;              //  followers finished with their leader
+    int64_t wall_offset;             //  wall clock minus now_ms's clock
 };
 
 //  Write a job's counts through to disk (they change on failure and loss).
@@ -55,8 +84,21 @@ s_persist_counts (drv_store_t *self, drv_job_t *job)
 }
 
 static void
+s_unique_destroy (drv_unique_t **unique_p)
+{
+    drv_unique_t *unique = *unique_p;
+    if (unique) {
+        zlistx_destroy (&unique->followers);
+        free (unique->key);
+        free (unique);
+        *unique_p = NULL;
+    }
+}
+
+static void
 s_job_free (drv_job_t *job)
 {
+    s_unique_destroy (&job->unique);
     free (job->payload);
     free (job->result);
     free (job->reason);
@@ -110,11 +152,29 @@ s_tag_match (const void *item, const void *key)
 }
 
 static void
+s_level_destroy (void **item)
+{
+    s_level_t *level = (s_level_t *) *item;
+    if (level) {
+        zlistx_destroy (&level->jobs);
+        free (level);
+        *item = NULL;
+    }
+}
+
+static void
 s_queue_destroy (void **item)
 {
     drv_queue_t *queue = (drv_queue_t *) *item;
     if (queue) {
-        zlistx_destroy (&queue->jobs);
+        drv_heap_destroy (&queue->order);
+        for (void *level = queue->levels ? zhashx_first (queue->levels) : NULL; level;
+             level = zhashx_next (queue->levels))
+            s_level_destroy (&level);
+        zhashx_destroy (&queue->levels);
+        void *spare = queue->spare;
+        s_level_destroy (&spare);
+        zhashx_destroy (&queue->unique);
         free (queue->name);
         free (queue);
         *item = NULL;
@@ -136,7 +196,9 @@ drv_store_new (uint32_t keep_ms, size_t max_queue)
     self->max_bytes = (size_t) 1 << 30;
     self->max_queues = 10000;
     self->due = drv_heap_new ();
-    if (!self->jobs || !self->queues || !self->tags || !self->done || !self->dead || !self->due) {
+    self->followed = zlistx_new ();
+    if (!self->jobs || !self->queues || !self->tags || !self->done || !self->dead || !self->due
+        || !self->followed) {
         drv_store_destroy (&self);
         return NULL;
     }
@@ -156,6 +218,7 @@ drv_store_destroy (drv_store_t **self_p)
         //  Lists first: they point into the tables.
         zlistx_destroy (&self->done);
         zlistx_destroy (&self->dead);
+        zlistx_destroy (&self->followed);
         drv_heap_destroy (&self->due);
         drv_persist_destroy (&self->persist);
         drv_index_destroy (&self->tags);
@@ -198,14 +261,100 @@ drv_store_queue (drv_store_t *self, const char *function)
     if (!queue)
         return NULL;
     queue->name = strdup (function);
-    queue->jobs = zlistx_new ();
-    if (!queue->name || !queue->jobs) {
+    queue->levels = drv_util_u64_hash_new ();
+    queue->order = drv_heap_new ();
+    if (!queue->name || !queue->levels || !queue->order) {
         void *item = queue;
         s_queue_destroy (&item);
         return NULL;
     }
     zhashx_insert (self->queues, function, queue);
     return queue;
+}
+
+//  The levels table key of a priority: never 0.
+static uint64_t
+s_level_key (int32_t priority)
+{
+    return (uint64_t) (uint32_t) priority + 1;
+}
+
+//  Put a QUEUED job into its queue: at the head of its priority (a job
+//  given back) or the tail. 0, or -1 if out of memory.
+static int
+s_enqueue (drv_job_t *job, bool at_head)
+{
+    drv_queue_t *queue = job->queue;
+    uint64_t key = s_level_key (job->priority);
+    s_level_t *level = (s_level_t *) drv_util_u64_lookup (queue->levels, key);
+    if (!level) {
+        //  A queue that keeps running dry reuses its last level rather
+        //  than allocating one per job.
+        level = queue->spare;
+        queue->spare = NULL;
+        if (!level && (level = (s_level_t *) calloc (1, sizeof *level)))
+            level->jobs = zlistx_new ();
+        if (!level)
+            return -1;
+        level->priority = job->priority;
+        level->slot = DRV_HEAP_NONE;
+        //  A min-heap: the highest priority has the smallest key.
+        if (!level->jobs
+            || drv_heap_push (queue->order, level, -(int64_t) job->priority, &level->slot)
+                   == -1) {
+            void *item = level;
+            s_level_destroy (&item);
+            return -1;
+        }
+        zhashx_insert (queue->levels, drv_util_u64_key (key), level);
+    }
+    job->handle = at_head ? zlistx_add_start (level->jobs, job) : zlistx_add_end (level->jobs, job);
+    if (!job->handle)
+        return -1;
+    queue->queued++;
+    return 0;
+}
+
+//  Take a QUEUED job out of its queue's levels; an empty level goes.
+static void
+s_dequeue (drv_job_t *job)
+{
+    drv_queue_t *queue = job->queue;
+    uint64_t key = s_level_key (job->priority);
+    s_level_t *level = (s_level_t *) drv_util_u64_lookup (queue->levels, key);
+    assert (level && job->handle);
+    zlistx_delete (level->jobs, job->handle);
+    job->handle = NULL;
+    queue->queued--;
+    if (zlistx_size (level->jobs) == 0) {
+        drv_heap_remove (queue->order, &level->slot);
+        zhashx_delete (queue->levels, drv_util_u64_key (key));
+        if (queue->spare) {
+            void *item = level;
+            s_level_destroy (&item);
+        }
+        else
+            queue->spare = level;
+    }
+}
+
+//  A QUEUED job waits for due_ms, out of its queue. 0 or -1.
+static int
+s_wait_until (drv_store_t *self, drv_job_t *job, int64_t due_ms)
+{
+    if (drv_heap_push (self->due, job, due_ms, &job->due_slot) == -1)
+        return -1;
+    job->due_ms = due_ms;
+    job->handle = NULL;
+    job->queue->delayed++;
+    return 0;
+}
+
+//  Is the job QUEUED and waiting for its time?
+static bool
+s_is_waiting (drv_job_t *job)
+{
+    return job->state == DROVER_JOB_QUEUED && job->due_slot != DRV_HEAP_NONE;
 }
 
 void
@@ -246,17 +395,24 @@ bool
 drv_store_can_accept (drv_store_t *self, drv_queue_t *queue, size_t count, char *err,
                       size_t err_size)
 {
-    size_t queued = zlistx_size (queue->jobs);
-    if (queued + count <= self->max_queue)
+    size_t queued = queue->queued + queue->delayed;
+    size_t max = drv_store_max_queue (self, queue);
+    if (queued + count <= max)
         return true;
-    snprintf (err, err_size,
-              "queue full: '%s' holds %zu jobs and takes at most %zu; retry later or raise "
-              "the broker's --max-queue",
-              queue->name, queued, self->max_queue);
+    if (queue->max_queue)
+        snprintf (err, err_size,
+                  "queue full: '%s' holds %zu jobs and takes at most %zu; retry later or raise "
+                  "its limit with drover max-queue",
+                  queue->name, queued, max);
+    else
+        snprintf (err, err_size,
+                  "queue full: '%s' holds %zu jobs and takes at most %zu; retry later or raise "
+                  "the broker's --max-queue",
+                  queue->name, queued, max);
     return false;
 }
 
-//  A new QUEUED job with this id at the tail of queue, in the tables.
+//  A new QUEUED job with this id, in the tables but in no queue yet.
 static drv_job_t *
 s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
           const uint8_t *client, size_t client_len, const void *payload, size_t size,
@@ -284,17 +440,13 @@ s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
     job->due_slot = DRV_HEAP_NONE;
     if (client_len)
         memcpy (job->client, client, client_len);
-    job->handle = zlistx_add_end (queue->jobs, job);
-    if (!job->handle || drv_index_insert (self->jobs, job) == -1) {
-        if (job->handle)
-            zlistx_delete (queue->jobs, job->handle);
+    if (drv_index_insert (self->jobs, job) == -1) {
         self->bytes -= size;
         s_job_free (job);
         return NULL;
     }
     if (drv_index_insert (self->tags, job) == -1) {
         drv_index_remove (self->jobs, job);
-        zlistx_delete (queue->jobs, job->handle);
         self->bytes -= size;
         s_job_free (job);
         return NULL;
@@ -302,28 +454,141 @@ s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
     return job;
 }
 
+//  Take a job out of the tables again (a submit that could not be
+//  completed); it was in no queue.
+static void
+s_uninsert (drv_store_t *self, drv_job_t *job)
+{
+    self->bytes -= job->size;
+    drv_index_remove (self->tags, job);
+    drv_index_remove (self->jobs, job);
+    s_job_free (job);
+}
+
+//  Give a new job its unique key: it holds the key, or follows the job
+//  of its queue that does. 0 or -1.
+static int
+s_take_unique (drv_job_t *job, const char *key)
+{
+    drv_queue_t *queue = job->queue;
+    drv_unique_t *unique = (drv_unique_t *) calloc (1, sizeof *unique);
+    if (!unique || !(unique->key = strdup (key))) {
+        free (unique);
+        return -1;
+    }
+    job->unique = unique;
+    if (!queue->unique && !(queue->unique = zhashx_new ()))
+        return -1;
+    drv_job_t *leader = (drv_job_t *) zhashx_lookup (queue->unique, key);
+    if (!leader)
+        return zhashx_insert (queue->unique, key, job);
+    if (!leader->unique->followers && !(leader->unique->followers = zlistx_new ()))
+        return -1;
+    job->handle = zlistx_add_end (leader->unique->followers, job);
+    if (!job->handle)
+        return -1;
+    unique->leader = leader;
+    return 0;
+}
+
+//  A job that finished (or became a dead letter again) gives up its key.
+static void
+s_release_unique (drv_job_t *job)
+{
+    if (job->unique && !job->unique->leader && job->queue->unique
+        && zhashx_lookup (job->queue->unique, job->unique->key) == job)
+        zhashx_delete (job->queue->unique, job->unique->key);
+}
+
+//  Put a new QUEUED job where it goes: after its leader, at its run-at
+//  time, or in its queue. 0 or -1.
+static int
+s_place_new (drv_store_t *self, drv_job_t *job, const char *unique, int64_t run_at_ms)
+{
+    if (unique && *unique) {
+        if (s_take_unique (job, unique) == -1)
+            return -1;
+        if (job->unique->leader)
+            return 0;
+    }
+    if (run_at_ms > 0)
+        return s_wait_until (self, job, run_at_ms);
+    return s_enqueue (job, false);
+}
+
 drv_job_t *
 drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag, const uint8_t *client,
                   size_t client_len, const void *payload, size_t size, uint32_t timeout_ms,
                   uint32_t retries)
 {
+    drv_submit_opts_t opts = {.timeout_ms = timeout_ms, .retries = retries};
+    return drv_store_submit_opts (self, queue, tag, client, client_len, payload, size, &opts);
+}
+
+drv_job_t *
+drv_store_submit_opts (drv_store_t *self, drv_queue_t *queue, uint64_t tag,
+                       const uint8_t *client, size_t client_len, const void *payload,
+                       size_t size, const drv_submit_opts_t *opts)
+{
     drv_job_t *job = s_insert (self, queue, self->next_id, tag, client, client_len, payload,
-                               size, timeout_ms);
+                               size, opts->timeout_ms);
     if (!job)
         return NULL;
-    job->retries = retries;
+    job->retries = opts->retries;
+    job->priority = opts->priority;
+    job->detached = opts->detached;
+    if (s_place_new (self, job, opts->unique, opts->run_at_ms) == -1) {
+        if (job->unique && job->unique->leader)
+            zlistx_delete (job->unique->leader->unique->followers, job->handle);
+        else
+            s_release_unique (job);
+        s_uninsert (self, job);
+        return NULL;
+    }
     self->next_id++;
     self->submitted++;
     if (self->persist) {
         drv_record_t record = {
             .id = job->id, .tag = tag, .client = client, .client_len = client_len,
             .function = queue->name, .payload = job->payload, .size = size,
-            .timeout_ms = timeout_ms, .retries = retries,
+            .timeout_ms = opts->timeout_ms, .retries = opts->retries,
+            .priority = opts->priority,
+            .run_at = opts->run_at_ms > 0 ? opts->run_at_ms + self->wall_offset : 0,
+            .unique = job->unique ? job->unique->key : NULL,
+            .follower = job->unique && job->unique->leader,
+            .detached = opts->detached,
         };
         if (drv_persist_add (self->persist, &record) == -1)
             self->disk_failed = true;
     }
     return job;
+}
+
+drv_job_t *
+drv_store_leader (drv_job_t *job)
+{
+    return job->unique ? job->unique->leader : NULL;
+}
+
+const char *
+drv_store_unique_key (drv_job_t *job)
+{
+    return job->unique ? job->unique->key : NULL;
+}
+
+drv_job_t *
+drv_store_followed (drv_store_t *self)
+{
+    drv_job_t *job = (drv_job_t *) zlistx_first (self->followed);
+    if (job)
+        zlistx_delete (self->followed, zlistx_cursor (self->followed));
+    return job;
+}
+
+void
+drv_store_set_wall_offset (drv_store_t *self, int64_t offset_ms)
+{
+    self->wall_offset = offset_ms;
 }
 
 void
@@ -375,6 +640,26 @@ s_restore_one (const drv_record_t *record, void *arg)
     job->retries = record->retries;
     job->failures = record->failures;
     job->lost = record->lost;
+    job->priority = record->priority;
+    job->detached = record->detached;
+    job->follower_done = record->finished && record->follower;
+    int rc = 0;
+    if (record->finished) {
+        if (record->unique)
+            rc = (job->unique = (drv_unique_t *) calloc (1, sizeof (drv_unique_t))) != NULL
+                         && (job->unique->key = strdup (record->unique)) != NULL
+                     ? 0
+                     : -1;
+    }
+    else {
+        //  A follower whose leader is gone runs by itself: it has its
+        //  payload. One whose leader is back follows it again (the
+        //  leader's id is lower, so it was restored first).
+        int64_t run_at = record->run_at ? record->run_at - self->wall_offset : 0;
+        rc = s_place_new (self, job, record->unique, run_at > restore->now_ms ? run_at : 0);
+    }
+    if (rc == -1)
+        return -1;
     if (record->finished) {
         //  Finish in memory only: the record on disk has the result.
         drv_persist_t *persist = self->persist;
@@ -388,6 +673,21 @@ s_restore_one (const drv_record_t *record, void *arg)
     return 0;
 }
 
+//  drv_persist_queue_fn: one queue's settings back into memory.
+static int
+s_restore_queue (const char *function, uint32_t limit, bool paused, uint64_t max_queue,
+                 void *arg)
+{
+    drv_store_t *self = (drv_store_t *) arg;
+    drv_queue_t *queue = drv_store_queue (self, function);
+    if (!queue)
+        return -1;
+    queue->limit = limit;
+    queue->paused = paused;
+    queue->max_queue = (size_t) max_queue;
+    return 0;
+}
+
 int
 drv_store_attach (drv_store_t *self, const char *dir, int64_t now_ms,
                   drv_store_restored_fn *restored, void *arg, char *err, size_t err_size)
@@ -398,7 +698,8 @@ drv_store_attach (drv_store_t *self, const char *dir, int64_t now_ms,
         return -1;
     self->persist = persist;
     s_restore_t restore = {.store = self, .now_ms = now_ms, .restored = restored, .arg = arg};
-    if (drv_persist_load (persist, s_restore_one, &restore) == -1) {
+    if (drv_persist_load_queues (persist, s_restore_queue, self) == -1
+        || drv_persist_load (persist, s_restore_one, &restore) == -1) {
         snprintf (err, err_size, "cannot restore the jobs in %s: %s", dir,
                   drv_persist_error (persist));
         drv_persist_destroy (&self->persist);
@@ -419,11 +720,11 @@ drv_job_t *
 drv_store_lease (drv_store_t *self, drv_queue_t *queue, void *worker)
 {
     (void) self;
-    drv_job_t *job = (drv_job_t *) zlistx_first (queue->jobs);
+    s_level_t *level = (s_level_t *) drv_heap_peek (queue->order, NULL);
+    drv_job_t *job = level ? (drv_job_t *) zlistx_first (level->jobs) : NULL;
     if (!job)
         return NULL;
-    zlistx_delete (queue->jobs, job->handle);
-    job->handle = NULL;
+    s_dequeue (job);
     job->state = DROVER_JOB_RUNNING;
     job->worker = worker;
     job->attempts++;
@@ -440,7 +741,12 @@ drv_store_requeue (drv_store_t *self, drv_job_t *job)
     job->queue->running--;
     job->state = DROVER_JOB_QUEUED;
     job->worker = NULL;
-    job->handle = zlistx_add_start (job->queue->jobs, job);
+    if (s_enqueue (job, true) == -1) {
+        //  Out of memory: it waits for a moment instead of being lost.
+        job->due_ms = 0;
+        if (drv_heap_push (self->due, job, 0, &job->due_slot) == 0)
+            job->queue->delayed++;
+    }
     s_persist_counts (self, job);
 }
 
@@ -450,13 +756,11 @@ drv_store_delay (drv_store_t *self, drv_job_t *job, int64_t due_ms)
     assert (job->state == DROVER_JOB_RUNNING);
     s_persist_counts (self, job);
     drv_heap_remove (self->due, &job->due_slot);
-    if (drv_heap_push (self->due, job, due_ms, &job->due_slot) == -1)
+    if (s_wait_until (self, job, due_ms) == -1)
         return -1;
     job->queue->running--;
     job->state = DROVER_JOB_QUEUED;
     job->worker = NULL;
-    job->handle = NULL;             //  in no queue until due
-    job->due_ms = due_ms;
     return 0;
 }
 
@@ -477,8 +781,13 @@ drv_store_pop_due (drv_store_t *self, int64_t now_ms)
     if (!job || due > now_ms)
         return NULL;
     drv_heap_pop (self->due);
-    if (job->state == DROVER_JOB_QUEUED)
-        job->handle = zlistx_add_end (job->queue->jobs, job);
+    if (job->state == DROVER_JOB_QUEUED) {
+        job->queue->delayed--;
+        if (s_enqueue (job, false) == -1) {
+            //  Out of memory: try again in a second rather than lose it.
+            s_wait_until (self, job, now_ms + 1000);
+        }
+    }
     return job;
 }
 
@@ -486,20 +795,34 @@ void
 drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
                   const void *data, size_t size, const char *reason, int64_t now_ms)
 {
+    drv_job_t *leader = drv_store_leader (job);
     if (job->state == DROVER_JOB_RUNNING)
         job->queue->running--;
     else
     if (job->state == DROVER_JOB_QUEUED) {
-        if (job->handle)            //  not when waiting for a retry
-            zlistx_delete (job->queue->jobs, job->handle);
+        if (leader) {
+            //  A follower cancelled alone: it leaves its leader.
+            zlistx_delete (leader->unique->followers, job->handle);
+            job->unique->leader = NULL;
+            job->handle = NULL;
+        }
+        else
+        if (s_is_waiting (job))
+            job->queue->delayed--;
+        else
+        if (job->handle)            //  not a follower whose leader finished
+            s_dequeue (job);
     }
     else
         return;                     //  finished already: first result wins
     drv_heap_remove (self->due, &job->due_slot);
+    s_release_unique (job);
     job->state = outcome == DROVER_OUTCOME_OK ? DROVER_JOB_SUCCEEDED : DROVER_JOB_FAILED;
     job->outcome = outcome;
     job->worker = NULL;
-    job->dead = outcome != DROVER_OUTCOME_OK && outcome != DROVER_OUTCOME_CANCELLED;
+    //  A follower that fails is not a dead letter: its leader is.
+    job->dead = outcome != DROVER_OUTCOME_OK && outcome != DROVER_OUTCOME_CANCELLED
+                && !job->follower_done;
     if (!job->dead) {
         self->bytes -= job->size;
         free (job->payload);
@@ -524,6 +847,18 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
     }
     else
         job->handle = zlistx_add_end (self->done, job);
+    //  Its followers finish with it, with the same result.
+    drv_job_t *follower;
+    while (job->unique && job->unique->followers
+           && (follower = (drv_job_t *) zlistx_first (job->unique->followers))) {
+        zlistx_delete (job->unique->followers, zlistx_cursor (job->unique->followers));
+        follower->unique->leader = NULL;
+        follower->handle = NULL;
+        follower->attempts = job->attempts;
+        follower->follower_done = true;
+        drv_store_finish (self, follower, outcome, data, size, reason, now_ms);
+        zlistx_add_end (self->followed, follower);
+    }
 }
 
 void
@@ -576,6 +911,7 @@ drv_store_revive (drv_store_t *self, drv_job_t *job)
             self->disk_failed = true;
     }
     zlistx_delete (self->dead, job->handle);
+    job->handle = NULL;
     free (job->result);
     free (job->reason);
     job->result = NULL;
@@ -588,7 +924,14 @@ drv_store_revive (drv_store_t *self, drv_job_t *job)
     job->lost = 0;
     job->outcome = 0;
     job->state = DROVER_JOB_QUEUED;
-    job->handle = zlistx_add_end (job->queue->jobs, job);
+    //  It holds its unique key again if no other job took it meanwhile.
+    if (job->unique && job->queue->unique)
+        zhashx_insert (job->queue->unique, job->unique->key, job);
+    if (s_enqueue (job, false) == -1) {
+        job->due_ms = 0;
+        if (drv_heap_push (self->due, job, 0, &job->due_slot) == 0)
+            job->queue->delayed++;
+    }
     return 0;
 }
 
@@ -625,7 +968,49 @@ drv_queue_name (drv_queue_t *queue)
 size_t
 drv_queue_size (drv_queue_t *queue)
 {
-    return zlistx_size (queue->jobs);
+    return queue->queued;
+}
+
+size_t
+drv_queue_delayed (drv_queue_t *queue)
+{
+    return queue->delayed;
+}
+
+void
+drv_store_configure (drv_store_t *self, drv_queue_t *queue, uint32_t limit, bool paused,
+                     size_t max_queue)
+{
+    queue->limit = limit;
+    queue->paused = paused;
+    queue->max_queue = max_queue;
+    if (self->persist
+        && drv_persist_queue (self->persist, queue->name, limit, paused, max_queue) == -1)
+        self->disk_failed = true;
+}
+
+uint32_t
+drv_queue_limit (drv_queue_t *queue)
+{
+    return queue->limit;
+}
+
+bool
+drv_queue_paused (drv_queue_t *queue)
+{
+    return queue->paused;
+}
+
+size_t
+drv_queue_max_queue (drv_queue_t *queue)
+{
+    return queue->max_queue;
+}
+
+size_t
+drv_store_max_queue (drv_store_t *self, drv_queue_t *queue)
+{
+    return queue->max_queue ? queue->max_queue : self->max_queue;
 }
 
 size_t

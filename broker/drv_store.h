@@ -1,7 +1,11 @@
 /*  drv_store - the broker's jobs and per-function queues, in memory.
 
     The store owns every job from submit until it expires after finishing,
-    and one FIFO queue per function name. It knows nothing of workers,
+    and one queue per function name: higher priorities first, FIFO within
+    a priority. A job may wait for its time (a delay, a retry) before it
+    joins its queue, and a job with a unique key may follow another that
+    holds the key, finishing with its result. Each queue has settings
+    (a limit on running jobs, paused, a queue length) that drv_sched obeys. It knows nothing of workers,
     sockets or time sources: callers pass now_ms. Policy (who runs what)
     lives in drv_sched; the network in drv_broker.
 
@@ -23,6 +27,7 @@
 
 typedef struct _drv_store_t drv_store_t;
 typedef struct _drv_queue_t drv_queue_t;
+typedef struct _drv_unique_t drv_unique_t;
 
 //  One job. A plain record: the store owns it, other modules read its
 //  fields and change its state only through drv_store_* calls.
@@ -50,6 +55,10 @@ typedef struct {
     bool delivered;                  //  result sent to its client
     bool acked;                      //  the client said it has the result
     bool dead;                       //  failed for good: in the dead-letter list
+    bool detached;                   //  its client does not take the result
+    bool follower_done;              //  finished with its leader's result
+    int32_t priority;                //  higher is dispatched first
+    drv_unique_t *unique;            //  its unique key and followers, or NULL
     uint8_t client_len;              //  bytes in client
     uint8_t client [DRV_PEER_ID_MAX]; //  submitting client's routing id
 } drv_job_t;
@@ -64,9 +73,10 @@ void drv_store_destroy (drv_store_t **self_p);
 //  Told of each job restored from disk by drv_store_attach.
 typedef void (drv_store_restored_fn) (drv_job_t *job, void *arg);
 
-//  Make the store durable in directory dir and restore the jobs kept
-//  there: unfinished ones are QUEUED again (in id order), finished ones
-//  wait for delivery; restored (may be NULL) is told of each. New ids
+//  Make the store durable in directory dir and restore the queue
+//  settings and jobs kept there: unfinished ones are QUEUED again (in id
+//  order; a delayed one waits for its time still), finished ones wait
+//  for delivery; restored (may be NULL) is told of each. New ids
 //  continue after every id the directory has seen. -1 with a reason in
 //  err if dir cannot be used (it says what to do).
 int drv_store_attach (drv_store_t *self, const char *dir, int64_t now_ms,
@@ -115,7 +125,8 @@ bool drv_store_can_hold (drv_store_t *self, const char *function, size_t bytes, 
 //  Payload bytes held now.
 size_t drv_store_bytes (drv_store_t *self);
 
-//  Can `count` more jobs join this queue? On no, why in err.
+//  Can `count` more jobs join this queue (waiting ones, queued or
+//  delayed, count)? On no, why in err.
 bool drv_store_can_accept (drv_store_t *self, drv_queue_t *queue, size_t count, char *err,
                            size_t err_size);
 
@@ -125,6 +136,39 @@ drv_job_t *drv_store_submit (drv_store_t *self, drv_queue_t *queue, uint64_t tag
                              const uint8_t *client, size_t client_len, const void *payload,
                              size_t size, uint32_t timeout_ms, uint32_t retries);
 
+//  How a job is to be run, beyond its payload; zero is the default.
+typedef struct {
+    uint32_t timeout_ms;             //  task timeout; 0: none
+    uint32_t retries;                //  failed attempts it may be retried after
+    int32_t priority;                //  higher is dispatched first
+    int64_t run_at_ms;               //  not queued before this (now_ms's clock); 0: at once
+    const char *unique;              //  unique key, or NULL
+    bool detached;                   //  its client does not take the result
+} drv_submit_opts_t;
+
+//  A new QUEUED job, as drv_store_submit, with opts. It joins its queue
+//  at its priority's tail, or at run_at_ms (drv_store_pop_due). With a
+//  unique key that a QUEUED or RUNNING job of this queue holds, the new
+//  job follows that one instead: it runs nowhere and finishes with its
+//  leader's result (drv_store_followed). NULL if out of memory.
+drv_job_t *drv_store_submit_opts (drv_store_t *self, drv_queue_t *queue, uint64_t tag,
+                                  const uint8_t *client, size_t client_len, const void *payload,
+                                  size_t size, const drv_submit_opts_t *opts);
+
+//  The job this one follows (same unique key), or NULL.
+drv_job_t *drv_store_leader (drv_job_t *job);
+
+//  The job's unique key, or NULL. Borrowed.
+const char *drv_store_unique_key (drv_job_t *job);
+
+//  The next follower that finished because its leader did, or NULL; its
+//  result is for its client, as any finished job's.
+drv_job_t *drv_store_followed (drv_store_t *self);
+
+//  Wall clock minus the clock of now_ms, in ms, so that durable mode
+//  keeps run-at times across a restart; set before drv_store_attach.
+void drv_store_set_wall_offset (drv_store_t *self, int64_t offset_ms);
+
 //  The job with this id, or NULL (never existed, or expired).
 drv_job_t *drv_store_lookup (drv_store_t *self, uint64_t id);
 
@@ -133,11 +177,13 @@ drv_job_t *drv_store_lookup (drv_store_t *self, uint64_t id);
 drv_job_t *drv_store_find_tag (drv_store_t *self, const uint8_t *client, size_t client_len,
                                uint64_t tag);
 
-//  Take the job at the head of queue, or NULL if empty: it becomes
-//  RUNNING on worker, with one more attempt.
+//  Take the job at the head of queue (its highest priority's oldest), or
+//  NULL if empty: it becomes RUNNING on worker, with one more attempt.
+//  Settings are drv_sched's to obey; lease does not look at them.
 drv_job_t *drv_store_lease (drv_store_t *self, drv_queue_t *queue, void *worker);
 
-//  Put a RUNNING job back at the head of its queue (its worker left).
+//  Put a RUNNING job back at the head of its queue, ahead of its
+//  priority (its worker left).
 void drv_store_requeue (drv_store_t *self, drv_job_t *job);
 
 //  A RUNNING job failed and waits to be retried: QUEUED, but joins the
@@ -148,9 +194,10 @@ int drv_store_delay (drv_store_t *self, drv_job_t *job, int64_t due_ms);
 //  if it is still running. 0 or -1.
 int drv_store_lease_until (drv_store_t *self, drv_job_t *job, int64_t due_ms);
 
-//  The next job whose retry time or lease end is at or before now_ms, or
-//  NULL. A QUEUED one is back at the tail of its queue; a RUNNING one's
-//  lease has ended, and it is the caller's to deal with.
+//  The next job whose run-at time, retry time or lease end is at or
+//  before now_ms, or NULL. A QUEUED one is back at the tail of its
+//  queue; a RUNNING one's lease has ended, and it is the caller's to deal
+//  with.
 drv_job_t *drv_store_pop_due (drv_store_t *self, int64_t now_ms);
 
 //  Finish a RUNNING or QUEUED job: SUCCEEDED if outcome is OK, else
@@ -170,6 +217,23 @@ const char *drv_queue_name (drv_queue_t *queue);
 
 //  Jobs waiting in the queue.
 size_t drv_queue_size (drv_queue_t *queue);
+
+//  Jobs of this queue waiting for their time (a delay or a retry).
+size_t drv_queue_delayed (drv_queue_t *queue);
+
+//  Change a queue's settings, on disk too in durable mode: at most limit
+//  jobs RUNNING at once (0: no limit), paused (queued, not dispatched),
+//  at most max_queue waiting (0: the store's).
+void drv_store_configure (drv_store_t *self, drv_queue_t *queue, uint32_t limit, bool paused,
+                          size_t max_queue);
+
+//  A queue's settings, as drv_store_configure set them.
+uint32_t drv_queue_limit (drv_queue_t *queue);
+bool drv_queue_paused (drv_queue_t *queue);
+size_t drv_queue_max_queue (drv_queue_t *queue);
+
+//  The queue length in force for queue: its own, or the store's.
+size_t drv_store_max_queue (drv_store_t *self, drv_queue_t *queue);
 
 //  Jobs of this queue now RUNNING.
 size_t drv_queue_running (drv_queue_t *queue);

@@ -44,6 +44,10 @@ typedef struct {
     char *function;                  //  kept to resend after a broker restart
     uint32_t timeout_ms;             //  likewise
     uint32_t retries;                //  likewise
+    int32_t priority;                //  likewise
+    int64_t run_at;                  //  likewise: not before, wall-clock ms; 0: none
+    char *unique;                    //  likewise, or NULL
+    bool detach;                     //  likewise
     uint8_t *payload;                //  likewise; freed once the result is in
     size_t size;                     //  bytes in payload
 } s_job_t;
@@ -75,8 +79,8 @@ struct _drover_client_t {
     drover_notice_fn *notice;        //  notice handler, or NULL
     void *notice_arg;                //  its argument
     int ack_timeout;                 //  ms to wait for an acknowledgement
-    uint64_t status_seq;             //  the Status being awaited
-    drv_msg_t *status_reply;         //  its reply, once in
+    uint64_t status_seq;             //  the Status, Wait or QueueConfig awaited
+    drv_msg_t *status_reply;         //  its reply (StatusReply, QueueInfo), once in
     uint8_t instance [DRV_INSTANCE_MAX];  //  the broker's run id, as last seen
     size_t instance_size;            //  bytes in instance; 0 before first contact
     int64_t last_heard;              //  when the broker last sent anything
@@ -110,6 +114,7 @@ s_job_destroy (void **item)
     if (job) {
         drover_result_destroy (&job->result);
         free (job->function);
+        free (job->unique);
         free (job->payload);
         free (job);
         *item = NULL;
@@ -429,6 +434,7 @@ s_receive (drover_client_t *self, int timeout_ms)
         case DRV_MSG_RESULTS: s_on_results (self, msg); break;
         case DRV_MSG_ERROR: s_on_error (self, msg); break;
         case DRV_MSG_STATUS_REPLY:
+        case DRV_MSG_QUEUE_INFO:
             if (msg->seq == self->status_seq) {
                 drv_msg_destroy (&self->status_reply);
                 self->status_reply = msg;
@@ -460,6 +466,22 @@ s_deadline (int timeout_ms)
 //  ---------------------------------------------------------------------
 //  Submitting
 
+//  The delay options ask for, in ms from now: delay_ms, or until
+//  run_at_ms, whichever is later.
+static uint64_t
+s_delay_of (const drover_options_t *options)
+{
+    if (!options)
+        return 0;
+    uint64_t delay = options->delay_ms;
+    if (options->run_at_ms) {
+        int64_t until = options->run_at_ms - zclock_time ();
+        if (until > 0 && (uint64_t) until > delay)
+            delay = (uint64_t) until;
+    }
+    return delay;
+}
+
 //  Send one Submit for count tasks with the given tags; records the jobs
 //  and the pending Submit. Returns its seq, or 0 on error.
 //  How s_submit_send treats the tasks it sends.
@@ -482,6 +504,23 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
     }
     if (count == 0) {
         s_fail (self, DROVER_ERR_INVALID, EINVAL, "nothing to submit");
+        return 0;
+    }
+    const char *unique = options && options->unique && *options->unique ? options->unique : NULL;
+    if (unique && count != 1) {
+        s_fail (self, DROVER_ERR_INVALID, EINVAL, "a unique key goes with one task, not %zu",
+                count);
+        return 0;
+    }
+    if (unique && strlen (unique) > DRV_UNIQUE_MAX) {
+        s_fail (self, DROVER_ERR_INVALID, EINVAL, "a unique key is at most %d bytes",
+                DRV_UNIQUE_MAX);
+        return 0;
+    }
+    uint64_t delay_ms = s_delay_of (options);
+    if (delay_ms > DRV_DELAY_MAX) {
+        s_fail (self, DROVER_ERR_INVALID, EINVAL, "a delay is at most 366 days, not %" PRIu64 " ms",
+                delay_ms);
         return 0;
     }
     drv_task_t *tasks = (drv_task_t *) calloc (count, sizeof *tasks);
@@ -507,6 +546,9 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         .timeout_ms = options ? options->timeout_ms : 0,
         .priority = options ? options->priority : 0,
         .retries = options ? options->retries : 0,
+        .delay_ms = delay_ms,
+        .unique = unique,
+        .detach = options && options->detach,
         .tasks = tasks,
         .ntasks = count,
     };
@@ -545,6 +587,10 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         job->function = strdup (function);
         job->timeout_ms = options ? options->timeout_ms : 0;
         job->retries = options ? options->retries : 0;
+        job->priority = options ? options->priority : 0;
+        job->run_at = delay_ms ? zclock_time () + (int64_t) delay_ms : 0;
+        job->unique = unique ? strdup (unique) : NULL;
+        job->detach = options && options->detach;
         job->payload = (uint8_t *) malloc (sizes [i] ? sizes [i] : 1);
         if (job->payload && sizes [i])
             memcpy (job->payload, payloads [i], sizes [i]);
@@ -568,13 +614,28 @@ s_send_again (drover_client_t *self, const uint64_t *tags, size_t count, uint64_
             payloads [i] = job && job->payload ? job->payload : (const void *) "";
             sizes [i] = job && job->payload ? job->size : 0;
         }
+        //  A delayed task keeps its time: what is left of it.
         drover_options_t options = {.timeout_ms = first->timeout_ms,
-                                    .retries = first->retries};
+                                    .retries = first->retries,
+                                    .priority = first->priority,
+                                    .run_at_ms = first->run_at,
+                                    .unique = first->unique,
+                                    .detach = first->detach};
         s_submit_send (self, first->function, count, payloads, sizes, tags, &options, false,
                        seq ? S_SEND_AGAIN : S_SEND_AGAIN_NEW_SEQ, seq);
     }
     free (payloads);
     free (sizes);
+}
+
+//  Can these two jobs go in one Submit?
+static bool
+s_same_options (const s_job_t *a, const s_job_t *b)
+{
+    return a->timeout_ms == b->timeout_ms && a->retries == b->retries
+           && a->priority == b->priority && a->run_at == b->run_at && a->detach == b->detach
+           && !a->unique && !b->unique
+           && streq (a->function, b->function);
 }
 
 static void
@@ -598,18 +659,15 @@ s_resend_all (drover_client_t *self)
     for (size_t i = 0; tags && i < count; i++) {
         if (!jobs [i] || !jobs [i]->function)
             continue;
-        const char *function = jobs [i]->function;
-        uint32_t timeout_ms = jobs [i]->timeout_ms;
-        uint32_t retries = jobs [i]->retries;
+        s_job_t *model = jobs [i];
         size_t n = 0;
         for (size_t j = i; j < count; j++) {
-            if (!jobs [j] || jobs [j]->timeout_ms != timeout_ms
-                || jobs [j]->retries != retries
-                || !streq (jobs [j]->function, function))
+            if (!jobs [j] || (jobs [j] != model && !s_same_options (jobs [j], model)))
                 continue;
             tags [n++] = jobs [j]->tag;
             jobs [j] = NULL;
-            if (n == S_BATCH_TASKS) {
+            //  A task with a unique key goes alone.
+            if (n == S_BATCH_TASKS || model->unique) {
                 s_send_again (self, tags, n, 0);
                 n = 0;
             }
@@ -701,6 +759,12 @@ s_submit (drover_client_t *self, const char *function, size_t count,
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [i]);
         if (job_ids)
             job_ids [i] = job ? job->job_id : 0;
+        if (job && options && options->detach) {
+            //  Nothing will come for it here: drover_client_wait asks the
+            //  broker instead.
+            drover_result_t *result = s_take (self, job);
+            drover_result_destroy (&result);
+        }
     }
     free (tags);
     return rc;
@@ -735,6 +799,94 @@ s_take (drover_client_t *self, s_job_t *job)
     return result;
 }
 
+//  Send a Wait for job_id; 0 or -1.
+static int
+s_send_wait (drover_client_t *self, uint64_t job_id)
+{
+    drv_msg_t msg = {.type = DRV_MSG_WAIT, .seq = ++self->seq, .job_ids = &job_id,
+                     .njob_ids = 1};
+    zframe_t *frame = drv_codec_encode (&msg);
+    if (!frame || zframe_send (&frame, self->dealer, 0) == -1) {
+        zframe_destroy (&frame);
+        return s_fail (self, DROVER_ERR_NONE, EIO, "cannot send to the broker at %s",
+                       self->endpoint);
+    }
+    self->status_seq = msg.seq;
+    drv_msg_destroy (&self->status_reply);
+    return 0;
+}
+
+//  Wait for a job this client holds no record of: the broker answers
+//  once it has finished. A broker that restarts is asked again.
+static int
+s_wait_remote (drover_client_t *self, uint64_t job_id, int timeout_ms,
+               drover_result_t **result_p)
+{
+    if (s_send_wait (self, job_id) == -1)
+        return -1;
+    int64_t deadline = s_deadline (timeout_ms);
+    int64_t found_deadline = s_deadline (self->instance_size ? -1 : self->ack_timeout);
+    int64_t sent_ms = zclock_mono ();
+    uint8_t instance [DRV_INSTANCE_MAX];
+    size_t instance_size = self->instance_size;
+    memcpy (instance, self->instance, instance_size);
+    while (!self->status_reply) {
+        if (self->status_seq == 0)
+            return -1;              //  refused: s_on_error said why
+        int left = s_left (deadline);
+        if (left == 0)
+            return s_fail (self, DROVER_ERR_NONE, ETIMEDOUT,
+                           "job %" PRIu64 " has no result after %d ms", job_id, timeout_ms);
+        if (s_left (found_deadline) == 0)
+            return s_fail (self, DROVER_ERR_NONE, ETIMEDOUT,
+                           "no answer from the broker at %s within %d ms: is drover-broker "
+                           "running there?",
+                           self->endpoint, self->ack_timeout);
+        if (s_receive (self, left) == -1)
+            return -1;
+        if (self->instance_size && found_deadline >= 0)
+            found_deadline = -1;    //  a broker is there: wait as long as asked
+        //  An answer lost with a broken connection is asked for again;
+        //  the broker takes a repeated Wait as the same waiter.
+        if (!self->status_reply && self->status_seq
+            && zclock_mono () - sent_ms >= S_SUBMIT_RESEND_MS) {
+            if (s_send_wait (self, job_id) == -1)
+                return -1;
+            sent_ms = zclock_mono ();
+        }
+        if (self->instance_size
+            && (instance_size != self->instance_size
+                || memcmp (instance, self->instance, instance_size) != 0)) {
+            //  First contact, or a new run of the broker: ask (again).
+            bool first = instance_size == 0;
+            instance_size = self->instance_size;
+            memcpy (instance, self->instance, instance_size);
+            if (!first && !self->status_reply) {
+                if (s_send_wait (self, job_id) == -1)
+                    return -1;
+                sent_ms = zclock_mono ();
+            }
+        }
+    }
+    drv_msg_t *reply = self->status_reply;
+    self->status_reply = NULL;
+    self->status_seq = 0;
+    int rc = 0;
+    if (reply->type != DRV_MSG_STATUS_REPLY || reply->njobs != 1 || !reply->jobs [0].has_result)
+        rc = s_fail (self, DROVER_ERR_MALFORMED, EPROTO,
+                     "the broker answered the wait for job %" PRIu64 " without its result",
+                     job_id);
+    else {
+        drv_result_t *in = &reply->jobs [0].result;
+        *result_p = drv_util_result_new (job_id, in->outcome, in->data, in->size, in->reason,
+                                         in->attempts);
+        if (!*result_p)
+            rc = s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    }
+    drv_msg_destroy (&reply);
+    return rc;
+}
+
 int
 drover_client_wait (drover_client_t *self, uint64_t job_id, int timeout_ms,
                     drover_result_t **result_p)
@@ -742,11 +894,11 @@ drover_client_wait (drover_client_t *self, uint64_t job_id, int timeout_ms,
     assert (result_p);
     *result_p = NULL;
     s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_id, job_id);
-    if (!job || job->async)
+    if (job && job->async)
         return s_fail (self, DROVER_ERR_NONE, EINVAL,
-                       "job %" PRIu64 " was not submitted by this client, or was collected "
-                       "already",
-                       job_id);
+                       "job %" PRIu64 " has callbacks: drover_client_poll runs them", job_id);
+    if (!job)
+        return s_wait_remote (self, job_id, timeout_ms, result_p);
     int64_t deadline = s_deadline (timeout_ms);
     while (!job->result) {
         int left = s_left (deadline);
@@ -777,6 +929,9 @@ drover_client_apply_async (drover_client_t *self, const char *function, const vo
                            drover_callback_fn *callback, drover_callback_fn *error_callback,
                            void *arg, uint64_t *job_id)
 {
+    if (options && options->detach)
+        return s_fail (self, DROVER_ERR_INVALID, EINVAL,
+                       "detach goes with drover_client_submit, not with callbacks");
     uint64_t tag = self->next_tag;
     uint64_t id = 0;
     if (s_submit (self, function, 1, &payload, &size, options, true, &id) == -1)
@@ -894,7 +1049,7 @@ s_query (drover_client_t *self, drv_msg_type_t type, uint64_t job_id, drover_sta
     if (s_request (self, &msg, &reply) == -1)
         return -1;
     int rc = 0;
-    if (reply->njobs != 1)
+    if (reply->type != DRV_MSG_STATUS_REPLY || reply->njobs != 1)
         rc = s_fail (self, DROVER_ERR_MALFORMED, EPROTO, "broker sent %zu job states for 1",
                      reply->njobs);
     else {
@@ -906,6 +1061,8 @@ s_query (drover_client_t *self, drv_msg_type_t type, uint64_t job_id, drover_sta
         drv_util_strlcpy (status->worker, info->worker, sizeof status->worker);
         if (info->has_result)
             status->outcome = info->result.outcome;
+        status->priority = info->priority;
+        status->run_in_ms = info->run_in_ms;
         if (info->state == DROVER_JOB_UNKNOWN)
             rc = s_fail (self, DROVER_ERR_UNKNOWN_JOB, ENOENT,
                          "the broker has no job %" PRIu64 " (never submitted, or expired)",
@@ -926,6 +1083,73 @@ int
 drover_client_cancel (drover_client_t *self, uint64_t job_id, drover_status_t *status)
 {
     return s_query (self, DRV_MSG_CANCEL, job_id, status);
+}
+
+//  Send a QueueConfig and fill *queue (may be NULL) from the QueueInfo.
+static int
+s_queue_request (drover_client_t *self, drv_queue_info_t *config, drover_queue_t *queue)
+{
+    if (!drv_codec_valid_function (config->function))
+        return s_fail (self, DROVER_ERR_INVALID, EINVAL,
+                       "function name '%s' is not valid: use 1 to %d characters of A-Z a-z 0-9 "
+                       "_ . : / -",
+                       config->function ? config->function : "", DRV_FUNCTION_MAX);
+    drv_msg_t msg = {.type = DRV_MSG_QUEUE_CONFIG, .seq = ++self->seq, .queue = *config};
+    drv_msg_t *reply = NULL;
+    if (s_request (self, &msg, &reply) == -1)
+        return -1;
+    int rc = 0;
+    if (reply->type != DRV_MSG_QUEUE_INFO)
+        rc = s_fail (self, DROVER_ERR_MALFORMED, EPROTO,
+                     "the broker answered a queue request with something else");
+    else
+    if (queue) {
+        const drv_queue_info_t *in = &reply->queue;
+        memset (queue, 0, sizeof *queue);
+        drv_util_strlcpy (queue->function, in->function, sizeof queue->function);
+        queue->limit = in->limit;
+        queue->paused = in->paused;
+        queue->max_queue = in->max_queue;
+        queue->max_queue_in_force = in->max_queue_in_force;
+        queue->queued = in->queued;
+        queue->delayed = in->delayed;
+        queue->running = in->running;
+        queue->workers = in->workers;
+    }
+    drv_msg_destroy (&reply);
+    return rc;
+}
+
+int
+drover_client_queue (drover_client_t *self, const char *function, drover_queue_t *queue)
+{
+    drv_queue_info_t config = {.function = function};
+    return s_queue_request (self, &config, queue);
+}
+
+int
+drover_client_set_limit (drover_client_t *self, const char *function, uint32_t limit,
+                         drover_queue_t *queue)
+{
+    drv_queue_info_t config = {.function = function, .set_limit = true, .limit = limit};
+    return s_queue_request (self, &config, queue);
+}
+
+int
+drover_client_pause (drover_client_t *self, const char *function, bool paused,
+                     drover_queue_t *queue)
+{
+    drv_queue_info_t config = {.function = function, .set_paused = true, .paused = paused};
+    return s_queue_request (self, &config, queue);
+}
+
+int
+drover_client_set_max_queue (drover_client_t *self, const char *function, uint64_t max_queue,
+                             drover_queue_t *queue)
+{
+    drv_queue_info_t config = {.function = function, .set_max_queue = true,
+                               .max_queue = max_queue};
+    return s_queue_request (self, &config, queue);
 }
 
 void
@@ -993,6 +1217,11 @@ drover_imap_new (drover_client_t *client, const char *function, const drover_opt
         s_fail (client, DROVER_ERR_INVALID, EINVAL,
                 "function name '%s' is not valid: use 1 to %d characters of A-Z a-z 0-9 _ . : / -",
                 function ? function : "", DRV_FUNCTION_MAX);
+        return NULL;
+    }
+    if (options && (options->detach || (options->unique && *options->unique))) {
+        s_fail (client, DROVER_ERR_INVALID, EINVAL,
+                "a map takes neither detach nor a unique key: submit such tasks one by one");
         return NULL;
     }
     drover_imap_t *self = (drover_imap_t *) calloc (1, sizeof *self);

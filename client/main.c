@@ -1,5 +1,6 @@
 /*  drover - the drover command line: submit a task, map over lines, ask
-    for a job's state. A thin program over the drover_client_* SDK.
+    for a job's state or wait for its result, steer a function's queue.
+    A thin program over the drover_client_* SDK.
 
     Exit codes: 0 all tasks succeeded; 1 a task failed; 2 usage error;
     3 the broker could not be reached or refused the request.
@@ -24,12 +25,17 @@ s_usage (FILE *out)
         "\n"
         "Commands:\n"
         "  submit FUNCTION [--data TEXT]   run one task; the payload is TEXT, or stdin\n"
-        "                                  without --data. Prints the result on stdout.\n"
+        "                                  without --data. Prints the result on stdout;\n"
+        "                                  with --detach, prints the job id at once.\n"
         "  map FUNCTION                    run one task per stdin line (without its\n"
         "                                  newline) and print one result line per input\n"
         "                                  line, in input order. A failed task prints an\n"
         "                                  empty line and its line number and reason on\n"
         "                                  stderr.\n"
+        "  wait JOB_ID                     wait for a job's result, any client's (e.g. one\n"
+        "                                  submitted with --detach) and print it as submit\n"
+        "                                  does; the broker keeps results for its\n"
+        "                                  --keep-results\n"
         "  status JOB_ID                   print a job's state\n"
         "  cancel JOB_ID                   cancel a job: a queued one is removed, a running\n"
         "                                  one is killed; its client gets 'cancelled'\n"
@@ -37,6 +43,13 @@ s_usage (FILE *out)
         "  dead show JOB_ID                show one, with its input\n"
         "  dead retry JOB_ID|all           queue them again, retries renewed\n"
         "  dead purge JOB_ID|all           forget them\n"
+        "  limit FUNCTION K                run at most K tasks of FUNCTION at once across\n"
+        "                                  all workers; 0 lifts the limit\n"
+        "  pause FUNCTION                  take and queue FUNCTION's tasks, dispatch none\n"
+        "  resume FUNCTION                 dispatch them again\n"
+        "  max-queue FUNCTION N            queue at most N waiting tasks of FUNCTION (more\n"
+        "                                  are refused: queue full); 0: the broker's\n"
+        "  queue FUNCTION                  print FUNCTION's queue settings and counts\n"
         "\n"
         "Options:\n"
         "  -b, --broker ENDPOINT   the broker's client endpoint, e.g.\n"
@@ -46,11 +59,18 @@ s_usage (FILE *out)
         "  -r, --retries N         run a failed task again, up to N times (0 to 1000);\n"
         "                          waits between tries double from 0.2 s to 60 s,\n"
         "                          with jitter\n"
+        "  -p, --priority N        submit, map: higher runs first (default 0); first in,\n"
+        "                          first out within a priority\n"
+        "  --delay MS              submit, map: dispatch no task before MS milliseconds\n"
+        "  --unique KEY            submit: while a task of FUNCTION with this KEY is\n"
+        "                          queued or running, attach to it and print its result\n"
+        "  --detach                submit: print the job id and exit; fetch the result\n"
+        "                          with drover wait JOB_ID\n"
         "  -h, --help              show this help and exit\n"
         "  -V, --version           show the version and exit\n"
         "\n"
-        "Exit status: 0 every task succeeded, 1 a task failed, 2 usage error,\n"
-        "3 the broker could not be reached or refused the request.\n"
+        "Exit status: 0 every task succeeded, 1 a task failed (or wait, status: no such\n"
+        "job), 2 usage error, 3 the broker could not be reached or refused the request.\n"
         "\n"
         "Example:\n"
         "  seq 5 | drover --broker tcp://127.0.0.1:7700 map square\n");
@@ -93,6 +113,8 @@ s_read_stdin (size_t *size)
     return data;
 }
 
+static int s_print_result (drover_result_t *result);
+
 static int
 s_submit (drover_client_t *client, const char *function, const char *data,
           const drover_options_t *options)
@@ -110,12 +132,39 @@ s_submit (drover_client_t *client, const char *function, const char *data,
         data = input;
     }
     drover_result_t *result = NULL;
-    int rc = drover_client_apply (client, function, data, size, options, -1, &result);
+    uint64_t job_id = 0;
+    int rc = drover_client_submit (client, function, data, size, options, &job_id);
     free (input);
+    if (rc == 0 && options->detach) {
+        printf ("%" PRIu64 "\n", job_id);
+        return 0;
+    }
+    if (rc == 0)
+        rc = drover_client_wait (client, job_id, -1, &result);
     if (rc == -1) {
         fprintf (stderr, "drover: %s\n", drover_client_error (client));
         return S_EXIT_BROKER;
     }
+    return s_print_result (result);
+}
+
+//  drover wait JOB_ID: as submit prints it.
+static int
+s_wait (drover_client_t *client, uint64_t job_id)
+{
+    drover_result_t *result = NULL;
+    if (drover_client_wait (client, job_id, -1, &result) == -1) {
+        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        return drover_client_error_code (client) == DROVER_ERR_UNKNOWN_JOB ? S_EXIT_FAILED
+                                                                           : S_EXIT_BROKER;
+    }
+    return s_print_result (result);
+}
+
+//  Print a result as submit does and destroy it; the exit status.
+static int
+s_print_result (drover_result_t *result)
+{
     int status = 0;
     if (result->outcome == DROVER_OUTCOME_OK)
         fwrite (result->data, 1, result->size, stdout);
@@ -196,14 +245,8 @@ s_map (drover_client_t *client, const char *function, const drover_options_t *op
 }
 
 static int
-s_status (drover_client_t *client, const char *text, bool cancel)
+s_status (drover_client_t *client, uint64_t id, bool cancel)
 {
-    char *end;
-    unsigned long long id = strtoull (text, &end, 10);
-    if (*end || end == text || id == 0) {
-        fprintf (stderr, "drover: a job id is a positive number, not '%s'\n", text);
-        return S_EXIT_USAGE;
-    }
     drover_status_t status;
     int rc = cancel ? drover_client_cancel (client, id, &status)
                     : drover_client_status (client, id, &status);
@@ -218,8 +261,65 @@ s_status (drover_client_t *client, const char *text, bool cancel)
     else
         printf ("job %" PRIu64 ": %s\n", status.job_id, drover_state_name (status.state));
     printf ("function: %s\nattempts: %u\n", status.function, status.attempts);
+    if (status.priority)
+        printf ("priority: %d\n", status.priority);
+    if (status.state == DROVER_JOB_QUEUED && status.run_in_ms)
+        printf ("runs in: %" PRIu64 " ms\n", status.run_in_ms);
     if (status.state == DROVER_JOB_RUNNING)
         printf ("worker: %s\n", status.worker);
+    return 0;
+}
+
+//  Parse a job id; 0 (and a message) if it is not one.
+static uint64_t
+s_job_id (const char *text)
+{
+    char *end;
+    unsigned long long id = strtoull (text, &end, 10);
+    if (*end || end == text || id == 0 || *text == '-') {
+        fprintf (stderr, "drover: a job id is a positive number, not '%s'\n", text);
+        return 0;
+    }
+    return id;
+}
+
+//  drover limit|pause|resume|max-queue|queue FUNCTION [N]
+static int
+s_queue (drover_client_t *client, const char *command, const char *function, const char *number)
+{
+    unsigned long long value = 0;
+    if (number) {
+        char *end;
+        errno = 0;
+        value = strtoull (number, &end, 10);
+        bool limit = streq (command, "limit");
+        if (errno || *end || end == number || *number == '-'
+            || (limit && value > UINT32_MAX)) {
+            fprintf (stderr, "drover: %s wants a number of %s, not '%s'\n", command,
+                     limit ? "tasks" : "waiting tasks", number);
+            return S_EXIT_USAGE;
+        }
+    }
+    drover_queue_t queue;
+    int rc = streq (command, "limit")    ? drover_client_set_limit (client, function,
+                                                                    (uint32_t) value, &queue)
+             : streq (command, "pause")  ? drover_client_pause (client, function, true, &queue)
+             : streq (command, "resume") ? drover_client_pause (client, function, false, &queue)
+             : streq (command, "max-queue")
+                 ? drover_client_set_max_queue (client, function, value, &queue)
+                 : drover_client_queue (client, function, &queue);
+    if (rc == -1) {
+        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        return S_EXIT_BROKER;
+    }
+    char limit [32] = "none";
+    if (queue.limit)
+        snprintf (limit, sizeof limit, "%u", queue.limit);
+    printf ("%s: %s, limit %s, max queue %" PRIu64 "%s\n"
+            "queued %" PRIu64 ", delayed %" PRIu64 ", running %" PRIu64 ", workers %u\n",
+            queue.function, queue.paused ? "paused" : "running", limit, queue.max_queue_in_force,
+            queue.max_queue ? "" : " (the broker's)", queue.queued, queue.delayed, queue.running,
+            queue.workers);
     return 0;
 }
 
@@ -287,6 +387,10 @@ main (int argc, char *argv [])
         {"data", required_argument, 0, 'd'},
         {"timeout", required_argument, 0, 't'},
         {"retries", required_argument, 0, 'r'},
+        {"priority", required_argument, 0, 'p'},
+        {"delay", required_argument, 0, 'D'},
+        {"unique", required_argument, 0, 'U'},
+        {"detach", no_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -294,7 +398,8 @@ main (int argc, char *argv [])
     const char *data = NULL;
     drover_options_t task_options = {0};
     int opt;
-    while ((opt = getopt_long (argc, argv, "b:d:t:r:hV", options, NULL)) != -1) {
+    bool steered = false;           //  --unique or --detach: submit only
+    while ((opt = getopt_long (argc, argv, "b:d:t:r:p:hV", options, NULL)) != -1) {
         switch (opt) {
             case 'b': broker = optarg; break;
             case 'd': data = optarg; break;
@@ -318,6 +423,44 @@ main (int argc, char *argv [])
                 task_options.retries = (uint32_t) value;
                 break;
             }
+            case 'p': {
+                char *end;
+                errno = 0;
+                long value = strtol (optarg, &end, 10);
+                if (errno || *end || end == optarg || value < INT32_MIN || value > INT32_MAX) {
+                    fprintf (stderr, "drover: --priority wants a whole number, not '%s'\n",
+                             optarg);
+                    return S_EXIT_USAGE;
+                }
+                task_options.priority = (int32_t) value;
+                break;
+            }
+            case 'D': {
+                char *end;
+                errno = 0;
+                unsigned long long value = strtoull (optarg, &end, 10);
+                if (errno || *end || end == optarg || *optarg == '-'
+                    || value > 366ULL * 24 * 3600 * 1000) {
+                    fprintf (stderr, "drover: --delay wants milliseconds (up to 366 days), "
+                                     "not '%s'\n",
+                             optarg);
+                    return S_EXIT_USAGE;
+                }
+                task_options.delay_ms = value;
+                break;
+            }
+            case 'U':
+                if (!*optarg || strlen (optarg) > 255) {
+                    fprintf (stderr, "drover: --unique wants a key of 1 to 255 bytes\n");
+                    return S_EXIT_USAGE;
+                }
+                task_options.unique = optarg;
+                steered = true;
+                break;
+            case 'X':
+                task_options.detach = true;
+                steered = true;
+                break;
             case 'h': s_usage (stdout); return 0;
             case 'V':
                 printf ("drover %d.%d.%d (protocol %d)\n", DROVER_VERSION_MAJOR,
@@ -334,16 +477,25 @@ main (int argc, char *argv [])
     }
     const char *command = argv [optind];
     int args = argc - optind - 1;
-    bool by_id = streq (command, "status") || streq (command, "cancel");
+    bool by_id = streq (command, "status") || streq (command, "cancel")
+                 || streq (command, "wait");
     bool dead = streq (command, "dead");
-    bool known = streq (command, "submit") || streq (command, "map") || by_id || dead;
+    bool counted = streq (command, "limit") || streq (command, "max-queue");
+    bool queue = counted || streq (command, "pause") || streq (command, "resume")
+                 || streq (command, "queue");
+    bool known = streq (command, "submit") || streq (command, "map") || by_id || dead || queue;
     if (!known) {
-        fprintf (stderr, "drover: unknown command '%s'; the commands are submit, map, status, "
-                         "cancel and dead\n",
+        fprintf (stderr, "drover: unknown command '%s'; the commands are submit, map, wait, "
+                         "status, cancel, dead, limit, pause, resume, max-queue and queue\n",
                  command);
         return S_EXIT_USAGE;
     }
-    if (args != 1 && !dead) {
+    if (counted && args != 2) {
+        fprintf (stderr, "drover: %s takes two arguments (FUNCTION %s); try --help\n", command,
+                 streq (command, "limit") ? "K" : "N");
+        return S_EXIT_USAGE;
+    }
+    if (args != 1 && !dead && !counted) {
         fprintf (stderr, "drover: %s takes one argument (%s); try --help\n", command,
                  by_id ? "JOB_ID" : "FUNCTION");
         return S_EXIT_USAGE;
@@ -352,6 +504,18 @@ main (int argc, char *argv [])
         fprintf (stderr, "drover: --data goes with submit only\n");
         return S_EXIT_USAGE;
     }
+    if (steered && !streq (command, "submit")) {
+        fprintf (stderr, "drover: --unique and --detach go with submit only\n");
+        return S_EXIT_USAGE;
+    }
+    bool tasks = streq (command, "submit") || streq (command, "map");
+    if ((task_options.priority || task_options.delay_ms) && !tasks) {
+        fprintf (stderr, "drover: --priority and --delay go with submit and map only\n");
+        return S_EXIT_USAGE;
+    }
+    uint64_t job_id = 0;
+    if (by_id && !(job_id = s_job_id (argv [optind + 1])))
+        return S_EXIT_USAGE;
     if (!broker || !*broker) {
         fprintf (stderr, "drover: no broker given: use --broker tcp://HOST:PORT or set "
                          "DROVER_BROKER\n");
@@ -378,7 +542,13 @@ main (int argc, char *argv [])
     if (streq (command, "map"))
         status = s_map (client, arg, &task_options);
     else
-        status = s_status (client, arg, streq (command, "cancel"));
+    if (queue)
+        status = s_queue (client, command, arg, counted ? argv [optind + 2] : NULL);
+    else
+    if (streq (command, "wait"))
+        status = s_wait (client, job_id);
+    else
+        status = s_status (client, job_id, streq (command, "cancel"));
     drover_client_destroy (&client);
     return status;
 }

@@ -83,7 +83,21 @@ typedef struct {
     uint32_t retries;          //  run a failed task again up to this many
                                //  times (0..1000), backing off exponentially
                                //  with jitter from 200 ms to 60 s
-    int32_t priority;          //  reserved: must be 0 in protocol version 1
+    int32_t priority;          //  higher is dispatched first; default 0;
+                               //  first in, first out within a priority
+    uint64_t delay_ms;         //  not dispatched before this many ms after
+                               //  the broker takes it (at most 366 days)
+    int64_t run_at_ms;         //  not dispatched before this wall-clock time,
+                               //  ms since the Unix epoch; 0: none. With
+                               //  delay_ms too, the later of the two
+    const char *unique;        //  unique key (one task per call): while a
+                               //  job of this function with this key is
+                               //  queued or running, the task attaches to
+                               //  it and gets its result, as in Gearman
+    bool detach;               //  drover_client_submit only: the broker
+                               //  keeps the result (for its --keep-results)
+                               //  instead of sending it; collect it with
+                               //  drover_client_wait, from any client
 } drover_options_t;
 
 //  The state of one job as the broker reports it.
@@ -94,7 +108,23 @@ typedef struct {
     char worker[256];          //  the worker running it, when RUNNING
     uint32_t attempts;         //  dispatches so far
     drover_outcome_t outcome;  //  how it ended, once SUCCEEDED or FAILED; else 0
+    int32_t priority;          //  as submitted
+    uint64_t run_in_ms;        //  QUEUED and waiting for its time: ms left
 } drover_status_t;
+
+//  One function's queue at the broker: its settings and what it holds.
+typedef struct {
+    char function [256];       //  the function name
+    uint32_t limit;            //  running at once at most, across all
+                               //  workers; 0: no limit
+    bool paused;               //  jobs are taken and queued, not dispatched
+    uint64_t max_queue;        //  its own queue length; 0: the broker's
+    uint64_t max_queue_in_force;  //  the queue length that applies
+    uint64_t queued;           //  jobs waiting to be dispatched
+    uint64_t delayed;          //  jobs waiting for their time (delay, retry)
+    uint64_t running;          //  jobs running now
+    uint32_t workers;          //  workers offering the function
+} drover_queue_t;
 
 //  Short, stable names for outcomes, states and errors ("ok", "queued",
 //  "queue full"). The strings are static.
@@ -155,9 +185,13 @@ int drover_client_submit_many (drover_client_t *self, const char *function, size
                                const void *const *payloads, const size_t *sizes,
                                const drover_options_t *options, uint64_t *job_ids);
 
-//  Wait up to timeout_ms (-1: forever) for the result of a job this client
-//  submitted. On success *result_p is the caller's. On timeout returns -1
-//  with errno ETIMEDOUT and the job stays collectable.
+//  Wait up to timeout_ms (-1: forever) for the result of a job. On
+//  success *result_p is the caller's. On timeout returns -1 with errno
+//  ETIMEDOUT and the job stays collectable. A job this client did not
+//  submit (another client's or process's, a detached one, or one whose
+//  result was taken already) is asked of the broker, which answers while
+//  it keeps the result (--keep-results); -1 with DROVER_ERR_UNKNOWN_JOB
+//  if it does not hold the job.
 int drover_client_wait (drover_client_t *self, uint64_t job_id, int timeout_ms,
                         drover_result_t **result_p);
 
@@ -223,6 +257,26 @@ void drover_dead_destroy (drover_dead_t **jobs_p, size_t count);
 
 //  Ask the broker for the state of a job, any client's.
 int drover_client_status (drover_client_t *self, uint64_t job_id, drover_status_t *status);
+
+//  Describe a function's queue at the broker into *queue (may be NULL
+//  for the setters below, which describe it after the change). Settings
+//  stay with the broker (on disk in durable mode) until changed.
+int drover_client_queue (drover_client_t *self, const char *function, drover_queue_t *queue);
+
+//  Run at most limit jobs of function at once across all workers (the
+//  Semaphore); 0 lifts the limit.
+int drover_client_set_limit (drover_client_t *self, const char *function, uint32_t limit,
+                             drover_queue_t *queue);
+
+//  Pause a function's queue (its jobs are taken and queued, not
+//  dispatched; running ones run on), or resume it.
+int drover_client_pause (drover_client_t *self, const char *function, bool paused,
+                         drover_queue_t *queue);
+
+//  Take at most max_queue waiting jobs of function (a submit past it is
+//  refused with DROVER_ERR_QUEUE_FULL); 0: the broker's --max-queue.
+int drover_client_set_max_queue (drover_client_t *self, const char *function,
+                                 uint64_t max_queue, drover_queue_t *queue);
 
 //  Run function over count payloads (Pool.map): results[i] is the result
 //  of payloads[i], each the caller's to destroy. Tasks are sent in

@@ -208,16 +208,30 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                                  "function name must be 1 to %d characters of "
                                  "A-Z a-z 0-9 _ . : / -",
                                  DRV_FUNCTION_MAX);
-            if (in->priority != 0)
-                return s_reject (DROVER_ERR_INVALID, err, err_size,
-                                 "priority must be 0 in protocol version %d",
-                                 DROVER_PROTOCOL_VERSION);
             if (in->retries > 1000)
                 return s_reject (DROVER_ERR_INVALID, err, err_size,
                                  "retries must be 0 to 1000, not %u", in->retries);
+            if (in->delay_ms > DRV_DELAY_MAX)
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "delay must be at most %" PRIu64 " ms (366 days), not %" PRIu64,
+                                 DRV_DELAY_MAX, (uint64_t) in->delay_ms);
+            if (!s_valid_text (in->unique, DRV_UNIQUE_MAX))
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "unique key is longer than %d bytes", DRV_UNIQUE_MAX);
             if ((rc = s_check_batch (in->n_tasks, limits, "submit", err, err_size)))
                 return rc;
+            if (in->unique && *in->unique && in->n_tasks != 1)
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "a submit with a unique key has one task, not %zu",
+                                 in->n_tasks);
             msg->retries = in->retries;
+            msg->delay_ms = in->delay_ms;
+            msg->detach = in->detach;
+            if (in->unique && *in->unique) {
+                msg->unique = s_arena_string (arena, in->unique);
+                if (!msg->unique)
+                    return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            }
             msg->function = s_arena_string (arena, in->function);
             msg->timeout_ms = in->timeout_ms;
             msg->priority = in->priority;
@@ -346,6 +360,8 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                         return s_reject (DROVER_ERR_INTERNAL, err, err_size,
                                          "decoder arena too small");
                 }
+                job->priority = info->priority;
+                job->run_in_ms = info->run_in_ms;
                 if (info->result) {
                     job->has_result = true;
                     if ((rc = s_decode_result (info->result, &job->result, arena, limits, err,
@@ -392,6 +408,55 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                             : DROVER_ERR_INTERNAL;
             msg->text = s_arena_string (arena, in->text);
             if (!msg->text)
+                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_WAIT:
+            if (env->wait->job_id == 0)
+                return s_reject (DROVER_ERR_INVALID, err, err_size, "job id 0 is not valid");
+            msg->job_ids = (uint64_t *) s_arena_alloc (arena, sizeof (uint64_t));
+            if (!msg->job_ids)
+                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            msg->job_ids [0] = env->wait->job_id;
+            msg->njob_ids = 1;
+            break;
+        case DROVER__ENVELOPE__BODY_QUEUE_CONFIG: {
+            const Drover__QueueConfig *in = env->queue_config;
+            if (!drv_codec_valid_function (in->function))
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "function name must be 1 to %d characters of "
+                                 "A-Z a-z 0-9 _ . : / -",
+                                 DRV_FUNCTION_MAX);
+            msg->queue = (drv_queue_info_t) {
+                .function = s_arena_string (arena, in->function),
+                .set_limit = in->set_limit,
+                .limit = in->limit,
+                .set_paused = in->set_paused,
+                .paused = in->paused,
+                .set_max_queue = in->set_max_queue,
+                .max_queue = in->max_queue,
+            };
+            if (!msg->queue.function)
+                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_QUEUE_INFO: {
+            const Drover__QueueInfo *in = env->queue_info;
+            if (!s_valid_text (in->function, DRV_FUNCTION_MAX))
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "queue info has an overlong function name");
+            msg->queue = (drv_queue_info_t) {
+                .function = s_arena_string (arena, in->function),
+                .limit = in->limit,
+                .paused = in->paused,
+                .max_queue = in->max_queue,
+                .max_queue_in_force = in->max_queue_in_force,
+                .queued = in->queued,
+                .delayed = in->delayed,
+                .running = in->running,
+                .workers = in->workers,
+            };
+            if (!msg->queue.function)
                 return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
             break;
         }
@@ -573,6 +638,9 @@ drv_codec_encode (const drv_msg_t *msg)
     Drover__Heartbeat heartbeat = DROVER__HEARTBEAT__INIT;
     Drover__Bye bye = DROVER__BYE__INIT;
     Drover__Error error = DROVER__ERROR__INIT;
+    Drover__Wait wait = DROVER__WAIT__INIT;
+    Drover__QueueConfig queue_config = DROVER__QUEUE_CONFIG__INIT;
+    Drover__QueueInfo queue_info = DROVER__QUEUE_INFO__INIT;
     bool valid = true;
 
     switch (msg->type) {
@@ -591,6 +659,9 @@ drv_codec_encode (const drv_msg_t *msg)
             submit.timeout_ms = msg->timeout_ms;
             submit.priority = msg->priority;
             submit.retries = msg->retries;
+            submit.delay_ms = msg->delay_ms;
+            submit.unique = (char *) (msg->unique ? msg->unique : "");
+            submit.detach = msg->detach;
             env.submit = &submit;
             valid = msg->function != NULL;
             break;
@@ -676,6 +747,8 @@ drv_codec_encode (const drv_msg_t *msg)
                 infos [i].attempts = job->attempts;
                 infos [i].payload.data = (uint8_t *) job->payload;
                 infos [i].payload.len = job->payload ? job->size : 0;
+                infos [i].priority = job->priority;
+                infos [i].run_in_ms = job->run_in_ms;
                 if (job->has_result) {
                     s_encode_result (&job->result, &job_results [i]);
                     infos [i].result = &job_results [i];
@@ -699,6 +772,34 @@ drv_codec_encode (const drv_msg_t *msg)
             break;
         case DRV_MSG_BYE:
             env.bye = &bye;
+            break;
+        case DRV_MSG_WAIT:
+            wait.job_id = msg->njob_ids ? msg->job_ids [0] : 0;
+            env.wait = &wait;
+            valid = msg->njob_ids == 1;
+            break;
+        case DRV_MSG_QUEUE_CONFIG:
+            queue_config.function = (char *) msg->queue.function;
+            queue_config.set_limit = msg->queue.set_limit;
+            queue_config.limit = msg->queue.limit;
+            queue_config.set_paused = msg->queue.set_paused;
+            queue_config.paused = msg->queue.paused;
+            queue_config.set_max_queue = msg->queue.set_max_queue;
+            queue_config.max_queue = msg->queue.max_queue;
+            env.queue_config = &queue_config;
+            valid = msg->queue.function != NULL;
+            break;
+        case DRV_MSG_QUEUE_INFO:
+            queue_info.function = (char *) (msg->queue.function ? msg->queue.function : "");
+            queue_info.limit = msg->queue.limit;
+            queue_info.paused = msg->queue.paused;
+            queue_info.max_queue = msg->queue.max_queue;
+            queue_info.max_queue_in_force = msg->queue.max_queue_in_force;
+            queue_info.queued = msg->queue.queued;
+            queue_info.delayed = msg->queue.delayed;
+            queue_info.running = msg->queue.running;
+            queue_info.workers = msg->queue.workers;
+            env.queue_info = &queue_info;
             break;
         case DRV_MSG_ERROR:
             error.code = (Drover__ErrorCode) msg->code;

@@ -32,7 +32,10 @@ typedef enum {
     DRV_MSG_DONE = 22,
     DRV_MSG_HEARTBEAT = 30,
     DRV_MSG_BYE = 31,
-    DRV_MSG_ERROR = 32
+    DRV_MSG_ERROR = 32,
+    DRV_MSG_WAIT = 40,
+    DRV_MSG_QUEUE_CONFIG = 41,
+    DRV_MSG_QUEUE_INFO = 42
 } drv_msg_type_t;
 
 //  Longest function name, in bytes.
@@ -42,6 +45,10 @@ typedef enum {
 #define DRV_TEXT_MAX 4096
 //  Longest broker instance id, in bytes.
 #define DRV_INSTANCE_MAX 64
+//  Longest unique key, in bytes.
+#define DRV_UNIQUE_MAX 255
+//  Longest delay a Submit may ask for: 366 days, in ms.
+#define DRV_DELAY_MAX ((uint64_t) 366 * 24 * 3600 * 1000)
 
 //  A task: in a Submit (id is the client's tag, function unset) or in a
 //  Dispatch (id is the job id).
@@ -77,7 +84,26 @@ typedef struct {
     drv_result_t result;         //  the result, when has_result
     const uint8_t *payload;      //  the input (Dead replies), or NULL
     size_t size;                 //  bytes in payload
+    int32_t priority;            //  as submitted
+    uint64_t run_in_ms;          //  ms until a waiting job's time, or 0
 } drv_jobinfo_t;
+
+//  One function's queue settings and counts, in QueueConfig (settings
+//  only, with set_ flags) and QueueInfo.
+typedef struct {
+    const char *function;        //  the function
+    bool set_limit;              //  QueueConfig: change limit
+    uint32_t limit;              //  running at once at most; 0: none
+    bool set_paused;             //  QueueConfig: change paused
+    bool paused;                 //  queued, not dispatched
+    bool set_max_queue;          //  QueueConfig: change max_queue
+    uint64_t max_queue;          //  own setting; 0: the broker's
+    uint64_t max_queue_in_force; //  QueueInfo: what applies
+    uint64_t queued;             //  QueueInfo: waiting to be dispatched
+    uint64_t delayed;            //  QueueInfo: waiting for their time
+    uint64_t running;            //  QueueInfo: running now
+    uint32_t workers;            //  QueueInfo: workers offering it
+} drv_queue_info_t;
 
 //  One decoded (or to-be-encoded) message. Only the fields of its type
 //  are meaningful. Decoded messages own all pointed-to data.
@@ -90,11 +116,15 @@ typedef struct {
     uint32_t timeout_ms;         //  SUBMIT
     int32_t priority;            //  SUBMIT
     uint32_t retries;            //  SUBMIT
+    uint64_t delay_ms;           //  SUBMIT
+    const char *unique;          //  SUBMIT: unique key, or NULL
+    bool detach;                 //  SUBMIT
+    drv_queue_info_t queue;      //  QUEUE_CONFIG, QUEUE_INFO
     drv_task_t *tasks;           //  SUBMIT, DISPATCH
     size_t ntasks;               //  entries in tasks
     drv_result_t *results;       //  RESULTS, DONE
     size_t nresults;             //  entries in results
-    uint64_t *job_ids;           //  SUBMIT_ACK, STATUS, ACK, CANCEL, DEAD
+    uint64_t *job_ids;           //  SUBMIT_ACK, STATUS, ACK, CANCEL, DEAD, WAIT (one)
     int dead_op;                 //  DEAD: 1 list, 2 retry, 3 purge
     size_t njob_ids;             //  entries in job_ids
     uint32_t workers;            //  SUBMIT_ACK

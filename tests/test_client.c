@@ -163,9 +163,17 @@ Test (client, submit_then_wait)
     cr_assert_eq (result->attempts, 1);
     drover_result_destroy (&result);
     cr_assert_null (result);
-    //  Collected once: a second wait is refused.
-    cr_assert_eq (drover_client_wait (client, job_id, 100, &result), -1);
-    cr_assert_eq (errno, EINVAL);
+    //  Collected here already: a second wait asks the broker, which keeps
+    //  the result for --keep-results.
+    cr_assert_eq (drover_client_wait (client, job_id, 10000, &result), 0, "%s",
+                  drover_client_error (client));
+    cr_assert_str_eq ((char *) result->data, "144");
+    cr_assert_eq (result->job_id, job_id);
+    drover_result_destroy (&result);
+    //  A job the broker never had is refused.
+    cr_assert_eq (drover_client_wait (client, job_id + 1000, 10000, &result), -1);
+    cr_assert_eq (drover_client_error_code (client), DROVER_ERR_UNKNOWN_JOB);
+    cr_assert_null (result);
 }
 
 Test (client, apply_reports_handler_failure)

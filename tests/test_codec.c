@@ -468,11 +468,82 @@ Test (codec, submit_with_no_tasks_is_invalid)
     s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
 }
 
-Test (codec, submit_with_nonzero_priority_is_invalid)
+Test (codec, submit_round_trips_the_steering_fields)
 {
     drv_msg_t msg = s_submit ();
-    msg.priority = 1;
+    msg.priority = -7;
+    msg.delay_ms = 1500;
+    msg.detach = true;
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->priority, -7);
+    cr_assert_eq (got->delay_ms, 1500);
+    cr_assert (got->detach);
+    cr_assert_null (got->unique, "no key reads as NULL");
+    drv_msg_destroy (&got);
+}
+
+Test (codec, submit_with_a_unique_key_has_one_task)
+{
+    drv_msg_t msg = s_submit ();
+    msg.unique = "report-2026-11";
     s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+    msg.ntasks = 1;
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_str_eq (got->unique, "report-2026-11");
+    drv_msg_destroy (&got);
+}
+
+Test (codec, submit_with_an_overlong_delay_or_key_is_invalid)
+{
+    drv_msg_t msg = s_submit ();
+    msg.delay_ms = DRV_DELAY_MAX + 1;
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+    char key [DRV_UNIQUE_MAX + 2];
+    memset (key, 'k', sizeof key - 1);
+    key [sizeof key - 1] = 0;
+    msg = s_submit ();
+    msg.ntasks = 1;
+    msg.unique = key;
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+}
+
+Test (codec, wait_and_queue_messages_round_trip)
+{
+    uint64_t id = 42;
+    drv_msg_t wait = {.type = DRV_MSG_WAIT, .seq = 3, .job_ids = &id, .njob_ids = 1};
+    drv_msg_t *got = s_round_trip (&wait);
+    cr_assert_eq (got->njob_ids, 1);
+    cr_assert_eq (got->job_ids [0], 42);
+    drv_msg_destroy (&got);
+    id = 0;
+    s_expect_reject_msg (&wait, NULL, DROVER_ERR_INVALID);
+
+    drv_msg_t config = {.type = DRV_MSG_QUEUE_CONFIG, .seq = 4,
+                        .queue = {.function = "resize", .set_limit = true, .limit = 3,
+                                  .set_paused = true, .paused = true}};
+    got = s_round_trip (&config);
+    cr_assert_str_eq (got->queue.function, "resize");
+    cr_assert (got->queue.set_limit && got->queue.limit == 3);
+    cr_assert (got->queue.set_paused && got->queue.paused);
+    cr_assert_not (got->queue.set_max_queue);
+    drv_msg_destroy (&got);
+    config.queue.function = "bad name";
+    s_expect_reject_msg (&config, NULL, DROVER_ERR_INVALID);
+
+    drv_msg_t info = {.type = DRV_MSG_QUEUE_INFO, .seq = 4,
+                      .queue = {.function = "resize", .limit = 3, .paused = true,
+                                .max_queue = 10, .max_queue_in_force = 10, .queued = 5,
+                                .delayed = 2, .running = 3, .workers = 4}};
+    got = s_round_trip (&info);
+    cr_assert_str_eq (got->queue.function, "resize");
+    cr_assert_eq (got->queue.limit, 3);
+    cr_assert (got->queue.paused);
+    cr_assert_eq (got->queue.max_queue, 10);
+    cr_assert_eq (got->queue.queued, 5);
+    cr_assert_eq (got->queue.delayed, 2);
+    cr_assert_eq (got->queue.running, 3);
+    cr_assert_eq (got->queue.workers, 4);
+    drv_msg_destroy (&got);
 }
 
 Test (codec, submit_with_invalid_function_is_invalid)

@@ -89,6 +89,7 @@ typedef struct {
     uint8_t *payload;                //  copy of the payload
     uint8_t *result;                 //  copy of the result
     char *reason;                    //  copy of the reason
+    char *unique;                    //  copy of the unique key
 } s_job_t;
 
 typedef struct {
@@ -123,6 +124,10 @@ s_collect (const drv_record_t *record, void *arg)
     job->record.function = job->function;
     job->payload = s_dup (record->payload, record->size);
     job->record.payload = job->payload;
+    if (record->unique) {
+        job->unique = strdup (record->unique);
+        job->record.unique = job->unique;
+    }
     if (record->finished) {
         cr_assert_not_null (record->result);
         cr_assert_not_null (record->reason);
@@ -142,6 +147,7 @@ s_loaded_free (s_loaded_t *loaded)
         free (loaded->jobs [i].payload);
         free (loaded->jobs [i].result);
         free (loaded->jobs [i].reason);
+        free (loaded->jobs [i].unique);
     }
     loaded->count = 0;
 }
@@ -1028,7 +1034,160 @@ Test (persist, an_unknown_schema_version_is_refused)
     cr_assert_null (drv_persist_open (dir, err, sizeof err));
     cr_log_info ("%s", err);
     cr_assert (strstr (err, "schema version 99"), "%s", err);
-    cr_assert (strstr (err, "knows only version 1"), "%s", err);
+    cr_assert (strstr (err, "knows only version 2"), "%s", err);
+}
+
+Test (persist, steering_fields_round_trip_across_reopen)
+{
+    const char *dir = s_path (0, "store");
+    drv_persist_t *store = s_open (dir);
+    drv_record_t one = {.id = 1, .tag = 1, .function = "resize", .priority = -3,
+                        .run_at = 1795000000000, .unique = "report:7", .detached = true};
+    drv_record_t two = {.id = 2, .tag = 2, .function = "resize", .priority = INT32_MAX,
+                        .unique = "report:7", .follower = true};
+    cr_assert_eq (drv_persist_add (store, &one), 0, "%s", drv_persist_error (store));
+    cr_assert_eq (drv_persist_add (store, &two), 0, "%s", drv_persist_error (store));
+    cr_assert_eq (drv_persist_commit (store), 0);
+    drv_persist_destroy (&store);
+
+    store = s_open (dir);
+    s_loaded_t loaded;
+    s_load (store, &loaded);
+    cr_assert_eq (loaded.count, 2);
+    drv_record_t *got = &loaded.jobs [0].record;
+    cr_assert_eq (got->priority, -3);
+    cr_assert_eq (got->run_at, 1795000000000);
+    cr_assert_str_eq (got->unique, "report:7");
+    cr_assert (got->detached);
+    cr_assert_not (got->follower);
+    got = &loaded.jobs [1].record;
+    cr_assert_eq (got->priority, INT32_MAX);
+    cr_assert_eq (got->run_at, 0);
+    cr_assert (got->follower);
+    cr_assert_not (got->detached);
+    s_loaded_free (&loaded);
+    drv_persist_destroy (&store);
+}
+
+typedef struct {
+    char function [64];              //  a queue's function
+    uint32_t limit;                  //  its settings as loaded
+    bool paused;
+    uint64_t max_queue;
+} s_queue_row_t;
+
+typedef struct {
+    s_queue_row_t rows [8];          //  queues loaded, in function order
+    size_t count;                    //  rows used
+} s_queues_t;
+
+static int
+s_collect_queue (const char *function, uint32_t limit, bool paused, uint64_t max_queue,
+                 void *arg)
+{
+    s_queues_t *queues = (s_queues_t *) arg;
+    cr_assert_lt (queues->count, 8);
+    s_queue_row_t *row = &queues->rows [queues->count++];
+    snprintf (row->function, sizeof row->function, "%s", function);
+    row->limit = limit;
+    row->paused = paused;
+    row->max_queue = max_queue;
+    return 0;
+}
+
+Test (persist, queue_settings_round_trip_and_defaults_go)
+{
+    const char *dir = s_path (0, "store");
+    drv_persist_t *store = s_open (dir);
+    cr_assert_eq (drv_persist_queue (store, "resize", 4, true, 100), 0);
+    cr_assert_eq (drv_persist_queue (store, "noop", 1, false, 0), 0);
+    cr_assert_eq (drv_persist_queue (store, "gone", 2, false, 0), 0);
+    cr_assert_eq (drv_persist_commit (store), 0);
+    //  Changed, and back to the defaults.
+    cr_assert_eq (drv_persist_queue (store, "resize", 4, false, 100), 0);
+    cr_assert_eq (drv_persist_queue (store, "gone", 0, false, 0), 0);
+    cr_assert_eq (drv_persist_commit (store), 0);
+    drv_persist_destroy (&store);
+
+    store = s_open (dir);
+    s_queues_t queues = {0};
+    cr_assert_eq (drv_persist_load_queues (store, s_collect_queue, &queues), 0);
+    cr_assert_eq (queues.count, 2);
+    cr_assert_str_eq (queues.rows [0].function, "noop");
+    cr_assert_eq (queues.rows [0].limit, 1);
+    cr_assert_str_eq (queues.rows [1].function, "resize");
+    cr_assert_eq (queues.rows [1].limit, 4);
+    cr_assert_not (queues.rows [1].paused);
+    cr_assert_eq (queues.rows [1].max_queue, 100);
+    drv_persist_destroy (&store);
+}
+
+//  The schema of version 1, as drover 0.1 wrote it.
+static const char *s_schema_v1 =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY NOT NULL) STRICT;"
+    "CREATE TABLE jobs (id INTEGER PRIMARY KEY, tag INTEGER NOT NULL, client BLOB NOT NULL,"
+    " function TEXT NOT NULL, payload BLOB NOT NULL, timeout_ms INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL, finished INTEGER NOT NULL, outcome INTEGER NOT NULL,"
+    " result BLOB, reason TEXT, retries INTEGER NOT NULL, failures INTEGER NOT NULL,"
+    " lost INTEGER NOT NULL) STRICT;"
+    "INSERT INTO meta (key, value) VALUES ('schema_version', 1), ('max_id', 2);"
+    "INSERT INTO jobs VALUES (1, 10, x'6331', 'resize', x'6869', 500, 1, 0, 0, NULL, NULL,"
+    " 3, 1, 0);"
+    "INSERT INTO jobs VALUES (2, 20, x'6331', 'resize', x'', 0, 1, 1, 1, x'6f6b', '',"
+    " 0, 0, 0);";
+
+Test (persist, a_version_1_store_is_migrated_and_keeps_its_jobs)
+{
+    const char *dir = s_path (0, "old");
+    cr_assert_eq (mkdir (dir, 0700), 0);
+    s_sql (s_path (1, "old/jobs.db"), s_schema_v1);
+    drv_persist_t *store = s_open (dir);
+    cr_assert_eq (drv_persist_max_id (store), 2);
+    s_loaded_t loaded;
+    s_load (store, &loaded);
+    cr_assert_eq (loaded.count, 2);
+    drv_record_t *one = &loaded.jobs [0].record;
+    cr_assert_eq (one->tag, 10);
+    cr_assert_eq (one->size, 2);
+    cr_assert_eq (one->timeout_ms, 500);
+    cr_assert_eq (one->retries, 3);
+    cr_assert_eq (one->failures, 1);
+    cr_assert_eq (one->priority, 0, "new columns read as their defaults");
+    cr_assert_eq (one->run_at, 0);
+    cr_assert_null (one->unique);
+    cr_assert_not (one->detached);
+    cr_assert (loaded.jobs [1].record.finished);
+    cr_assert_eq (loaded.jobs [1].record.result_size, 2);
+    s_loaded_free (&loaded);
+    //  The new columns and the queues table take writes.
+    drv_record_t three = {.id = 3, .tag = 30, .function = "resize", .priority = 5,
+                          .unique = "k"};
+    cr_assert_eq (drv_persist_add (store, &three), 0, "%s", drv_persist_error (store));
+    cr_assert_eq (drv_persist_queue (store, "resize", 2, false, 0), 0);
+    cr_assert_eq (drv_persist_commit (store), 0, "%s", drv_persist_error (store));
+    drv_persist_destroy (&store);
+
+    //  Migrated once: it opens as version 2 from now on.
+    store = s_open (dir);
+    s_load (store, &loaded);
+    cr_assert_eq (loaded.count, 3);
+    cr_assert_eq (loaded.jobs [2].record.priority, 5);
+    cr_assert_str_eq (loaded.jobs [2].record.unique, "k");
+    s_loaded_free (&loaded);
+    s_queues_t queues = {0};
+    cr_assert_eq (drv_persist_load_queues (store, s_collect_queue, &queues), 0);
+    cr_assert_eq (queues.count, 1);
+    drv_persist_destroy (&store);
+    sqlite3 *db = NULL;
+    cr_assert_eq (sqlite3_open (s_path (1, "old/jobs.db"), &db), SQLITE_OK);
+    sqlite3_stmt *stmt = NULL;
+    cr_assert_eq (sqlite3_prepare_v2 (db, "SELECT value FROM meta WHERE key = 'schema_version'",
+                                      -1, &stmt, NULL),
+                  SQLITE_OK);
+    cr_assert_eq (sqlite3_step (stmt), SQLITE_ROW);
+    cr_assert_eq (sqlite3_column_int (stmt, 0), 2);
+    sqlite3_finalize (stmt);
+    sqlite3_close (db);
 }
 
 Test (persist, another_programs_database_is_refused)

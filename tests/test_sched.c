@@ -495,3 +495,57 @@ Test (sched, job_that_loses_its_worker_too_often_is_given_up)
     cr_assert_eq (job->finished_ms, 700);
     cr_assert_neq (strstr (job->reason, "lost its worker 3 times"), NULL, "%s", job->reason);
 }
+
+//  ---------------------------------------------------------------------
+//  Queue settings: the Semaphore and pause.
+
+Test (sched, limit_holds_across_workers)
+{
+    drv_peer_t *a = s_worker ("a", "resize", 4);
+    drv_peer_t *b = s_worker ("b", "resize", 4);
+    uint64_t first = s_submit ("resize", 6);
+    drv_queue_t *queue = drv_store_queue (s_store, "resize");
+    drv_store_configure (s_store, queue, 3, false, 0);
+    cr_assert_eq (s_dispatch (), 3, "three at once, whatever the free slots");
+    cr_assert_eq (drv_queue_running (queue), 3);
+    cr_assert_eq (s_dispatch (), 0);
+    //  One finishes: one more starts, on whichever worker has room.
+    drv_job_t *done = s_job (first);
+    s_complete ((drv_peer_t *) done->worker, first);
+    cr_assert_eq (s_dispatch (), 1);
+    cr_assert_eq (drv_queue_running (queue), 3);
+    //  0 lifts the limit.
+    drv_store_configure (s_store, queue, 0, false, 0);
+    cr_assert_eq (s_dispatch (), 2);
+    cr_assert_eq (drv_peer_inflight (a) + drv_peer_inflight (b), 5);
+}
+
+Test (sched, paused_queue_takes_jobs_but_dispatches_none)
+{
+    s_worker ("a", "resize", 4);
+    s_worker ("b", "thumbnail", 4);
+    drv_queue_t *queue = drv_store_queue (s_store, "resize");
+    drv_store_configure (s_store, queue, 0, true, 0);
+    s_submit ("resize", 3);
+    s_submit ("thumbnail", 2);
+    cr_assert_eq (s_dispatch (), 2, "other queues run on");
+    cr_assert_eq (drv_queue_size (queue), 3);
+    drv_store_configure (s_store, queue, 0, false, 0);
+    cr_assert_eq (s_dispatch (), 3);
+    cr_assert_eq (drv_queue_size (queue), 0);
+}
+
+Test (sched, priorities_hold_across_a_dispatch)
+{
+    drv_peer_t *a = s_worker ("a", "resize", 1);
+    drv_queue_t *queue = drv_store_queue (s_store, "resize");
+    drv_submit_opts_t high = {.priority = 1};
+    uint64_t low = s_submit ("resize", 1);
+    drv_job_t *urgent =
+        drv_store_submit_opts (s_store, queue, 99, (const uint8_t *) "c", 1, "x", 1, &high);
+    cr_assert_eq (s_dispatch (), 1);
+    cr_assert_eq (s_log.calls [0].ids [0], urgent->id);
+    s_complete (a, urgent->id);
+    cr_assert_eq (s_dispatch (), 1);
+    cr_assert_eq (s_log.calls [0].ids [0], low);
+}

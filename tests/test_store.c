@@ -498,3 +498,220 @@ Test (store, dead_letters_are_capped_and_purged)
     drv_store_forget (s_store, dead [0]);
     cr_assert_eq (drv_store_dead (s_store, dead, 4), 1);
 }
+
+//  ---------------------------------------------------------------------
+//  Steering: priorities, delays, unique keys, queue settings.
+
+//  Submit text with options.
+static drv_job_t *
+s_submit_opts (const char *text, const drv_submit_opts_t *opts)
+{
+    drv_job_t *job = drv_store_submit_opts (s_store, s_queue, 0, s_client, sizeof s_client, text,
+                                            strlen (text), opts);
+    cr_assert_not_null (job);
+    return job;
+}
+
+Test (store, higher_priority_leases_first_fifo_within_a_priority)
+{
+    drv_submit_opts_t low = {.priority = -1}, high = {.priority = 5}, normal = {0};
+    drv_job_t *n1 = s_submit_opts ("n1", &normal);
+    drv_job_t *l1 = s_submit_opts ("l1", &low);
+    drv_job_t *h1 = s_submit_opts ("h1", &high);
+    drv_job_t *n2 = s_submit_opts ("n2", &normal);
+    drv_job_t *h2 = s_submit_opts ("h2", &high);
+    cr_assert_eq (drv_queue_size (s_queue), 5);
+    drv_job_t *order [] = {h1, h2, n1, n2, l1};
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), order [i], "lease %zu", i);
+    cr_assert_null (drv_store_lease (s_store, s_queue, &s_worker_a));
+    cr_assert_eq (drv_queue_size (s_queue), 0);
+}
+
+Test (store, requeued_job_goes_to_the_head_of_its_priority_only)
+{
+    drv_submit_opts_t high = {.priority = 9}, normal = {0};
+    drv_job_t *n1 = s_submit_opts ("n1", &normal);
+    drv_job_t *n2 = s_submit_opts ("n2", &normal);
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), n1);
+    drv_job_t *h1 = s_submit_opts ("h1", &high);
+    drv_store_requeue (s_store, n1);
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), h1);
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), n1, "ahead of n2");
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), n2);
+}
+
+Test (store, cancelling_the_last_job_of_a_priority_leaves_the_others)
+{
+    drv_submit_opts_t high = {.priority = 3}, normal = {0};
+    drv_job_t *n1 = s_submit_opts ("n1", &normal);
+    drv_job_t *h1 = s_submit_opts ("h1", &high);
+    drv_store_finish (s_store, h1, DROVER_OUTCOME_CANCELLED, NULL, 0, "cancelled", 0);
+    cr_assert_eq (drv_queue_size (s_queue), 1);
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), n1);
+    drv_job_t *h2 = s_submit_opts ("h2", &high);
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), h2, "a level comes back");
+}
+
+Test (store, job_with_a_run_at_time_waits_for_it)
+{
+    drv_submit_opts_t later = {.run_at_ms = 700}, sooner = {.run_at_ms = 300};
+    drv_job_t *a = s_submit_opts ("a", &later);
+    drv_job_t *b = s_submit_opts ("b", &sooner);
+    drv_job_t *c = s_submit_opts ("c", &sooner);
+    cr_assert_eq (a->state, DROVER_JOB_QUEUED);
+    cr_assert_eq (drv_queue_size (s_queue), 0);
+    cr_assert_eq (drv_queue_delayed (s_queue), 3);
+    cr_assert_null (drv_store_lease (s_store, s_queue, &s_worker_a), "not before its time");
+    cr_assert_eq (drv_store_next_deadline (s_store), 300);
+    cr_assert_null (drv_store_pop_due (s_store, 299));
+    cr_assert_eq (drv_store_pop_due (s_store, 300), b, "equal times come out in submit order");
+    cr_assert_eq (drv_store_pop_due (s_store, 300), c);
+    cr_assert_null (drv_store_pop_due (s_store, 300));
+    cr_assert_eq (drv_queue_size (s_queue), 2);
+    cr_assert_eq (drv_queue_delayed (s_queue), 1);
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), b);
+    cr_assert_eq (drv_store_pop_due (s_store, 1000), a);
+    cr_assert_eq (drv_queue_delayed (s_queue), 0);
+}
+
+Test (store, cancelled_delayed_job_leaves_no_deadline)
+{
+    drv_submit_opts_t later = {.run_at_ms = 700};
+    drv_job_t *a = s_submit_opts ("a", &later);
+    drv_store_finish (s_store, a, DROVER_OUTCOME_CANCELLED, NULL, 0, "cancelled", 10);
+    cr_assert_eq (drv_queue_delayed (s_queue), 0);
+    cr_assert_null (drv_store_pop_due (s_store, 1000));
+}
+
+Test (store, delayed_jobs_count_against_the_queue_length)
+{
+    //  The store takes 10 per queue.
+    drv_submit_opts_t later = {.run_at_ms = 700};
+    for (int i = 0; i < 6; i++)
+        s_submit_opts ("d", &later);
+    for (int i = 0; i < 4; i++)
+        s_submit ("q");
+    char err [256];
+    cr_assert_not (drv_store_can_accept (s_store, s_queue, 1, err, sizeof err));
+}
+
+Test (store, a_queue_may_have_its_own_length)
+{
+    drv_store_configure (s_store, s_queue, 0, false, 2);
+    cr_assert_eq (drv_store_max_queue (s_store, s_queue), 2);
+    s_submit ("a");
+    s_submit ("b");
+    char err [256];
+    cr_assert_not (drv_store_can_accept (s_store, s_queue, 1, err, sizeof err));
+    cr_assert (strstr (err, "drover max-queue"), "%s", err);
+    drv_store_configure (s_store, s_queue, 0, false, 0);
+    cr_assert_eq (drv_store_max_queue (s_store, s_queue), 10, "0: the store's again");
+    cr_assert (drv_store_can_accept (s_store, s_queue, 1, err, sizeof err));
+}
+
+Test (store, same_unique_key_follows_the_job_that_holds_it)
+{
+    drv_submit_opts_t keyed = {.unique = "k1"};
+    drv_job_t *leader = s_submit_opts ("a", &keyed);
+    drv_job_t *follower = s_submit_opts ("a", &keyed);
+    drv_submit_opts_t other_key = {.unique = "k2"};
+    drv_job_t *other = s_submit_opts ("b", &other_key);
+    cr_assert_null (drv_store_leader (leader));
+    cr_assert_eq (drv_store_leader (follower), leader);
+    cr_assert_null (drv_store_leader (other));
+    cr_assert_str_eq (drv_store_unique_key (follower), "k1");
+    cr_assert_eq (drv_queue_size (s_queue), 2, "a follower is not queued");
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), leader);
+    //  Still held while running.
+    drv_job_t *second = s_submit_opts ("a", &keyed);
+    cr_assert_eq (drv_store_leader (second), leader);
+    drv_store_finish (s_store, leader, DROVER_OUTCOME_OK, "out", 3, NULL, 50);
+    cr_assert_eq (drv_store_followed (s_store), follower);
+    cr_assert_eq (drv_store_followed (s_store), second);
+    cr_assert_null (drv_store_followed (s_store));
+    cr_assert_eq (follower->state, DROVER_JOB_SUCCEEDED);
+    cr_assert_eq (follower->result_size, 3);
+    cr_assert_arr_eq (follower->result, "out", 3);
+    cr_assert_null (follower->payload, "its payload went as any finished job's");
+    //  The key is free again: a new job holds it.
+    drv_job_t *fresh = s_submit_opts ("a", &keyed);
+    cr_assert_null (drv_store_leader (fresh));
+}
+
+Test (store, followers_of_a_failed_job_are_not_dead_letters)
+{
+    drv_submit_opts_t keyed = {.unique = "k1"};
+    drv_job_t *leader = s_submit_opts ("a", &keyed);
+    drv_job_t *follower = s_submit_opts ("a", &keyed);
+    drv_store_lease (s_store, s_queue, &s_worker_a);
+    drv_store_finish (s_store, leader, DROVER_OUTCOME_ERROR, NULL, 0, "broke", 50);
+    cr_assert (leader->dead);
+    cr_assert_eq (drv_store_followed (s_store), follower);
+    cr_assert_eq (follower->state, DROVER_JOB_FAILED);
+    cr_assert_str_eq (follower->reason, "broke");
+    cr_assert_not (follower->dead);
+    drv_job_t *dead [4];
+    cr_assert_eq (drv_store_dead (s_store, dead, 4), 1);
+}
+
+Test (store, a_follower_cancelled_alone_leaves_its_leader)
+{
+    drv_submit_opts_t keyed = {.unique = "k1"};
+    drv_job_t *leader = s_submit_opts ("a", &keyed);
+    drv_job_t *follower = s_submit_opts ("a", &keyed);
+    drv_store_finish (s_store, follower, DROVER_OUTCOME_CANCELLED, NULL, 0, "cancelled", 5);
+    cr_assert_null (drv_store_leader (follower));
+    drv_store_lease (s_store, s_queue, &s_worker_a);
+    drv_store_finish (s_store, leader, DROVER_OUTCOME_OK, "x", 1, NULL, 6);
+    cr_assert_null (drv_store_followed (s_store), "it left before");
+}
+
+Test (store, durable_store_keeps_priorities_delays_keys_and_settings)
+{
+    char dir [] = "/tmp/drover-store-XXXXXX";
+    cr_assert_not_null (mkdtemp (dir));
+    char err [512];
+    drv_store_t *store = drv_store_new (1000, 100);
+    drv_store_set_wall_offset (store, 1000000);
+    cr_assert_eq (drv_store_attach (store, dir, 0, NULL, NULL, err, sizeof err), 0, "%s", err);
+    drv_queue_t *queue = drv_store_queue (store, "resize");
+    drv_store_configure (store, queue, 3, true, 50);
+    drv_submit_opts_t low = {.priority = -2}, high = {.priority = 4},
+                      later = {.run_at_ms = 5000}, keyed = {.unique = "u"};
+    uint64_t ids [5];
+    const drv_submit_opts_t *opts [] = {&low, &high, &later, &keyed, &keyed};
+    for (size_t i = 0; i < 5; i++) {
+        drv_job_t *job = drv_store_submit_opts (store, queue, i + 1, s_client, sizeof s_client,
+                                                "p", 1, opts [i]);
+        cr_assert_not_null (job);
+        ids [i] = job->id;
+    }
+    cr_assert_eq (drv_store_commit (store, err, sizeof err), 0, "%s", err);
+    drv_store_destroy (&store);
+
+    //  Restarted 2 s later on a clock whose zero is elsewhere: the
+    //  delayed job still has 3 s to wait.
+    store = drv_store_new (1000, 100);
+    drv_store_set_wall_offset (store, 1002000 - 20000);
+    cr_assert_eq (drv_store_attach (store, dir, 20000, NULL, NULL, err, sizeof err), 0, "%s",
+                  err);
+    queue = drv_store_find_queue (store, "resize");
+    cr_assert_not_null (queue);
+    cr_assert_eq (drv_queue_limit (queue), 3);
+    cr_assert (drv_queue_paused (queue));
+    cr_assert_eq (drv_queue_max_queue (queue), 50);
+    cr_assert_eq (drv_queue_delayed (queue), 1);
+    cr_assert_eq (drv_store_next_deadline (store), 23000);
+    cr_assert_eq (drv_store_leader (drv_store_lookup (store, ids [4])),
+                  drv_store_lookup (store, ids [3]), "the follower follows again");
+    cr_assert_eq (drv_store_lease (store, queue, &s_worker_a)->id, ids [1]);
+    cr_assert_eq (drv_store_lease (store, queue, &s_worker_a)->id, ids [3]);
+    cr_assert_eq (drv_store_lease (store, queue, &s_worker_a)->id, ids [0]);
+    cr_assert_null (drv_store_lease (store, queue, &s_worker_a));
+    cr_assert_eq (drv_store_pop_due (store, 23000)->id, ids [2]);
+    drv_store_destroy (&store);
+    char command [128];
+    snprintf (command, sizeof command, "rm -rf %s", dir);
+    cr_assert_eq (system (command), 0);
+}
