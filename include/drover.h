@@ -218,7 +218,8 @@ int drover_client_poll (drover_client_t *self, int timeout_ms);
 int drover_client_join (drover_client_t *self, int timeout_ms);
 
 //  Cancel a job, any client's: a queued one is removed, a running one is
-//  killed (exec: tasks; an in-process handler runs on but its result is
+//  killed (an exec: task's process group, an in-process handler's pool
+//  process; in threads mode a handler runs on and its result is
 //  dropped). Its waiting client gets a result with
 //  DROVER_OUTCOME_CANCELLED. On return *status (may be NULL) is the job's
 //  state after the cancel: FAILED if it was cancelled, or SUCCEEDED or
@@ -325,11 +326,21 @@ typedef struct _drover_task_t drover_task_t;
 
 //  An in-process handler. Read the input with drover_task_payload; set
 //  the output with drover_task_reply and return 0, or call
-//  drover_task_fail and return -1. Runs on one of the worker's slot
-//  threads, so up to `slots` handlers run at once.
+//  drover_task_fail and return -1. Runs in one of the worker's `slots`
+//  pool processes, forked from the worker when it starts (so it sees
+//  the program's memory as it was then, and changes it makes stay in
+//  that process); a handler that crashes fails only its own task, and
+//  its process is replaced. With drover_worker_set_threads it runs on
+//  one of `slots` threads of the worker process instead.
 typedef int (drover_handler_fn) (drover_task_t *task, void *arg);
 
-//  The task's input; borrowed for the handler call.
+//  An initializer, run once in each pool process (or thread) before its
+//  first task; non-zero fails the process's tasks and it is started
+//  again after a pause.
+typedef int (drover_init_fn) (void *arg);
+
+//  The task's input, borrowed for the handler call; a NUL byte that size
+//  does not count follows it, so text can be parsed as it is.
 const uint8_t *drover_task_payload (drover_task_t *task, size_t *size);
 
 //  The function name and the job id of the task.
@@ -353,8 +364,51 @@ void drover_worker_destroy (drover_worker_t **self_p);
 //  The last error, as a sentence. Borrowed.
 const char *drover_worker_error (drover_worker_t *self);
 
-//  How many tasks to run at once; default 1. Set before running.
+//  How many tasks to run at once; default 1. Set before running. This
+//  is also the number of pool processes for in-process handlers.
 int drover_worker_set_slots (drover_worker_t *self, unsigned slots);
+
+//  Tasks to take from the broker beyond slots, so that short tasks never
+//  wait a round trip for the next (the broker's credit is slots +
+//  prefetch); default 0. Prefetched tasks wait here while another
+//  worker might be idle, so keep it small for long tasks and large
+//  (hundreds) for many short ones.
+int drover_worker_set_prefetch (drover_worker_t *self, unsigned tasks);
+
+//  Run in-process handlers on threads of the worker process instead of
+//  pool processes (default false): handlers share the program's memory,
+//  but a crash takes the worker down, timeouts and cancels cannot stop a
+//  running handler, and task limits cannot apply.
+void drover_worker_set_threads (drover_worker_t *self, bool threads);
+
+//  Replace a pool process after it has run this many tasks (like
+//  Pool's maxtasksperchild); 0, the default, never.
+void drover_worker_set_max_tasks_per_child (drover_worker_t *self, unsigned tasks);
+
+//  Run init (arg) once in each pool process before its first task
+//  (Pool's initializer).
+void drover_worker_set_initializer (drover_worker_t *self, drover_init_fn *init, void *arg);
+
+//  The same with a function loaded from a plugin: "PATH.so:SYMBOL", the
+//  symbol a drover_init_fn called with NULL.
+int drover_worker_set_initializer_plugin (drover_worker_t *self, const char *spec);
+
+//  Per-task limits, applied to exec: tasks and to pool processes (not in
+//  threads mode); 0 lifts each. Memory: bytes of address space a task
+//  may add (RLIMIT_AS). CPU: seconds of CPU time per task (RLIMIT_CPU).
+//  Files: open descriptors (RLIMIT_NOFILE). Processes: processes and
+//  threads of the user the task runs as, counted by the kernel across
+//  all of that user's processes (RLIMIT_NPROC); root is exempt, so set a
+//  user too when the worker runs as root. A task that hits a limit
+//  fails with a reason that names it.
+int drover_worker_set_max_memory (drover_worker_t *self, uint64_t bytes);
+void drover_worker_set_max_cpu (drover_worker_t *self, unsigned seconds);
+int drover_worker_set_max_files (drover_worker_t *self, unsigned files);
+void drover_worker_set_max_procs (drover_worker_t *self, unsigned processes);
+
+//  Run tasks as this user (name or uid; its primary and supplementary
+//  groups too); needs a worker running as root. NULL or "" for none.
+int drover_worker_set_user (drover_worker_t *self, const char *user);
 
 //  Heartbeat the broker every interval_ms (default 1000); a broker not
 //  heard from for liveness intervals (default 3) is taken as gone, and the
@@ -374,8 +428,9 @@ int drover_worker_add_handler (drover_worker_t *self, const char *name,
 //  "PROGRAM [ARG...]", split on spaces, run without a shell.
 int drover_worker_add_exec (drover_worker_t *self, const char *name, const char *spec);
 
-//  Offer a function given as "NAME=exec:PROGRAM [ARG...]", the daemon's
-//  --function syntax.
+//  Offer a function given as "NAME=exec:PROGRAM [ARG...]" or
+//  "NAME=plugin:PATH.so:SYMBOL" (SYMBOL a drover_handler_fn, called with
+//  a NULL arg), the daemon's --function syntax.
 int drover_worker_add_function (drover_worker_t *self, const char *definition);
 
 //  Run in the calling thread until drover_worker_stop is called from

@@ -5,7 +5,7 @@
     then answers with the payload). Stops on SIGTERM/SIGINT like
     drover-worker.
 
-    Usage: drover-test-worker ENDPOINT SLOTS
+    Usage: drover-test-worker ENDPOINT SLOTS [PREFETCH [threads]]
 */
 
 #include <czmq.h>
@@ -48,8 +48,8 @@ s_nap (drover_task_t *task, void *arg)
 int
 main (int argc, char *argv [])
 {
-    if (argc != 3) {
-        fprintf (stderr, "usage: drover-test-worker ENDPOINT SLOTS\n");
+    if (argc < 3 || argc > 5) {
+        fprintf (stderr, "usage: drover-test-worker ENDPOINT SLOTS [PREFETCH [threads]]\n");
         return 2;
     }
     zsys_init ();
@@ -58,8 +58,10 @@ main (int argc, char *argv [])
     if (!worker || drover_worker_set_slots (worker, (unsigned) atoi (argv [2])) == -1
         || drover_worker_add_handler (worker, "square", s_square, NULL) == -1
         || drover_worker_add_handler (worker, "echo", s_echo, NULL) == -1
-        || drover_worker_add_handler (worker, "nap", s_nap, NULL) == -1)
+        || drover_worker_add_handler (worker, "nap", s_nap, NULL) == -1
+        || (argc > 3 && drover_worker_set_prefetch (worker, (unsigned) atoi (argv [3])) == -1))
         return 1;
+    drover_worker_set_threads (worker, argc > 4 && streq (argv [4], "threads"));
     int rc = drover_worker_run (worker);
     if (rc == -1)
         fprintf (stderr, "drover-test-worker: %s\n", drover_worker_error (worker));

@@ -229,7 +229,7 @@ s_start (test_task_t *task, zloop_t *loop, char *const argv [],
          const void *payload, size_t size, uint32_t timeout_ms, size_t max_output)
 {
     char err [256] = "";
-    task->exec = drv_exec_start (loop, argv, payload, size, timeout_ms, max_output,
+    task->exec = drv_exec_start (loop, argv, payload, size, timeout_ms, max_output, NULL,
                                  s_on_done, task, err, sizeof err);
     cr_assert_not_null (task->exec, "cannot start %s: %s", argv [0], err);
     cr_assert_gt (drv_exec_pid (task->exec), 0);
@@ -784,10 +784,10 @@ Test (exec, start_refuses_empty_argv)
     char err [64] = "";
     int calls = 0;
     char *argv [] = { NULL };
-    cr_assert_null (drv_exec_start (loop, argv, NULL, 0, 0, 0, s_count_done, &calls,
+    cr_assert_null (drv_exec_start (loop, argv, NULL, 0, 0, 0, NULL, s_count_done, &calls,
                                     err, sizeof err));
     cr_assert_str_eq (err, "no program to run");
-    cr_assert_null (drv_exec_start (loop, NULL, NULL, 0, 0, 0, s_count_done, &calls,
+    cr_assert_null (drv_exec_start (loop, NULL, NULL, 0, 0, 0, NULL, s_count_done, &calls,
                                     NULL, 0));
     zloop_destroy (&loop);
     cr_assert_eq (calls, 0);

@@ -6,8 +6,9 @@
     ended. Everything but the short wait between fork and exec (reading
     the exec status pipe) is non-blocking; exit is seen through a pidfd.
 
-    It is not a shell (no quoting, no redirection), not a sandbox (no
-    limits beyond time and output size), and uses no threads. Processes
+    It is not a shell (no quoting, no redirection) and uses no threads;
+    its limits are rlimits and a user switch (drv_sandbox), not a
+    container. Processes
     that leave the task's process group (setsid) escape its kills.
 */
 
@@ -73,6 +74,10 @@ struct _drv_exec_t {
     bool finished;                      //  True once done is due
     drover_outcome_t outcome;           //  How it ended, valid after done
     char reason [STDERR_TAIL_MAX + 256];    //  Why it failed, "" if it did not
+    const drv_sandbox_t *sandbox;       //  Limits, borrowed, or NULL
+    unsigned group;                     //  Processes in its group when last counted
+    bool has_usage;                     //  usage is set
+    struct rusage usage;                //  Its resources, once reaped
     drv_exec_done_fn *done;             //  Called once when finished
     void *done_arg;                     //  Argument for done
 };
@@ -223,7 +228,7 @@ s_report_failure (int status_fd)
 
 static void
 s_exec_child (char *const argv [], int stdin_fd, int stdout_fd, int stderr_fd,
-              int status_fd)
+              int status_fd, const drv_sandbox_t *sandbox)
 {
     setpgid (0, 0);
 
@@ -262,6 +267,8 @@ s_exec_child (char *const argv [], int stdin_fd, int stdout_fd, int stderr_fd,
             if (fd != status_fd)
                 close (fd);
     }
+    if (drv_sandbox_enter (sandbox, 0) == -1)
+        s_report_failure (status_fd);
     execvp (argv [0], argv);
     s_report_failure (status_fd);
 }
@@ -323,6 +330,20 @@ s_kill_group (drv_exec_t *self)
 }
 
 
+//  With a process limit, note how many processes its group holds (before
+//  a kill), to say later whether it ran into the limit
+
+static void
+s_count_group (drv_exec_t *self)
+{
+    if (self->sandbox && self->sandbox->max_procs && self->pgid > 1) {
+        unsigned group = drv_sandbox_group_size (self->pgid);
+        if (group > self->group)
+            self->group = group;
+    }
+}
+
+
 //  Kill the task for a cause; the first cause is the one we report
 
 static void
@@ -330,6 +351,7 @@ s_stop_task (drv_exec_t *self, kill_cause_t cause)
 {
     if (self->kill_cause == KILL_NONE)
         self->kill_cause = cause;
+    s_count_group (self);
     s_kill_group (self);
 }
 
@@ -604,6 +626,11 @@ s_finish (drv_exec_t *self, bool reaped, int status, int wait_errno)
         snprintf (self->reason, sizeof self->reason,
                   "ended with wait status %d", status);
     }
+    if (self->outcome != DROVER_OUTCOME_OK && self->kill_cause != KILL_CANCEL
+    &&  !self->exec_failed && reaped)
+        drv_sandbox_explain (self->sandbox, WIFSIGNALED (status)? WTERMSIG (status): 0,
+                             self->has_usage? &self->usage: NULL, 0, self->group,
+                             self->reason, sizeof self->reason);
     if (self->done)
         (self->done) (self, self->done_arg);
 }
@@ -668,13 +695,16 @@ s_handle_exit (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         return 0;                       //  Not yet; a spurious wakeup
     if (rc == -1 && errno == EINTR)
         return 0;                       //  The pidfd is still readable
-    if (rc == 0)                        //  Not if someone else reaped it
+    if (rc == 0) {                      //  Not if someone else reaped it
+        s_count_group (self);
         s_kill_group (self);
+    }
     int status = 0;
     pid_t reaped;
     do
-        reaped = waitpid (self->pid, &status, 0);
+        reaped = wait4 (self->pid, &status, 0, &self->usage);
     while (reaped == -1 && errno == EINTR);
+    self->has_usage = reaped > 0;
     int wait_errno = reaped == -1? errno: 0;
     self->pid = 0;
 
@@ -778,7 +808,7 @@ drv_exec_argv_destroy (char ***argv_p)
 
 drv_exec_t *
 drv_exec_start (zloop_t *loop, char *const argv[], const void *payload, size_t size,
-                uint32_t timeout_ms, size_t max_output,
+                uint32_t timeout_ms, size_t max_output, const drv_sandbox_t *sandbox,
                 drv_exec_done_fn *done, void *arg, char *err, size_t err_size)
 {
     if (!loop || !argv || !argv [0] || !*argv [0]) {
@@ -800,6 +830,7 @@ drv_exec_start (zloop_t *loop, char *const argv[], const void *payload, size_t s
     self->max_output = max_output;
     self->outcome = DROVER_OUTCOME_ERROR;
     snprintf (self->reason, sizeof self->reason, "task is still running");
+    self->sandbox = sandbox;
     self->done = done;
     self->done_arg = arg;
     s_register_exec (self);
@@ -834,7 +865,7 @@ drv_exec_start (zloop_t *loop, char *const argv[], const void *payload, size_t s
     pid_t pid = fork ();
     if (pid == 0)
         s_exec_child (argv, stdin_pipe [0], stdout_pipe [1], stderr_pipe [1],
-                      status_pipe [1]);
+                      status_pipe [1], sandbox);
     int fork_errno = errno;
     pthread_sigmask (SIG_SETMASK, &old_mask, NULL);
     s_close_fd (&stdin_pipe [0]);

@@ -5,7 +5,8 @@
     to the child's stdin, its stdout becomes the result, the tail of its
     stderr becomes the failure reason. The child runs in its own process
     group, which is killed as a whole on timeout, on cancel, and when the
-    child ends. Use an exec object from the thread that runs its loop, and
+    child ends. Limits and a user to run as (drv_sandbox) are applied
+    between fork and exec. Use an exec object from the thread that runs its loop, and
     destroy a running exec before its loop.
 */
 
@@ -15,6 +16,7 @@
 #include <czmq.h>
 #include <sys/types.h>
 #include "drover.h"
+#include "drv_sandbox.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,10 +35,11 @@ char **
 void
     drv_exec_argv_destroy (char ***argv_p);
 
-//  Start argv[0] with payload on its stdin; NULL with err set on failure.
+//  Start argv[0] with payload on its stdin, under sandbox (borrowed for
+//  the exec's life; NULL: no limits); NULL with err set on failure.
 drv_exec_t *
     drv_exec_start (zloop_t *loop, char *const argv[], const void *payload, size_t size,
-                    uint32_t timeout_ms, size_t max_output,
+                    uint32_t timeout_ms, size_t max_output, const drv_sandbox_t *sandbox,
                     drv_exec_done_fn *done, void *arg, char *err, size_t err_size);
 
 //  After done: how the task ended.

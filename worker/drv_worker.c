@@ -4,21 +4,27 @@
     endpoint and one zloop. It announces its functions and slots (Ready),
     runs what the broker dispatches, and sends results back (Done), each
     result returning one credit. exec: tasks run as child processes driven
-    by the same loop (drv_exec); in-process handlers run on slot threads,
-    one task per thread at a time, so a slow handler never stalls the loop
-    or the heartbeats.
+    by the same loop (drv_exec); in-process handlers run in a prefork pool
+    of processes (drv_pool; threads on request), fed in batches, so a slow
+    or crashing handler never stalls the loop, the heartbeats or the other
+    tasks. Results that finish in one loop pass go out in one Done.
 
     The worker heartbeats the broker every second; if the broker answers
     that it does not know this worker (it restarted), the worker announces
     itself again.
 */
 
+#include <dlfcn.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
 #include "drv_codec.h"
 #include "drv_exec.h"
+#include "drv_pool.h"
+#include "drv_sandbox.h"
 #include "drv_util.h"
+
+#define DONE_BYTES_MAX (32 * 1024 * 1024)   //  result bytes in one Done before another
 
 //  One offered function.
 typedef struct {
@@ -26,22 +32,21 @@ typedef struct {
     drover_handler_fn *handler;      //  in-process handler, or NULL
     void *arg;                       //  handler's argument
     char **argv;                     //  exec: program and arguments, or NULL
+    void *plugin;                    //  dlopen handle of its plugin, or NULL
+    size_t pool_index;               //  in-process: its index in the pool
 } s_function_t;
-
-struct _drover_task_t {
-    uint64_t job_id;                 //  the broker's id
-    const char *function;            //  borrowed
-    const uint8_t *payload;          //  borrowed
-    size_t size;                     //  bytes in payload
-    uint8_t *reply;                  //  output, owned
-    size_t reply_size;               //  bytes in reply
-    char *reason;                    //  failure reason, owned, or NULL
-};
 
 struct _drover_worker_t {
     char *endpoint;                  //  broker's worker endpoint
     char *name;                      //  shown in logs and views
     unsigned slots;                  //  tasks at once
+    unsigned prefetch;               //  tasks held beyond slots (credit = slots + prefetch)
+    bool threads;                    //  in-process handlers on threads, not processes
+    unsigned max_tasks;              //  tasks per pool process; 0: no limit
+    drover_init_fn *init;            //  run once in each pool process, or NULL
+    void *init_arg;                  //  its argument
+    void *init_plugin;               //  dlopen handle of the initializer, or NULL
+    drv_sandbox_t sandbox;           //  per-task limits and user
     uint32_t heartbeat_ms;           //  heartbeat interval
     uint32_t liveness;               //  silent intervals before the broker is gone
     size_t max_output;               //  largest result accepted
@@ -56,19 +61,11 @@ struct _drover_worker_t {
 //  One task being run.
 typedef struct _s_running_t s_running_t;
 
-//  A slot thread for in-process handlers.
-typedef struct {
-    struct _s_agent_t *agent;        //  owner
-    zactor_t *actor;                 //  the thread
-    s_running_t *task;               //  what it runs, or NULL if free
-} s_slot_t;
-
 struct _s_running_t {
     uint64_t job_id;                 //  the broker's id
     s_function_t *function;          //  borrowed
-    drv_exec_t *exec;                //  exec: the child, or NULL
-    s_slot_t *slot;                  //  in-process: the thread, or NULL
-    uint8_t *payload;                //  copy of the input (for slots)
+    drv_exec_t *exec;                //  the child once started, or NULL
+    uint8_t *payload;                //  copy of the input until it starts
     size_t size;                     //  bytes in payload
     uint32_t timeout_ms;             //  task timeout
     void *handle;                    //  place in agent->running or backlog
@@ -80,11 +77,16 @@ typedef struct _s_agent_t {
     zsock_t *pipe;                   //  to the owner
     zsock_t *dealer;                 //  to the broker
     zloop_t *loop;                   //  the event loop
-    s_slot_t *slots;                 //  slot threads (in-process handlers)
-    size_t nslots;                   //  entries in slots
-    zlistx_t *running;               //  s_running_t being run, owned
-    zlistx_t *backlog;               //  s_running_t waiting for a slot thread
+    drv_pool_t *pool;                //  in-process handlers, or NULL
+    drv_pool_function_t *pool_functions;  //  the pool's function table, owned
+    zlistx_t *running;               //  exec: s_running_t being run, owned
+    zlistx_t *backlog;               //  exec: s_running_t waiting for a slot
     zlistx_t *done;                  //  drover_result_t to send, owned
+    drv_result_t *borrowed;          //  pool results to send, borrowed for the pass
+    size_t nborrowed;                //  entries in borrowed
+    size_t borrowed_capacity;        //  entries borrowed holds
+    drv_result_t *outgoing;          //  scratch array for one Done
+    size_t outgoing_capacity;        //  entries outgoing holds
     uint64_t seq;                    //  last request sequence
     uint8_t instance [DRV_INSTANCE_MAX];  //  the broker's run id, as last seen
     size_t instance_size;            //  bytes in instance
@@ -93,110 +95,6 @@ typedef struct _s_agent_t {
     int64_t reconnect_at;            //  next reconnect while it is silent, or 0
     int64_t backoff_ms;              //  wait before the reconnect after that
 } s_agent_t;
-
-//  ---------------------------------------------------------------------
-//  Task accessors for in-process handlers.
-
-const uint8_t *
-drover_task_payload (drover_task_t *task, size_t *size)
-{
-    if (size)
-        *size = task->size;
-    return task->payload;
-}
-
-const char *
-drover_task_function (drover_task_t *task)
-{
-    return task->function;
-}
-
-uint64_t
-drover_task_job_id (drover_task_t *task)
-{
-    return task->job_id;
-}
-
-int
-drover_task_reply (drover_task_t *task, const void *data, size_t size)
-{
-    uint8_t *copy = (uint8_t *) malloc (size ? size : 1);
-    if (!copy)
-        return -1;
-    if (size)
-        memcpy (copy, data, size);
-    free (task->reply);
-    task->reply = copy;
-    task->reply_size = size;
-    return 0;
-}
-
-void
-drover_task_fail (drover_task_t *task, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    char *reason = NULL;
-    if (vasprintf (&reason, format, args) == -1)
-        reason = NULL;
-    va_end (args);
-    free (task->reason);
-    task->reason = reason ? reason : strdup ("handler failed");
-}
-
-//  ---------------------------------------------------------------------
-//  Slot threads: run one in-process handler call at a time.
-//  In:  "TASK" [job id] [function pointer] [payload]
-//  Out: [job id] [outcome] [data] [reason]
-
-static void
-s_slot_actor (zsock_t *pipe, void *args)
-{
-    (void) args;
-    zsock_signal (pipe, 0);
-    while (true) {
-        zmsg_t *msg = zmsg_recv (pipe);
-        if (!msg)
-            break;
-        char *command = zmsg_popstr (msg);
-        if (!command || !streq (command, "TASK")) {
-            zstr_free (&command);
-            zmsg_destroy (&msg);
-            break;
-        }
-        zstr_free (&command);
-        zframe_t *id = zmsg_pop (msg);
-        zframe_t *fn = zmsg_pop (msg);
-        zframe_t *payload = zmsg_pop (msg);
-        s_function_t *function = NULL;
-        memcpy (&function, zframe_data (fn), sizeof function);
-        drover_task_t task = {
-            .function = function->name,
-            .payload = zframe_data (payload),
-            .size = zframe_size (payload),
-        };
-        memcpy (&task.job_id, zframe_data (id), sizeof task.job_id);
-        int rc = function->handler (&task, function->arg);
-        int outcome = DROVER_OUTCOME_OK;
-        if (rc != 0 || task.reason) {
-            outcome = DROVER_OUTCOME_ERROR;
-            if (!task.reason)
-                task.reason = strdup ("handler returned an error");
-        }
-        zmsg_t *reply = zmsg_new ();
-        zmsg_append (reply, &id);
-        zmsg_addmem (reply, &outcome, sizeof outcome);
-        zmsg_addmem (reply, outcome == DROVER_OUTCOME_OK ? task.reply : NULL,
-                     outcome == DROVER_OUTCOME_OK ? task.reply_size : 0);
-        zmsg_addstr (reply, task.reason ? task.reason : "");
-        zmsg_send (&reply, pipe);
-        free (task.reply);
-        free (task.reason);
-        zframe_destroy (&fn);
-        zframe_destroy (&payload);
-        zmsg_destroy (&msg);
-    }
-}
 
 //  ---------------------------------------------------------------------
 //  The agent.
@@ -246,37 +144,100 @@ s_send_ready (s_agent_t *self)
         .type = DRV_MSG_READY,
         .functions = names,
         .nfunctions = count,
-        .slots = worker->slots,
+        .slots = worker->slots + worker->prefetch,
         .name = worker->name,
     };
     s_send (self, &msg);
     free (names);
 }
 
-//  Send every finished result in one Done.
+//  Room for count results in an array of drv_result_t; 0 or -1.
+static int
+s_grow (drv_result_t **array, size_t *capacity, size_t count)
+{
+    if (count <= *capacity)
+        return 0;
+    size_t wanted = *capacity ? *capacity : 256;
+    while (wanted < count)
+        wanted *= 2;
+    drv_result_t *grown = (drv_result_t *) realloc (*array, wanted * sizeof **array);
+    if (!grown)
+        return -1;
+    *array = grown;
+    *capacity = wanted;
+    return 0;
+}
+
+//  Send every finished result: the pool's (borrowed for this pass) and
+//  the others (owned), in as few Done messages as the size limit allows.
 static void
 s_flush_done (s_agent_t *self)
 {
-    size_t count = zlistx_size (self->done);
+    size_t count = self->nborrowed + zlistx_size (self->done);
     if (!count)
         return;
-    drv_result_t *results = (drv_result_t *) calloc (count, sizeof *results);
-    if (!results)
-        return;                     //  retried on the next completion
-    size_t i = 0;
+    if (s_grow (&self->outgoing, &self->outgoing_capacity, count) == -1) {
+        zsys_error ("worker: out of memory sending %zu results", count);
+        return;                     //  the owned ones are retried later
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < self->nborrowed; i++)
+        self->outgoing [n++] = self->borrowed [i];
     for (drover_result_t *r = (drover_result_t *) zlistx_first (self->done); r;
-         r = (drover_result_t *) zlistx_next (self->done), i++)
-        results [i] = (drv_result_t) {
+         r = (drover_result_t *) zlistx_next (self->done))
+        self->outgoing [n++] = (drv_result_t) {
             .job_id = r->job_id,
             .outcome = r->outcome,
             .data = r->data,
             .size = r->size,
             .reason = r->reason,
         };
-    drv_msg_t msg = {.type = DRV_MSG_DONE, .results = results, .nresults = count};
-    s_send (self, &msg);
-    free (results);
+    size_t start = 0, bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        bytes += self->outgoing [i].size;
+        if (i + 1 == n || bytes + self->outgoing [i + 1].size > DONE_BYTES_MAX) {
+            drv_msg_t msg = {.type = DRV_MSG_DONE,
+                             .results = self->outgoing + start,
+                             .nresults = i + 1 - start};
+            s_send (self, &msg);
+            start = i + 1;
+            bytes = 0;
+        }
+    }
+    atomic_fetch_add (&self->worker->completed, self->nborrowed);
+    self->nborrowed = 0;
     zlistx_purge (self->done);
+}
+
+//  drv_pool_result_fn: keep the result, borrowed, until the pass ends.
+static void
+s_on_pool_result (void *arg, uint64_t job_id, drover_outcome_t outcome, const uint8_t *data,
+                  size_t size, const char *reason)
+{
+    s_agent_t *self = (s_agent_t *) arg;
+    if (s_grow (&self->borrowed, &self->borrowed_capacity, self->nborrowed + 1) == -1) {
+        zsys_error ("worker: out of memory for result job=%" PRIu64, job_id);
+        return;
+    }
+    if (outcome != DROVER_OUTCOME_OK)
+        zsys_info ("worker: task failed job=%" PRIu64 " reason=%s", job_id, reason);
+    //  The protocol carries reasons of up to DRV_TEXT_MAX bytes.
+    if (strlen (reason) > DRV_TEXT_MAX)
+        ((char *) reason) [DRV_TEXT_MAX] = 0;
+    self->borrowed [self->nborrowed++] = (drv_result_t) {
+        .job_id = job_id,
+        .outcome = outcome,
+        .data = data,
+        .size = size,
+        .reason = reason,
+    };
+}
+
+//  drv_pool_pass_fn
+static void
+s_on_pool_pass (void *arg)
+{
+    s_flush_done ((s_agent_t *) arg);
 }
 
 //  A task finished: queue its result; the running record goes.
@@ -318,65 +279,6 @@ s_on_exec_done (drv_exec_t *exec, void *arg)
     s_flush_done (self);
 }
 
-//  Hand a task to a free slot thread; false if none is free.
-static bool
-s_give_to_slot (s_agent_t *self, s_running_t *task)
-{
-    for (size_t i = 0; i < self->nslots; i++) {
-        s_slot_t *slot = &self->slots [i];
-        if (slot->task)
-            continue;
-        zmsg_t *msg = zmsg_new ();
-        zmsg_addstr (msg, "TASK");
-        zmsg_addmem (msg, &task->job_id, sizeof task->job_id);
-        zmsg_addmem (msg, &task->function, sizeof task->function);
-        zmsg_addmem (msg, task->payload, task->size);
-        if (zmsg_send (&msg, slot->actor) == -1) {
-            zmsg_destroy (&msg);
-            return false;
-        }
-        free (task->payload);
-        task->payload = NULL;
-        slot->task = task;
-        task->slot = slot;
-        return true;
-    }
-    return false;
-}
-
-static int
-s_on_slot (zloop_t *loop, zsock_t *sock, void *arg)
-{
-    (void) loop;
-    (void) sock;
-    s_slot_t *slot = (s_slot_t *) arg;
-    s_agent_t *self = slot->agent;
-    zmsg_t *msg = zmsg_recv (slot->actor);
-    if (!msg)
-        return 0;
-    zframe_t *id = zmsg_pop (msg);
-    zframe_t *outcome = zmsg_pop (msg);
-    zframe_t *data = zmsg_pop (msg);
-    char *reason = zmsg_popstr (msg);
-    s_running_t *task = slot->task;
-    slot->task = NULL;
-    if (task && id && outcome && data) {
-        int value;
-        memcpy (&value, zframe_data (outcome), sizeof value);
-        task->slot = NULL;
-        s_finish (self, task, (drover_outcome_t) value, zframe_data (data), zframe_size (data),
-                  reason);
-    }
-    zframe_destroy (&id);
-    zframe_destroy (&outcome);
-    zframe_destroy (&data);
-    zstr_free (&reason);
-    zmsg_destroy (&msg);
-    s_run_backlog (self);
-    s_flush_done (self);
-    return 0;
-}
-
 static s_function_t *
 s_find_function (s_agent_t *self, const char *name)
 {
@@ -387,8 +289,7 @@ s_find_function (s_agent_t *self, const char *name)
     return NULL;
 }
 
-//  Start waiting tasks, oldest first, while fewer than slots run. Slot
-//  threads number slots too, so an in-process task always finds one.
+//  Start waiting exec: tasks, oldest first, while fewer than slots run.
 static void
 s_run_backlog (s_agent_t *self)
 {
@@ -397,58 +298,70 @@ s_run_backlog (s_agent_t *self)
            && (task = (s_running_t *) zlistx_first (self->backlog))) {
         zlistx_detach (self->backlog, task->handle);
         task->handle = zlistx_add_end (self->running, task);
-        if (task->function->argv) {
-            char err [256] = "";
-            task->exec = drv_exec_start (self->loop, task->function->argv, task->payload,
-                                         task->size, task->timeout_ms, self->worker->max_output,
-                                         s_on_exec_done, task, err, sizeof err);
-            free (task->payload);
-            task->payload = NULL;
-            if (!task->exec)
-                s_finish (self, task, DROVER_OUTCOME_ERROR, NULL, 0, err);
-        }
-        else
-        if (!s_give_to_slot (self, task))
-            s_finish (self, task, DROVER_OUTCOME_ERROR, NULL, 0, "no slot thread free");
+        char err [256] = "";
+        drv_sandbox_t *sandbox = &self->worker->sandbox;
+        task->exec = drv_exec_start (self->loop, task->function->argv, task->payload,
+                                     task->size, task->timeout_ms, self->worker->max_output,
+                                     drv_sandbox_active (sandbox) ? sandbox : NULL,
+                                     s_on_exec_done, task, err, sizeof err);
+        free (task->payload);
+        task->payload = NULL;
+        if (!task->exec)
+            s_finish (self, task, DROVER_OUTCOME_ERROR, NULL, 0, err);
     }
 }
 
-//  Take one dispatched task: run it now if a slot is free, else keep it
-//  waiting. The broker's credit keeps this rare; it happens when the
-//  broker forgot us and we announced ourselves again.
+//  Fail a task at once with a result of our own.
+static void
+s_refuse (s_agent_t *self, uint64_t job_id, drover_outcome_t outcome, const char *reason)
+{
+    drover_result_t *result = drv_util_result_new (job_id, outcome, NULL, 0, reason, 0);
+    if (result)
+        zlistx_add_end (self->done, result);
+    atomic_fetch_add (&self->worker->completed, 1);
+}
+
+//  Take one dispatched task. An in-process one goes to the pool's queue
+//  (handed to its members in batches once the whole Dispatch is in); an
+//  exec: one runs now if a slot is free, else waits in the backlog.
 static void
 s_take_task (s_agent_t *self, const drv_task_t *spec)
 {
+    s_function_t *function = s_find_function (self, spec->function);
+    if (!function) {
+        char reason [DRV_FUNCTION_MAX + 64];
+        snprintf (reason, sizeof reason, "worker %s does not offer '%s'", self->worker->name,
+                  spec->function);
+        s_refuse (self, spec->id, DROVER_OUTCOME_NO_HANDLER, reason);
+        return;
+    }
+    if (function->handler) {
+        if (drv_pool_submit (self->pool, spec->id, function->pool_index, spec->payload,
+                             spec->size, spec->timeout_ms)
+            == -1)
+            s_refuse (self, spec->id, DROVER_OUTCOME_ERROR, "worker out of memory");
+        return;
+    }
     s_running_t *task = (s_running_t *) calloc (1, sizeof *task);
     if (task)
         task->payload = (uint8_t *) malloc (spec->size ? spec->size : 1);
     if (!task || !task->payload) {
         free (task);
-        drover_result_t *result = drv_util_result_new (spec->id, DROVER_OUTCOME_ERROR, NULL, 0,
-                                                       "worker out of memory", 0);
-        if (result)
-            zlistx_add_end (self->done, result);
+        s_refuse (self, spec->id, DROVER_OUTCOME_ERROR, "worker out of memory");
         return;
     }
     task->job_id = spec->id;
     task->agent = self;
     task->timeout_ms = spec->timeout_ms;
-    task->function = s_find_function (self, spec->function);
+    task->function = function;
     memcpy (task->payload, spec->payload, spec->size);
     task->size = spec->size;
-    if (!task->function) {
-        task->handle = zlistx_add_end (self->running, task);
-        char reason [DRV_FUNCTION_MAX + 64];
-        snprintf (reason, sizeof reason, "worker %s does not offer '%s'", self->worker->name,
-                  spec->function);
-        s_finish (self, task, DROVER_OUTCOME_NO_HANDLER, NULL, 0, reason);
-        return;
-    }
     task->handle = zlistx_add_end (self->backlog, task);
 }
 
-//  The broker cancelled a job: kill its task, or drop it if it waits. An
-//  in-process handler cannot be stopped; its result will be ignored.
+//  The broker cancelled a job: kill its task, or drop it if it waits.
+//  In threads mode a running handler cannot be stopped; its result is
+//  ignored.
 static void
 s_cancel_task (s_agent_t *self, uint64_t job_id)
 {
@@ -466,6 +379,8 @@ s_cancel_task (s_agent_t *self, uint64_t job_id)
                 drv_exec_kill (task->exec);
             return;
         }
+    if (self->pool && drv_pool_cancel (self->pool, job_id))
+        zsys_info ("worker: cancelling job=%" PRIu64, job_id);
 }
 
 static int
@@ -505,11 +420,14 @@ s_on_broker (zloop_t *loop, zsock_t *sock, void *arg)
     if (msg->type == DRV_MSG_CANCEL) {
         for (size_t i = 0; i < msg->njob_ids; i++)
             s_cancel_task (self, msg->job_ids [i]);
+        s_flush_done (self);
     }
     else
     if (msg->type == DRV_MSG_DISPATCH) {
         for (size_t i = 0; i < msg->ntasks; i++)
             s_take_task (self, &msg->tasks [i]);
+        if (self->pool)
+            drv_pool_flush (self->pool);
         s_run_backlog (self);
         s_flush_done (self);
     }
@@ -594,21 +512,37 @@ s_agent_actor (zsock_t *pipe, void *args)
             snprintf (err, sizeof err, "cannot connect to %s: %s", worker->endpoint,
                       zmq_strerror (zmq_errno ()));
     }
-    bool in_process = false;
+    size_t in_process = 0;
     for (s_function_t *f = (s_function_t *) zlistx_first (worker->functions); f;
          f = (s_function_t *) zlistx_next (worker->functions))
-        in_process = in_process || f->handler;
+        in_process += f->handler ? 1 : 0;
     if (!*err && in_process) {
-        self->slots = (s_slot_t *) calloc (worker->slots, sizeof (s_slot_t));
-        for (size_t i = 0; self->slots && i < worker->slots; i++) {
-            self->slots [i].agent = self;
-            self->slots [i].actor = zactor_new (s_slot_actor, NULL);
-            if (!self->slots [i].actor)
-                break;
-            self->nslots++;
-        }
-        if (self->nslots < worker->slots)
-            snprintf (err, sizeof err, "cannot start %u slot threads", worker->slots);
+        self->pool_functions
+            = (drv_pool_function_t *) calloc (in_process, sizeof (drv_pool_function_t));
+        size_t index = 0;
+        for (s_function_t *f = (s_function_t *) zlistx_first (worker->functions);
+             f && self->pool_functions; f = (s_function_t *) zlistx_next (worker->functions))
+            if (f->handler) {
+                f->pool_index = index;
+                self->pool_functions [index++]
+                    = (drv_pool_function_t) {.name = f->name, .handler = f->handler, .arg = f->arg};
+            }
+        drv_pool_config_t config = {
+            .size = worker->slots,
+            .threads = worker->threads,
+            .max_tasks = worker->max_tasks,
+            .init = worker->init,
+            .init_arg = worker->init_arg,
+            .functions = self->pool_functions,
+            .nfunctions = in_process,
+            .max_output = worker->max_output,
+            .sandbox = drv_sandbox_active (&worker->sandbox) ? &worker->sandbox : NULL,
+        };
+        if (self->pool_functions)
+            self->pool = drv_pool_new (self->loop, &config, s_on_pool_result, s_on_pool_pass,
+                                       self, err, sizeof err);
+        else
+            snprintf (err, sizeof err, "out of memory");
     }
     if (*err)
         zstr_sendx (pipe, "ERROR", err, NULL);
@@ -617,25 +551,26 @@ s_agent_actor (zsock_t *pipe, void *args)
         zloop_set_nonstop (self->loop, true);
         zloop_reader (self->loop, pipe, drv_util_on_term, NULL);
         zloop_reader (self->loop, self->dealer, s_on_broker, self);
-        for (size_t i = 0; i < self->nslots; i++)
-            zloop_reader (self->loop, zactor_sock (self->slots [i].actor), s_on_slot,
-                          &self->slots [i]);
         zloop_timer (self->loop, worker->heartbeat_ms, 0, s_on_heartbeat, self);
         self->last_heard = zclock_mono ();
         s_send_ready (self);
-        zsys_info ("worker: connecting broker=%s name=%s slots=%u functions=%zu",
-                   worker->endpoint, worker->name, worker->slots,
-                   zlistx_size (worker->functions));
+        zsys_info ("worker: connecting broker=%s name=%s slots=%u prefetch=%u functions=%zu "
+                   "pool=%s",
+                   worker->endpoint, worker->name, worker->slots, worker->prefetch,
+                   zlistx_size (worker->functions),
+                   !self->pool ? "none" : worker->threads ? "threads" : "processes");
         zloop_start (self->loop);
         //  Leaving: the broker requeues whatever was still running here.
         drv_msg_t bye = {.type = DRV_MSG_BYE};
         s_send (self, &bye);
         zsys_info ("worker: stopping name=%s running=%zu", worker->name,
-                   zlistx_size (self->running) + zlistx_size (self->backlog));
+                   zlistx_size (self->running) + zlistx_size (self->backlog)
+                       + (self->pool ? drv_pool_pending (self->pool) : 0));
     }
-    for (size_t i = 0; i < self->nslots; i++)
-        zactor_destroy (&self->slots [i].actor);
-    free (self->slots);
+    drv_pool_destroy (&self->pool);  //  kills and reaps its processes
+    free (self->pool_functions);
+    free (self->borrowed);
+    free (self->outgoing);
     zlistx_destroy (&self->running);  //  kills and reaps exec children
     zlistx_destroy (&self->backlog);
     zlistx_destroy (&self->done);
@@ -653,6 +588,8 @@ s_function_destroy (void **item)
     if (function) {
         free (function->name);
         drv_exec_argv_destroy (&function->argv);
+        if (function->plugin)
+            dlclose (function->plugin);
         free (function);
         *item = NULL;
     }
@@ -692,6 +629,8 @@ drover_worker_destroy (drover_worker_t **self_p)
     if (self) {
         drover_worker_stop (self);
         zlistx_destroy (&self->functions);
+        if (self->init_plugin)
+            dlclose (self->init_plugin);
         free (self->endpoint);
         zstr_free (&self->name);
         free (self);
@@ -731,6 +670,139 @@ drover_worker_set_name (drover_worker_t *self, const char *name)
         zstr_free (&self->name);
         self->name = strndup (name, DRV_NAME_MAX);
     }
+}
+
+int
+drover_worker_set_prefetch (drover_worker_t *self, unsigned tasks)
+{
+    if (tasks > 100000 - self->slots) {
+        snprintf (self->error, sizeof self->error,
+                  "slots and prefetch together must be at most 100000, not %u + %u",
+                  self->slots, tasks);
+        return -1;
+    }
+    self->prefetch = tasks;
+    return 0;
+}
+
+void
+drover_worker_set_threads (drover_worker_t *self, bool threads)
+{
+    self->threads = threads;
+}
+
+void
+drover_worker_set_max_tasks_per_child (drover_worker_t *self, unsigned tasks)
+{
+    self->max_tasks = tasks;
+}
+
+void
+drover_worker_set_initializer (drover_worker_t *self, drover_init_fn *init, void *arg)
+{
+    self->init = init;
+    self->init_arg = arg;
+}
+
+//  Load SYMBOL from PATH.so for "PATH.so:SYMBOL"; NULL with the error set.
+static void *
+s_load_symbol (drover_worker_t *self, const char *spec, void **handle_p)
+{
+    const char *colon = strrchr (spec, ':');
+    if (!colon || colon == spec || !colon [1]) {
+        snprintf (self->error, sizeof self->error,
+                  "'%s' does not name a plugin: write PATH.so:SYMBOL", spec);
+        return NULL;
+    }
+    char *path = strndup (spec, (size_t) (colon - spec));
+    if (!path) {
+        snprintf (self->error, sizeof self->error, "out of memory");
+        return NULL;
+    }
+    dlerror ();
+    void *handle = dlopen (path, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        snprintf (self->error, sizeof self->error, "cannot load plugin %s: %s", path,
+                  dlerror ());
+        free (path);
+        return NULL;
+    }
+    void *symbol = dlsym (handle, colon + 1);
+    if (!symbol) {
+        snprintf (self->error, sizeof self->error, "plugin %s has no symbol '%s'", path,
+                  colon + 1);
+        dlclose (handle);
+        free (path);
+        return NULL;
+    }
+    free (path);
+    *handle_p = handle;
+    return symbol;
+}
+
+int
+drover_worker_set_initializer_plugin (drover_worker_t *self, const char *spec)
+{
+    if (spec && strncmp (spec, "plugin:", 7) == 0)
+        spec += 7;
+    void *handle = NULL;
+    void *symbol = s_load_symbol (self, spec ? spec : "", &handle);
+    if (!symbol)
+        return -1;
+    if (self->init_plugin)
+        dlclose (self->init_plugin);
+    self->init_plugin = handle;
+    drover_init_fn *init;
+    *(void **) &init = symbol;
+    drover_worker_set_initializer (self, init, NULL);
+    return 0;
+}
+
+int
+drover_worker_set_max_memory (drover_worker_t *self, uint64_t bytes)
+{
+    if (bytes && bytes < 1024 * 1024) {
+        snprintf (self->error, sizeof self->error,
+                  "a memory limit under 1 MiB leaves a task no room to start");
+        return -1;
+    }
+    self->sandbox.max_memory = bytes;
+    return 0;
+}
+
+void
+drover_worker_set_max_cpu (drover_worker_t *self, unsigned seconds)
+{
+    self->sandbox.max_cpu = seconds;
+}
+
+int
+drover_worker_set_max_files (drover_worker_t *self, unsigned files)
+{
+    if (files && files < 4) {
+        snprintf (self->error, sizeof self->error,
+                  "an open-files limit under 4 leaves a task not even its stdio and its "
+                  "pool socket; use 4 or more");
+        return -1;
+    }
+    self->sandbox.max_files = files;
+    return 0;
+}
+
+void
+drover_worker_set_max_procs (drover_worker_t *self, unsigned processes)
+{
+    self->sandbox.max_procs = processes;
+}
+
+int
+drover_worker_set_user (drover_worker_t *self, const char *user)
+{
+    if (!user || !*user) {
+        self->sandbox.has_user = false;
+        return 0;
+    }
+    return drv_sandbox_set_user (&self->sandbox, user, self->error, sizeof self->error);
 }
 
 //  Add a function record; takes ownership of argv.
@@ -796,7 +868,8 @@ drover_worker_add_function (drover_worker_t *self, const char *definition)
     const char *equals = definition ? strchr (definition, '=') : NULL;
     if (!equals || equals == definition) {
         snprintf (self->error, sizeof self->error,
-                  "'%s' is not a function definition: write NAME=exec:PROGRAM [ARG...]",
+                  "'%s' is not a function definition: write NAME=exec:PROGRAM [ARG...] "
+                  "or NAME=plugin:PATH.so:SYMBOL",
                   definition ? definition : "");
         return -1;
     }
@@ -812,8 +885,23 @@ drover_worker_add_function (drover_worker_t *self, const char *definition)
     const char *handler = equals + 1;
     if (strncmp (handler, "exec:", 5) == 0)
         return drover_worker_add_exec (self, name, handler + 5);
+    if (strncmp (handler, "plugin:", 7) == 0) {
+        void *plugin = NULL;
+        void *symbol = s_load_symbol (self, handler + 7, &plugin);
+        if (!symbol)
+            return -1;
+        drover_handler_fn *fn;
+        *(void **) &fn = symbol;
+        if (drover_worker_add_handler (self, name, fn, NULL) == -1) {
+            dlclose (plugin);
+            return -1;
+        }
+        ((s_function_t *) zlistx_last (self->functions))->plugin = plugin;
+        return 0;
+    }
     snprintf (self->error, sizeof self->error,
-              "function '%.64s': unknown handler '%.*s'; write NAME=exec:PROGRAM [ARG...]",
+              "function '%.64s': unknown handler '%.*s'; write NAME=exec:PROGRAM [ARG...] "
+              "or NAME=plugin:PATH.so:SYMBOL",
               name, (int) (strcspn (handler, ":") > 64 ? 64 : strcspn (handler, ":")), handler);
     return -1;
 }
@@ -827,6 +915,18 @@ drover_worker_start (drover_worker_t *self)
     }
     if (zlistx_size (self->functions) == 0) {
         snprintf (self->error, sizeof self->error, "worker offers no function");
+        return -1;
+    }
+    if (drv_sandbox_check (&self->sandbox, self->error, sizeof self->error) == -1)
+        return -1;
+    bool in_process = false;
+    for (s_function_t *f = (s_function_t *) zlistx_first (self->functions); f;
+         f = (s_function_t *) zlistx_next (self->functions))
+        in_process = in_process || f->handler;
+    if (self->threads && in_process && drv_sandbox_active (&self->sandbox)) {
+        snprintf (self->error, sizeof self->error,
+                  "task limits and --user need pool processes, not threads: an rlimit or a "
+                  "user switch would bind the whole worker");
         return -1;
     }
     self->actor = zactor_new (s_agent_actor, self);

@@ -9,20 +9,80 @@
 
 #include "drover.h"
 
+//  A count from 0 to max for flag name; -1 after saying what is wrong.
+static long
+s_count (const char *name, const char *text, long max)
+{
+    char *end;
+    long value = strtol (text, &end, 10);
+    if (*end || end == text || value < 0 || value > max) {
+        fprintf (stderr, "drover-worker: --%s wants a number from 0 to %ld, not '%s'\n", name,
+                 max, text);
+        return -1;
+    }
+    return value;
+}
+
+//  Bytes from "512M", "2G", "65536", "64MiB"; 0 if not valid.
+static uint64_t
+s_size (const char *text)
+{
+    char *end;
+    unsigned long long value = strtoull (text, &end, 10);
+    if (end == text)
+        return 0;
+    uint64_t unit = 1;
+    if (*end == 'K' || *end == 'k')
+        unit = 1024;
+    else
+    if (*end == 'M' || *end == 'm')
+        unit = 1024 * 1024;
+    else
+    if (*end == 'G' || *end == 'g')
+        unit = 1024 * 1024 * 1024;
+    if (unit > 1)
+        end++;
+    if (unit > 1 && (streq (end, "iB") || streq (end, "B")))
+        end += strlen (end);
+    if (*end || value > UINT64_MAX / unit)
+        return 0;
+    return (uint64_t) value * unit;
+}
+
 static void
 s_usage (FILE *out)
 {
     fprintf (out,
-        "Usage: drover-worker --broker ENDPOINT --function 'NAME=exec:PROGRAM [ARG...]'...\n"
+        "Usage: drover-worker --broker ENDPOINT --function DEF...\n"
         "Run tasks that a drover broker dispatches.\n"
         "\n"
         "  -b, --broker ENDPOINT  the broker's worker endpoint, e.g. tcp://127.0.0.1:7701\n"
-        "  -f, --function DEF     offer a function; repeat for more. DEF is\n"
+        "  -f, --function DEF     offer a function; repeat for more. DEF is either\n"
         "                         NAME=exec:PROGRAM [ARG...]: PROGRAM runs once per task,\n"
         "                         split on spaces, no shell; the payload is its stdin and\n"
         "                         its stdout the result. A non-zero exit, a signal or a\n"
         "                         timeout fails the task with the tail of its stderr.\n"
-        "  -s, --slots N          tasks to run at once (default 1)\n"
+        "                         or NAME=plugin:PATH.so:SYMBOL: SYMBOL, a drover_handler_fn\n"
+        "                         (drover.h), runs in a pool of SLOTS prefork processes;\n"
+        "                         a crash fails only its own task and the process is\n"
+        "                         replaced; timeouts kill the process.\n"
+        "  -s, --slots N          tasks to run at once; pool processes (default 1)\n"
+        "      --prefetch N       tasks to hold beyond SLOTS so short tasks never wait a\n"
+        "                         round trip (default 0; hundreds for tiny tasks)\n"
+        "      --threads          run plugin handlers on SLOTS threads, not processes:\n"
+        "                         no crash isolation, timeouts or limits for them\n"
+        "      --max-tasks-per-child N  replace a pool process after N tasks (default never)\n"
+        "      --initializer PATH.so:SYMBOL  run int SYMBOL (void *) once in each pool\n"
+        "                         process before its first task\n"
+        "Per-task limits (exec: tasks and pool processes; a task that hits one fails\n"
+        "with a reason that names it):\n"
+        "      --max-memory SIZE  address space a task may add, e.g. 512M, 2G\n"
+        "      --max-cpu SECONDS  CPU seconds per task\n"
+        "      --max-files N      open files per task\n"
+        "      --max-procs N      processes of the task's user (RLIMIT_NPROC: counted over\n"
+        "                         all that user's processes; root is exempt, so as root\n"
+        "                         it needs --user)\n"
+        "      --user NAME        run tasks as this user (the worker must run as root)\n"
         "  -n, --name NAME        name shown by the broker (default host:pid)\n"
         "      --heartbeat MS     heartbeat interval (default 1000); match the broker's\n"
         "      --liveness N       reconnect when the broker is silent for N intervals,\n"
@@ -30,9 +90,11 @@ s_usage (FILE *out)
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
         "\n"
-        "Example:\n"
+        "Examples:\n"
         "  drover-worker --broker tcp://127.0.0.1:7701 --slots 4 \\\n"
         "      --function 'wc=exec:wc -w' --function 'upper=exec:tr a-z A-Z'\n"
+        "  drover-worker --broker tcp://127.0.0.1:7701 --slots 2 --prefetch 256 \\\n"
+        "      --function 'square=plugin:/usr/lib/myjobs.so:square' --max-memory 512M\n"
         "\n"
         "Runs in the foreground, logs to stderr, stops on SIGTERM or SIGINT.\n");
 }
@@ -47,13 +109,22 @@ main (int argc, char *argv [])
         {"name", required_argument, 0, 'n'},
         {"heartbeat", required_argument, 0, 'H'},
         {"liveness", required_argument, 0, 'L'},
+        {"prefetch", required_argument, 0, 'P'},
+        {"threads", no_argument, 0, 'T'},
+        {"max-tasks-per-child", required_argument, 0, 'K'},
+        {"initializer", required_argument, 0, 'I'},
+        {"max-memory", required_argument, 0, 'M'},
+        {"max-cpu", required_argument, 0, 'C'},
+        {"max-files", required_argument, 0, 'F'},
+        {"max-procs", required_argument, 0, 'R'},
+        {"user", required_argument, 0, 'U'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     //  First pass: the broker endpoint, so the worker can be created.
     const char *broker = NULL;
     int opt;
-    while ((opt = getopt_long (argc, argv, "b:f:s:n:H:L:hV", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "b:f:s:n:H:L:hVP:TK:I:M:C:F:R:U:", options, NULL)) != -1) {
         if (opt == 'b')
             broker = optarg;
         else
@@ -91,7 +162,7 @@ main (int argc, char *argv [])
     int functions = 0;
     unsigned heartbeat = 1000, liveness = 3;
     optind = 0;
-    while ((opt = getopt_long (argc, argv, "b:f:s:n:H:L:hV", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "b:f:s:n:H:L:hVP:TK:I:M:C:F:R:U:", options, NULL)) != -1) {
         int rc = 0;
         if (opt == 'f') {
             rc = drover_worker_add_function (worker, optarg);
@@ -112,6 +183,52 @@ main (int argc, char *argv [])
         else
         if (opt == 'n')
             drover_worker_set_name (worker, optarg);
+        else
+        if (opt == 'T')
+            drover_worker_set_threads (worker, true);
+        else
+        if (opt == 'I')
+            rc = drover_worker_set_initializer_plugin (worker, optarg);
+        else
+        if (opt == 'U')
+            rc = drover_worker_set_user (worker, optarg);
+        else
+        if (opt == 'M') {
+            uint64_t bytes = s_size (optarg);
+            if (!bytes) {
+                fprintf (stderr, "drover-worker: --max-memory wants a size such as 512M or 2G, "
+                                 "not '%s'\n", optarg);
+                drover_worker_destroy (&worker);
+                return 2;
+            }
+            rc = drover_worker_set_max_memory (worker, bytes);
+        }
+        else
+        if (opt == 'P' || opt == 'K' || opt == 'C' || opt == 'F' || opt == 'R') {
+            const char *name = opt == 'P' ? "prefetch"
+                               : opt == 'K' ? "max-tasks-per-child"
+                               : opt == 'C' ? "max-cpu"
+                               : opt == 'F' ? "max-files"
+                                            : "max-procs";
+            long value = s_count (name, optarg, opt == 'P' ? 100000 : 1000000000);
+            if (value == -1) {
+                drover_worker_destroy (&worker);
+                return 2;
+            }
+            if (opt == 'P')
+                rc = drover_worker_set_prefetch (worker, (unsigned) value);
+            else
+            if (opt == 'K')
+                drover_worker_set_max_tasks_per_child (worker, (unsigned) value);
+            else
+            if (opt == 'C')
+                drover_worker_set_max_cpu (worker, (unsigned) value);
+            else
+            if (opt == 'F')
+                rc = drover_worker_set_max_files (worker, (unsigned) value);
+            else
+                drover_worker_set_max_procs (worker, (unsigned) value);
+        }
         else
         if (opt == 'H' || opt == 'L') {
             char *end;

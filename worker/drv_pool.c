@@ -1,0 +1,1304 @@
+/*  drv_pool.c - a prefork pool that runs in-process handlers.
+
+    Framing. Each member has one SOCK_STREAM socketpair to the agent.
+    Requests and replies are records that start with a 24-byte header
+    holding their own size (padded to 8 bytes), so a reader takes as many
+    as one read() returns and a writer sends a whole batch in one write():
+
+      request  [size u32][function u32][job id u64][timeout ms u32][payload size u32][payload]
+      reply    [size u32][outcome u32][job id u64][data size u32][reason size u32][data][reason]
+
+    A member answers in the order it was asked; its first reply (job id 0)
+    is its hello, sent once its initializer has run, with its resident
+    size as data (or the initializer's failure as reason). A member
+    buffers its replies until no whole request is left in what it has
+    read, or the oldest waits 2 ms, then writes them at once.
+
+    Which task a member is running is in a shared page (started count,
+    start time), written by the member and read by the agent without any
+    system call: that is how a crash fails exactly its own task, and how
+    the timer enforces timeouts. Tasks a dead member had not answered,
+    other than the one it died in, go back to the head of the queue, so a
+    task that finished in the 2 ms before its member crashed may run
+    again (delivery is at-least-once anyway).
+
+      agent                               member (process or thread)
+      drv_pool_submit -> queue            hello
+      drv_pool_flush  -> journal, write   read batch, run each, reply batch
+      epoll pass      <- replies          ...
+      pidfd readable  -> reap, fail the running task, requeue the rest, fork again
+
+    Members are forked from the agent's thread. A member closes the
+    agent's ends of the other members' sockets, resets its signals, gets
+    its own process group (killed whole when it dies) and SIGKILL when the
+    agent's thread dies, applies the sandbox, runs the initializer, and
+    never calls into ZeroMQ or czmq again; it ends with _exit.
+*/
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "drv_pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEADER_SIZE 24               //  bytes in a request or reply header
+#define BATCH_MAX 256                //  most tasks a member holds at once
+#define FLUSH_AFTER_MS 2             //  a member's oldest reply waits at most this
+#define FLUSH_BYTES (1 << 20)        //  or until this many bytes wait
+#define READ_CHUNK 65536             //  least room made for one read
+#define TIMEOUT_POLL_MS 20           //  recheck when a member's task is not yet known
+#define EVENTS_MAX 64                //  epoll events taken per pass
+
+//  A request or reply header; the buffers keep every record 8-aligned.
+typedef struct {
+    uint32_t size;                   //  whole record, padded to 8
+    uint32_t kind;                   //  request: function index; reply: outcome
+    uint64_t job_id;                 //  the task; 0 for the hello
+    uint32_t first;                  //  request: timeout ms; reply: data bytes
+    uint32_t second;                 //  request: payload bytes; reply: reason bytes
+} s_header_t;
+
+//  A growable byte buffer; [head, tail) holds data.
+typedef struct {
+    uint8_t *data;                   //  the bytes, owned
+    size_t head;                     //  first byte in use
+    size_t tail;                     //  one past the last
+    size_t capacity;                 //  bytes allocated
+} s_buf_t;
+
+//  Written by a member, read by the agent.
+typedef struct {
+    _Atomic uint64_t started;        //  tasks begun
+    _Atomic int64_t since_ms;        //  when the running one began; 0: none running
+    char pad [48];                   //  one cache line each
+} s_shared_t;
+
+//  Why the agent killed a member.
+typedef enum { KILL_NONE, KILL_TIMEOUT, KILL_CANCEL, KILL_BROKEN } s_kill_t;
+
+typedef struct {
+    size_t index;                    //  place in the pool
+    int fd;                          //  agent's end of the socket, or -1
+    pid_t pid;                       //  process, 0 if none (or threads mode)
+    int pidfd;                       //  readable when it exits, or -1
+    pthread_t thread;                //  threads mode: the thread
+    bool has_thread;                 //  thread is running
+    bool alive;                      //  started and not yet reaped
+    bool ready;                      //  hello received
+    bool retiring;                   //  got its max_tasks: no more tasks
+    bool writing;                    //  EPOLLOUT armed
+    s_buf_t journal;                 //  requests not yet answered, in order
+    size_t sent;                     //  journal offset written so far
+    s_buf_t input;                   //  replies read, not yet parsed
+    size_t inflight;                 //  requests in the journal
+    unsigned timeouts;               //  of those, with a timeout
+    uint64_t given;                  //  tasks given since it started
+    uint64_t replied;                //  replies taken since it started
+    uint64_t base_rss;               //  resident bytes after its initializer
+    s_kill_t kill;                   //  why we killed it
+    uint64_t kill_job;               //  the task that was for
+    int64_t respawn_at;              //  when to start it again (0: now)
+    unsigned failures;               //  starts that failed in a row
+    char hello [512];                //  why it failed to start, from its hello
+    char reason [512];               //  failure reason handed out; kept until its next death
+} s_member_t;
+
+struct _drv_pool_t {
+    zloop_t *loop;                   //  borrowed
+    drv_pool_config_t config;        //  copy; pointers in it borrowed
+    drv_pool_result_fn *result;      //  result callback
+    drv_pool_pass_fn *pass;          //  end-of-pass callback
+    void *arg;                       //  their argument
+    int epfd;                        //  all member sockets and pidfds
+    s_member_t *members;             //  config.size of them
+    s_shared_t *shared;              //  one per member, MAP_SHARED
+    s_buf_t queue;                   //  requests not yet given to a member
+    size_t queued;                   //  requests in queue
+    size_t next;                     //  member to try first
+    int timer_id;                    //  the one timer, or -1
+    int64_t timer_at;                //  when it fires
+    bool gave;                       //  results given in this pass
+    bool stopping;                   //  destroy: do not start members
+    uint64_t spawned;                //  members started
+    pid_t agent_pid;                 //  our pid, for members to check
+};
+
+static void s_member_main (drv_pool_t *self, s_member_t *member, int fd) __attribute__ ((noreturn));
+static void *s_thread_main (void *arg);
+static void s_arm_timer (drv_pool_t *self);
+
+//  ---------------------------------------------------------------------
+//  Buffers and the clock.
+
+static size_t
+s_align (size_t size)
+{
+    return (size + 7) & ~(size_t) 7;
+}
+
+static size_t
+s_used (const s_buf_t *buf)
+{
+    return buf->tail - buf->head;
+}
+
+//  Make room for size more bytes at the tail; moves data to the front
+//  first, adjusting *mark (an offset into the buffer) if given. 0 or -1.
+static int
+s_reserve (s_buf_t *buf, size_t size, size_t *mark)
+{
+    if (buf->capacity - buf->tail >= size)
+        return 0;
+    if (buf->head) {
+        memmove (buf->data, buf->data + buf->head, s_used (buf));
+        if (mark)
+            *mark -= buf->head;
+        buf->tail -= buf->head;
+        buf->head = 0;
+        if (buf->capacity - buf->tail >= size)
+            return 0;
+    }
+    size_t capacity = buf->capacity ? buf->capacity : READ_CHUNK;
+    while (capacity - buf->tail < size)
+        capacity *= 2;
+    uint8_t *data = (uint8_t *) realloc (buf->data, capacity);
+    if (!data)
+        return -1;
+    buf->data = data;
+    buf->capacity = capacity;
+    return 0;
+}
+
+static void
+s_buf_free (s_buf_t *buf)
+{
+    free (buf->data);
+    *buf = (s_buf_t) {0};
+}
+
+static s_header_t *
+s_header_at (const s_buf_t *buf, size_t offset)
+{
+    return (s_header_t *) (buf->data + offset);
+}
+
+//  Append one record: a request (one is the payload; second its size)
+//  or a reply (one the data, two the reason; second the reason's size).
+//  0 or -1.
+static int
+s_append (s_buf_t *buf, size_t *mark, bool kind_is_request, uint32_t kind, uint64_t job_id,
+          uint32_t first, const void *one, size_t one_size, const void *two, size_t two_size)
+{
+    //  One byte more than the contents, so that a NUL always follows
+    //  them: payloads reach handlers NUL-terminated, reasons the agent.
+    size_t size = s_align (HEADER_SIZE + one_size + two_size + 1);
+    if (size > UINT32_MAX || s_reserve (buf, size, mark) == -1)
+        return -1;
+    uint8_t *at = buf->data + buf->tail;
+    *(s_header_t *) at = (s_header_t) {
+        .size = (uint32_t) size,
+        .kind = kind,
+        .job_id = job_id,
+        .first = first,
+        .second = (uint32_t) (kind_is_request ? one_size : two_size),
+    };
+    if (one_size)
+        memcpy (at + HEADER_SIZE, one, one_size);
+    if (two_size)
+        memcpy (at + HEADER_SIZE + one_size, two, two_size);
+    at [HEADER_SIZE + one_size + two_size] = 0;
+    buf->tail += size;
+    return 0;
+}
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+//  ---------------------------------------------------------------------
+//  Task accessors for handlers (drover.h).
+
+const uint8_t *
+drover_task_payload (drover_task_t *task, size_t *size)
+{
+    if (size)
+        *size = task->size;
+    return task->payload;
+}
+
+const char *
+drover_task_function (drover_task_t *task)
+{
+    return task->function;
+}
+
+uint64_t
+drover_task_job_id (drover_task_t *task)
+{
+    return task->job_id;
+}
+
+int
+drover_task_reply (drover_task_t *task, const void *data, size_t size)
+{
+    if (size > task->reply_capacity) {
+        uint8_t *reply = (uint8_t *) realloc (task->reply, size);
+        if (!reply)
+            return -1;
+        task->reply = reply;
+        task->reply_capacity = size;
+    }
+    if (size)
+        memcpy (task->reply, data, size);
+    task->reply_size = size;
+    return 0;
+}
+
+void
+drover_task_fail (drover_task_t *task, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    char *reason = NULL;
+    if (vasprintf (&reason, format, args) == -1)
+        reason = NULL;
+    va_end (args);
+    free (task->reason);
+    task->reason = reason ? reason : strdup ("handler failed");
+}
+
+//  ---------------------------------------------------------------------
+//  The member side: runs in a forked process or a thread.
+
+//  Write the whole buffer, blocking; false if the agent has gone.
+static bool
+s_write_all (int fd, s_buf_t *buf)
+{
+    while (s_used (buf)) {
+        ssize_t rc = send (fd, buf->data + buf->head, s_used (buf), MSG_NOSIGNAL);
+        if (rc > 0)
+            buf->head += (size_t) rc;
+        else
+        if (rc == -1 && errno == EINTR)
+            continue;
+        else
+            return false;
+    }
+    buf->head = buf->tail = 0;
+    return true;
+}
+
+//  Resident bytes now, from /proc/self/statm (second field).
+static uint64_t
+s_resident (void)
+{
+    int fd = open ("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return 0;
+    char text [128];
+    ssize_t size = read (fd, text, sizeof text - 1);
+    close (fd);
+    if (size <= 0)
+        return 0;
+    text [size] = 0;
+    char *space = strchr (text, ' ');
+    return space ? strtoull (space + 1, NULL, 10) * (uint64_t) sysconf (_SC_PAGESIZE) : 0;
+}
+
+//  Run one request; append its reply to out. Returns false if the member
+//  should end after answering: it ran out of memory, and what the
+//  handler leaked would fail the tasks after it.
+static bool
+s_run (drv_pool_t *self, s_shared_t *shared, drover_task_t *task, const s_header_t *request,
+       s_buf_t *out, uint64_t base_rss)
+{
+    const drv_pool_config_t *config = &self->config;
+    atomic_store_explicit (&shared->since_ms, s_now_ms (), memory_order_relaxed);
+    atomic_fetch_add_explicit (&shared->started, 1, memory_order_release);
+    if (!config->threads)
+        drv_sandbox_renew_cpu (config->sandbox);
+    const drv_pool_function_t *function = NULL;
+    if (request->kind < config->nfunctions)
+        function = &config->functions [request->kind];
+    task->job_id = request->job_id;
+    task->function = function ? function->name : "";
+    task->payload = (const uint8_t *) request + HEADER_SIZE;
+    task->size = request->second;
+    task->reply_size = 0;
+    task->reason = NULL;
+    int rc = function ? function->handler (task, function->arg) : -1;
+    atomic_store_explicit (&shared->since_ms, 0, memory_order_release);
+    drover_outcome_t outcome = DROVER_OUTCOME_OK;
+    char reason [4096 + 256] = "";
+    if (!function)
+        snprintf (reason, sizeof reason, "no handler for function %u", request->kind);
+    else
+    if (rc != 0 || task->reason)
+        snprintf (reason, sizeof reason, "%s",
+                  task->reason ? task->reason : "handler returned an error");
+    else
+    if (task->reply_size > config->max_output)
+        snprintf (reason, sizeof reason, "output larger than %zu bytes", config->max_output);
+    bool carry_on = true;
+    if (*reason) {
+        outcome = DROVER_OUTCOME_ERROR;
+        if (!config->threads && config->sandbox && config->sandbox->max_memory) {
+            struct rusage usage;
+            if (getrusage (RUSAGE_SELF, &usage) == 0
+                && drv_sandbox_explain (config->sandbox, 0, &usage, base_rss, 0, reason,
+                                        sizeof reason))
+                carry_on = false;
+        }
+    }
+    free (task->reason);
+    task->reason = NULL;
+    bool ok = outcome == DROVER_OUTCOME_OK;
+    if (s_append (out, NULL, false, (uint32_t) outcome, request->job_id,
+                  ok ? (uint32_t) task->reply_size : 0, ok ? task->reply : NULL,
+                  ok ? task->reply_size : 0, reason, ok ? 0 : strlen (reason))
+        == -1) {
+        const char *nomem = "member out of memory for the reply";
+        s_append (out, NULL, false, DROVER_OUTCOME_ERROR, request->job_id, 0, NULL, 0, nomem,
+                  strlen (nomem));
+    }
+    return carry_on;
+}
+
+//  Read requests, run them, answer in batches, until the agent closes.
+static void
+s_member_loop (drv_pool_t *self, s_member_t *member, int fd, uint64_t base_rss)
+{
+    s_shared_t *shared = &self->shared [member->index];
+    s_buf_t in = {0}, out = {0};
+    drover_task_t task = {0};
+    int64_t out_since = 0;
+    while (true) {
+        while (s_used (&in) >= HEADER_SIZE) {
+            const s_header_t *request = s_header_at (&in, in.head);
+            if (request->size < HEADER_SIZE || request->size % 8
+                || HEADER_SIZE + (size_t) request->second > request->size)
+                goto done;           //  not our agent talking
+            if (s_used (&in) < request->size) {
+                if (s_reserve (&in, request->size - s_used (&in), NULL) == -1)
+                    goto done;
+                break;
+            }
+            if (!s_used (&out))
+                out_since = s_now_ms ();
+            bool carry_on = s_run (self, shared, &task, request, &out, base_rss);
+            in.head += request->size;
+            if (!carry_on) {
+                s_write_all (fd, &out);
+                goto done;           //  replaced; the tasks after it go elsewhere
+            }
+            if (s_used (&out) >= FLUSH_BYTES || s_now_ms () - out_since >= FLUSH_AFTER_MS)
+                if (!s_write_all (fd, &out))
+                    goto done;
+        }
+        if (!s_write_all (fd, &out))
+            break;
+        if (s_reserve (&in, READ_CHUNK, NULL) == -1)
+            break;
+        ssize_t rc = read (fd, in.data + in.tail, in.capacity - in.tail);
+        if (rc > 0)
+            in.tail += (size_t) rc;
+        else
+        if (rc == -1 && errno == EINTR)
+            continue;
+        else
+            break;                   //  EOF: retired or stopped
+    }
+done:
+    s_buf_free (&in);
+    s_buf_free (&out);
+    free (task.reply);
+}
+
+//  Send the hello: OK with our resident size, or a failure.
+static bool
+s_hello (int fd, const char *failure, uint64_t rss)
+{
+    s_buf_t out = {0};
+    bool ok;
+    if (failure)
+        ok = s_append (&out, NULL, false, DROVER_OUTCOME_ERROR, 0, 0, NULL, 0, failure,
+                       strlen (failure))
+             == 0;
+    else
+        ok = s_append (&out, NULL, false, DROVER_OUTCOME_OK, 0, sizeof rss, &rss, sizeof rss, NULL, 0)
+             == 0;
+    ok = ok && s_write_all (fd, &out);
+    s_buf_free (&out);
+    return ok;
+}
+
+static void
+s_member_main (drv_pool_t *self, s_member_t *member, int fd)
+{
+    setpgid (0, 0);
+    //  Default signal dispositions and an empty mask, as for a program.
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = SIG_DFL;
+    sigemptyset (&action.sa_mask);
+    for (int signum = 1; signum < NSIG; signum++)
+        if (signum != SIGKILL && signum != SIGSTOP)
+            sigaction (signum, &action, NULL);
+    sigset_t none;
+    sigemptyset (&none);
+    sigprocmask (SIG_SETMASK, &none, NULL);
+    //  The agent's ends of the other members' sockets and their pidfds,
+    //  so that each member sees EOF when the agent goes.
+    close (self->epfd);
+    for (size_t i = 0; i < self->config.size; i++)
+        if (&self->members [i] != member) {
+            if (self->members [i].fd != -1)
+                close (self->members [i].fd);
+            if (self->members [i].pidfd != -1)
+                close (self->members [i].pidfd);
+        }
+    const drv_sandbox_t *sandbox = self->config.sandbox;
+    if (drv_sandbox_enter (sandbox, drv_sandbox_vm_size ()) == -1) {
+        char failure [256];
+        snprintf (failure, sizeof failure, "cannot apply the task limits: %s",
+                  strerror (errno));
+        s_hello (fd, failure, 0);
+        _exit (1);
+    }
+    //  Set after the user switch, which clears it.
+    prctl (PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid () != self->agent_pid)
+        _exit (1);
+    if (self->config.init && self->config.init (self->config.init_arg) != 0) {
+        s_hello (fd, "the initializer failed", 0);
+        _exit (1);
+    }
+    if (s_hello (fd, NULL, s_resident ()))
+        s_member_loop (self, member, fd, s_resident ());
+    _exit (0);
+}
+
+typedef struct {
+    drv_pool_t *pool;                //  borrowed
+    s_member_t *member;              //  borrowed
+    int fd;                          //  the thread's end, owned
+} s_thread_args_t;
+
+static void *
+s_thread_main (void *arg)
+{
+    s_thread_args_t args = *(s_thread_args_t *) arg;
+    free (arg);
+    drv_pool_t *self = args.pool;
+    if (self->config.init && self->config.init (self->config.init_arg) != 0)
+        s_hello (args.fd, "the initializer failed", 0);
+    else
+    if (s_hello (args.fd, NULL, 0))
+        s_member_loop (self, args.member, args.fd, 0);
+    close (args.fd);
+    return NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  The agent side.
+
+static uint64_t
+s_key (size_t index, bool pidfd)
+{
+    return (uint64_t) index << 1 | (pidfd ? 1 : 0);
+}
+
+//  Start member i; false if it could not be.
+static bool
+s_spawn (drv_pool_t *self, s_member_t *member)
+{
+    int pair [2];
+    if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == -1) {
+        zsys_error ("pool: cannot create a socketpair: %s", strerror (errno));
+        return false;
+    }
+    s_shared_t *shared = &self->shared [member->index];
+    atomic_store (&shared->started, 0);
+    atomic_store (&shared->since_ms, 0);
+    member->given = member->replied = 0;
+    member->ready = member->retiring = member->writing = false;
+    member->kill = KILL_NONE;
+    member->journal.head = member->journal.tail = member->sent = 0;
+    member->input.head = member->input.tail = 0;
+    member->inflight = member->timeouts = 0;
+    member->hello [0] = 0;
+    if (self->config.threads) {
+        s_thread_args_t *args = (s_thread_args_t *) malloc (sizeof *args);
+        if (!args) {
+            close (pair [0]);
+            close (pair [1]);
+            return false;
+        }
+        *args = (s_thread_args_t) {.pool = self, .member = member, .fd = pair [1]};
+        if (pthread_create (&member->thread, NULL, s_thread_main, args) != 0) {
+            free (args);
+            close (pair [0]);
+            close (pair [1]);
+            zsys_error ("pool: cannot start a thread");
+            return false;
+        }
+        member->has_thread = true;
+    }
+    else {
+        sigset_t all, old;
+        sigfillset (&all);
+        pthread_sigmask (SIG_SETMASK, &all, &old);
+        pid_t pid = fork ();
+        if (pid == 0) {
+            close (pair [0]);
+            s_member_main (self, member, pair [1]);
+        }
+        int fork_errno = errno;
+        pthread_sigmask (SIG_SETMASK, &old, NULL);
+        close (pair [1]);
+        if (pid == -1) {
+            close (pair [0]);
+            zsys_error ("pool: cannot fork: %s", strerror (fork_errno));
+            return false;
+        }
+        setpgid (pid, pid);
+        member->pid = pid;
+        member->pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
+        if (member->pidfd == -1) {
+            kill (pid, SIGKILL);
+            waitpid (pid, NULL, 0);
+            member->pid = 0;
+            close (pair [0]);
+            zsys_error ("pool: cannot watch a member: %s", strerror (errno));
+            return false;
+        }
+        fcntl (member->pidfd, F_SETFD, FD_CLOEXEC);
+        struct epoll_event event = {.events = EPOLLIN, .data.u64 = s_key (member->index, true)};
+        epoll_ctl (self->epfd, EPOLL_CTL_ADD, member->pidfd, &event);
+    }
+    member->fd = pair [0];
+    fcntl (member->fd, F_SETFL, fcntl (member->fd, F_GETFL) | O_NONBLOCK);
+    struct epoll_event event = {.events = EPOLLIN, .data.u64 = s_key (member->index, false)};
+    epoll_ctl (self->epfd, EPOLL_CTL_ADD, member->fd, &event);
+    member->alive = true;
+    member->respawn_at = 0;
+    self->spawned++;
+    return true;
+}
+
+static void
+s_close_socket (drv_pool_t *self, s_member_t *member)
+{
+    if (member->fd != -1) {
+        epoll_ctl (self->epfd, EPOLL_CTL_DEL, member->fd, NULL);
+        close (member->fd);
+        member->fd = -1;
+    }
+}
+
+//  Kill a member process and its group (not threads).
+static void
+s_kill (s_member_t *member, s_kill_t cause, uint64_t job_id)
+{
+    if (!member->pid)
+        return;
+    if (member->kill == KILL_NONE) {
+        member->kill = cause;
+        member->kill_job = job_id;
+    }
+    kill (-member->pid, SIGKILL);
+    kill (member->pid, SIGKILL);
+}
+
+//  Write what the member's journal has not sent yet, without blocking.
+static void
+s_write (drv_pool_t *self, s_member_t *member)
+{
+    s_buf_t *journal = &member->journal;
+    while (member->fd != -1 && member->sent < journal->tail) {
+        ssize_t rc = send (member->fd, journal->data + member->sent,
+                           journal->tail - member->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (rc > 0)
+            member->sent += (size_t) rc;
+        else
+        if (rc == -1 && errno == EINTR)
+            continue;
+        else
+            break;                   //  EAGAIN, or dead: its pidfd tells
+    }
+    bool want = member->fd != -1 && member->sent < journal->tail;
+    if (want != member->writing && member->fd != -1) {
+        struct epoll_event event = {.events = EPOLLIN | (want ? EPOLLOUT : 0),
+                                    .data.u64 = s_key (member->index, false)};
+        epoll_ctl (self->epfd, EPOLL_CTL_MOD, member->fd, &event);
+        member->writing = want;
+    }
+}
+
+static void
+s_give_result (drv_pool_t *self, uint64_t job_id, drover_outcome_t outcome, const uint8_t *data,
+               size_t size, const char *reason)
+{
+    self->gave = true;
+    self->result (self->arg, job_id, outcome, data, size, reason);
+}
+
+//  The journal entry `skip` records after the head.
+static s_header_t *
+s_journal_entry (s_member_t *member, uint64_t skip)
+{
+    size_t offset = member->journal.head;
+    while (skip-- && offset < member->journal.tail)
+        offset += s_header_at (&member->journal, offset)->size;
+    return offset < member->journal.tail ? s_header_at (&member->journal, offset) : NULL;
+}
+
+//  Take a reply for the journal's head task.
+static void
+s_pop_journal (s_member_t *member)
+{
+    s_header_t *head = s_header_at (&member->journal, member->journal.head);
+    if (head->first)
+        member->timeouts--;
+    member->journal.head += head->size;
+    member->inflight--;
+    member->replied++;
+    if (member->journal.head == member->journal.tail) {
+        member->sent -= member->journal.head;
+        member->journal.head = member->journal.tail = 0;
+    }
+}
+
+//  Parse the replies in the member's input; false if it spoke nonsense.
+static bool
+s_parse (drv_pool_t *self, s_member_t *member)
+{
+    s_buf_t *input = &member->input;
+    while (s_used (input) >= HEADER_SIZE) {
+        s_header_t *reply = s_header_at (input, input->head);
+        if (reply->size < HEADER_SIZE || reply->size % 8
+            || HEADER_SIZE + (size_t) reply->first + reply->second > reply->size)
+            return false;
+        if (s_used (input) < reply->size)
+            break;
+        uint32_t record = reply->size, kind = reply->kind;
+        uint64_t job_id = reply->job_id;
+        size_t size = reply->first, reason_size = reply->second;
+        uint8_t *data = (uint8_t *) reply + HEADER_SIZE;
+        if (job_id == 0 && !member->ready) {
+            if (kind == DROVER_OUTCOME_OK) {
+                member->ready = true;
+                member->failures = 0;
+                if (size == sizeof member->base_rss)
+                    memcpy (&member->base_rss, data, sizeof member->base_rss);
+            }
+            else
+                snprintf (member->hello, sizeof member->hello, "%.*s", (int) reason_size,
+                          (char *) data + size);
+            input->head += record;
+            continue;
+        }
+        if (!member->inflight
+            || s_header_at (&member->journal, member->journal.head)->job_id != job_id
+            || kind < DROVER_OUTCOME_OK || kind > DROVER_OUTCOME_CANCELLED)
+            return false;
+        //  The record always holds a byte past its contents.
+        if (HEADER_SIZE + size + reason_size >= record)
+            return false;
+        char *reason = (char *) data + size;
+        reason [reason_size] = 0;
+        input->head += record;
+        s_pop_journal (member);
+        s_give_result (self, job_id, (drover_outcome_t) kind, data, size, reason);
+    }
+    return true;
+}
+
+//  Read what the member sent, then parse it. Data handed out stays
+//  valid until the next read, in a later pass.
+static void
+s_read (drv_pool_t *self, s_member_t *member)
+{
+    s_buf_t *input = &member->input;
+    if (input->head == input->tail)
+        input->head = input->tail = 0;
+    bool eof = false;
+    while (member->fd != -1) {
+        if (s_reserve (input, READ_CHUNK, NULL) == -1)
+            break;
+        ssize_t rc = read (member->fd, input->data + input->tail, input->capacity - input->tail);
+        if (rc > 0) {
+            input->tail += (size_t) rc;
+            if (s_used (input) >= 4 * FLUSH_BYTES)
+                break;
+        }
+        else
+        if (rc == -1 && errno == EINTR)
+            continue;
+        else {
+            eof = rc == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+            break;
+        }
+    }
+    if (!s_parse (self, member)) {
+        zsys_error ("pool: member %zu sent a malformed reply; replacing it", member->index);
+        snprintf (member->reason, sizeof member->reason, "pool member sent a malformed reply");
+        if (member->pid)
+            s_kill (member, KILL_BROKEN, 0);
+        s_close_socket (self, member);
+        return;
+    }
+    if (eof)
+        s_close_socket (self, member);  //  a process: its pidfd follows
+}
+
+//  Put the member's unanswered tasks, but not skip_job, back at the
+//  head of the queue, in order.
+static void
+s_requeue (drv_pool_t *self, s_member_t *member, uint64_t skip_job)
+{
+    s_buf_t *journal = &member->journal;
+    size_t bytes = s_used (journal);
+    if (!bytes)
+        return;
+    s_buf_t merged = {0};
+    if (s_reserve (&merged, bytes + s_used (&self->queue), NULL) == -1) {
+        //  Cannot keep them: fail them rather than lose them.
+        while (member->inflight) {
+            uint64_t job_id = s_header_at (journal, journal->head)->job_id;
+            s_pop_journal (member);
+            s_give_result (self, job_id, DROVER_OUTCOME_ERROR, NULL, 0,
+                           "worker out of memory requeueing the task");
+        }
+        return;
+    }
+    size_t count = 0;
+    for (size_t offset = journal->head; offset < journal->tail;) {
+        s_header_t *entry = s_header_at (journal, offset);
+        if (entry->job_id != skip_job) {
+            memcpy (merged.data + merged.tail, entry, entry->size);
+            merged.tail += entry->size;
+            count++;
+        }
+        offset += entry->size;
+    }
+    memcpy (merged.data + merged.tail, self->queue.data + self->queue.head,
+            s_used (&self->queue));
+    merged.tail += s_used (&self->queue);
+    s_buf_free (&self->queue);
+    self->queue = merged;
+    self->queued += count;
+    journal->head = journal->tail = member->sent = 0;
+    member->inflight = member->timeouts = 0;
+}
+
+//  Fail every unanswered task of the member with its reason.
+static void
+s_fail_all (drv_pool_t *self, s_member_t *member, drover_outcome_t outcome)
+{
+    while (member->inflight) {
+        uint64_t job_id = s_header_at (&member->journal, member->journal.head)->job_id;
+        s_pop_journal (member);
+        s_give_result (self, job_id, outcome, NULL, 0, member->reason);
+    }
+}
+
+//  A member process exited: reap it, settle its tasks, start another.
+static void
+s_reap (drv_pool_t *self, s_member_t *member)
+{
+    siginfo_t info = {0};
+    if (waitid (P_PID, (id_t) member->pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0
+        && info.si_pid == 0)
+        return;                      //  not yet
+    //  Whatever it answered before it died counts.
+    if (member->fd != -1)
+        s_read (self, member);
+    const drv_sandbox_t *sandbox = self->config.sandbox;
+    unsigned group = sandbox && sandbox->max_procs ? drv_sandbox_group_size (member->pid) : 0;
+    kill (-member->pid, SIGKILL);    //  its leftovers, while its pid pins the group
+    int status = 0;
+    struct rusage usage;
+    pid_t reaped;
+    do
+        reaped = wait4 (member->pid, &status, 0, &usage);
+    while (reaped == -1 && errno == EINTR);
+    epoll_ctl (self->epfd, EPOLL_CTL_DEL, member->pidfd, NULL);
+    close (member->pidfd);
+    member->pidfd = -1;
+    member->pid = 0;
+    member->alive = false;
+    s_close_socket (self, member);
+
+    s_shared_t *shared = &self->shared [member->index];
+    uint64_t started = atomic_load_explicit (&shared->started, memory_order_acquire);
+    bool busy = atomic_load_explicit (&shared->since_ms, memory_order_relaxed) != 0;
+    int signal = reaped > 0 && WIFSIGNALED (status) ? WTERMSIG (status) : 0;
+    char how [128];
+    if (reaped <= 0)
+        snprintf (how, sizeof how, "cannot get its exit status");
+    else
+    if (signal) {
+        const char *name = sigabbrev_np (signal);
+        if (name)
+            snprintf (how, sizeof how, "killed by signal SIG%s", name);
+        else
+            snprintf (how, sizeof how, "killed by signal %d", signal);
+    }
+    else
+        snprintf (how, sizeof how, "exited with status %d", WEXITSTATUS (status));
+
+    if (!member->ready) {
+        //  It died starting: its tasks fail with why, and the next start waits.
+        if (*member->hello)
+            snprintf (member->reason, sizeof member->reason, "%s", member->hello);
+        else
+            snprintf (member->reason, sizeof member->reason, "pool member %s while starting",
+                      how);
+        if (!self->stopping)
+            zsys_error ("pool: member %zu failed to start: %s", member->index, member->reason);
+        s_fail_all (self, member, DROVER_OUTCOME_ERROR);
+        member->failures++;
+        int64_t backoff = 100LL << (member->failures < 6 ? member->failures - 1 : 5);
+        member->respawn_at = s_now_ms () + (backoff > 5000 ? 5000 : backoff);
+        return;
+    }
+    //  The task it was running, if any, is the one that fails.
+    s_header_t *current = NULL;
+    if (member->kill == KILL_TIMEOUT || member->kill == KILL_CANCEL) {
+        for (uint64_t i = 0; i < member->inflight && !current; i++) {
+            s_header_t *entry = s_journal_entry (member, i);
+            if (entry && entry->job_id == member->kill_job)
+                current = entry;
+        }
+    }
+    else
+    if (busy && started > member->replied)
+        current = s_journal_entry (member, started - 1 - member->replied);
+    if (current) {
+        uint64_t job_id = current->job_id;
+        drover_outcome_t outcome;
+        if (member->kill == KILL_TIMEOUT) {
+            outcome = DROVER_OUTCOME_TIMEOUT;
+            snprintf (member->reason, sizeof member->reason, "timed out after %u ms",
+                      current->first);
+        }
+        else
+        if (member->kill == KILL_CANCEL) {
+            outcome = DROVER_OUTCOME_CANCELLED;
+            snprintf (member->reason, sizeof member->reason, "cancelled");
+        }
+        else
+        if (member->kill == KILL_BROKEN) {
+            outcome = DROVER_OUTCOME_ERROR;
+        }
+        else
+        if (signal) {
+            outcome = DROVER_OUTCOME_SIGNAL;
+            snprintf (member->reason, sizeof member->reason,
+                      "handler crashed: %s (its pool process was replaced)", how);
+        }
+        else {
+            outcome = DROVER_OUTCOME_ERROR;
+            snprintf (member->reason, sizeof member->reason,
+                      "handler ended its process: %s (the pool process was replaced)", how);
+        }
+        if (member->kill != KILL_CANCEL)
+            drv_sandbox_explain (sandbox, signal, reaped > 0 ? &usage : NULL, member->base_rss,
+                                 group, member->reason, sizeof member->reason);
+        zsys_info ("pool: member %zu %s; job=%" PRIu64 " failed: %s", member->index, how,
+                   job_id, member->reason);
+        s_requeue (self, member, job_id);
+        s_give_result (self, job_id, outcome, NULL, 0, member->reason);
+    }
+    else {
+        if (!self->stopping && member->inflight)
+            zsys_info ("pool: member %zu %s between tasks; requeueing %zu", member->index, how,
+                       member->inflight);
+        s_requeue (self, member, 0);
+    }
+}
+
+//  Threads mode: a member's socket closed; join it.
+static void
+s_join (drv_pool_t *self, s_member_t *member)
+{
+    s_close_socket (self, member);
+    if (member->has_thread) {
+        pthread_join (member->thread, NULL);
+        member->has_thread = false;
+    }
+    member->alive = false;
+    if (!member->ready) {
+        snprintf (member->reason, sizeof member->reason, "%s",
+                  *member->hello ? member->hello : "pool thread failed to start");
+        s_fail_all (self, member, DROVER_OUTCOME_ERROR);
+        member->failures++;
+        member->respawn_at = s_now_ms () + 1000;
+    }
+    else
+        s_requeue (self, member, 0);
+}
+
+//  Start members that are down and due.
+static void
+s_respawn (drv_pool_t *self, int64_t now)
+{
+    if (self->stopping)
+        return;
+    for (size_t i = 0; i < self->config.size; i++) {
+        s_member_t *member = &self->members [i];
+        if (!member->alive && member->respawn_at <= now && !s_spawn (self, member))
+            member->respawn_at = now + 1000;
+    }
+}
+
+//  Retire members that have had their max_tasks and answered them all.
+static void
+s_retire (drv_pool_t *self)
+{
+    for (size_t i = 0; i < self->config.size; i++) {
+        s_member_t *member = &self->members [i];
+        if (member->retiring && member->fd != -1 && member->inflight == 0) {
+            if (self->config.threads)
+                s_join (self, member);   //  it is idle: EOF ends it at once
+            else
+                s_close_socket (self, member);  //  it exits; its pidfd follows
+        }
+    }
+}
+
+static int
+s_on_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    drv_pool_t *self = (drv_pool_t *) arg;
+    self->timer_id = -1;
+    s_respawn (self, s_now_ms ());
+    drv_pool_flush (self);
+    return 0;
+}
+
+//  The soonest of: a member due to start again, a running task's
+//  deadline (past ones are killed here), a recheck while a member holds
+//  tasks with timeouts whose start it cannot see yet.
+static void
+s_arm_timer (drv_pool_t *self)
+{
+    int64_t now = s_now_ms ();
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < self->config.size; i++) {
+        s_member_t *member = &self->members [i];
+        if (!member->alive) {
+            if (!self->stopping && member->respawn_at < next)
+                next = member->respawn_at;
+            continue;
+        }
+        if (!member->pid || !member->timeouts || member->kill != KILL_NONE)
+            continue;
+        s_shared_t *shared = &self->shared [i];
+        int64_t since = atomic_load_explicit (&shared->since_ms, memory_order_acquire);
+        uint64_t started = atomic_load_explicit (&shared->started, memory_order_relaxed);
+        s_header_t *entry = since && started > member->replied
+                            ? s_journal_entry (member, started - 1 - member->replied)
+                            : NULL;
+        if (entry && entry->first) {
+            int64_t deadline = since + entry->first;
+            if (deadline <= now)
+                s_kill (member, KILL_TIMEOUT, entry->job_id);
+            else
+            if (deadline < next)
+                next = deadline;
+        }
+        else
+        if (now + TIMEOUT_POLL_MS < next)
+            next = now + TIMEOUT_POLL_MS;
+    }
+    if (next == INT64_MAX) {
+        if (self->timer_id != -1) {
+            zloop_timer_end (self->loop, self->timer_id);
+            self->timer_id = -1;
+        }
+        return;
+    }
+    if (self->timer_id != -1 && self->timer_at == next)
+        return;
+    if (self->timer_id != -1)
+        zloop_timer_end (self->loop, self->timer_id);
+    size_t delay = next > now ? (size_t) (next - now) : 1;
+    self->timer_id = zloop_timer (self->loop, delay, 1, s_on_timer, self);
+    self->timer_at = next;
+}
+
+//  One pass: every member that has something, then one flush.
+static int
+s_on_events (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void) loop;
+    (void) item;
+    drv_pool_t *self = (drv_pool_t *) arg;
+    struct epoll_event events [EVENTS_MAX];
+    int count = epoll_wait (self->epfd, events, EVENTS_MAX, 0);
+    //  Sockets first, so that a dead member's last answers count.
+    for (int i = 0; i < count; i++) {
+        uint64_t key = events [i].data.u64;
+        if (key & 1)
+            continue;
+        s_member_t *member = &self->members [key >> 1];
+        if (member->fd == -1)
+            continue;
+        if (events [i].events & EPOLLOUT)
+            s_write (self, member);
+        if (events [i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+            s_read (self, member);
+            if (self->config.threads && member->fd == -1)
+                s_join (self, member);
+        }
+    }
+    for (int i = 0; i < count; i++) {
+        uint64_t key = events [i].data.u64;
+        s_member_t *member = &self->members [key >> 1];
+        if ((key & 1) && member->pid)
+            s_reap (self, member);
+    }
+    s_respawn (self, s_now_ms ());
+    drv_pool_flush (self);
+    if (self->gave) {
+        self->gave = false;
+        if (self->pass)
+            self->pass (self->arg);
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Public API.
+
+drv_pool_t *
+drv_pool_new (zloop_t *loop, const drv_pool_config_t *config, drv_pool_result_fn *result,
+              drv_pool_pass_fn *pass, void *arg, char *err, size_t err_size)
+{
+    if (!loop || !config || !config->size || !result) {
+        snprintf (err, err_size, "pool needs a loop, a size and a result callback");
+        return NULL;
+    }
+    drv_pool_t *self = (drv_pool_t *) calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (err, err_size, "out of memory");
+        return NULL;
+    }
+    self->loop = loop;
+    self->config = *config;
+    self->result = result;
+    self->pass = pass;
+    self->arg = arg;
+    self->timer_id = -1;
+    self->agent_pid = getpid ();
+    self->epfd = epoll_create1 (EPOLL_CLOEXEC);
+    self->members = (s_member_t *) calloc (config->size, sizeof (s_member_t));
+    size_t shared_size = config->size * sizeof (s_shared_t);
+    self->shared = (s_shared_t *) mmap (NULL, shared_size, PROT_READ | PROT_WRITE,
+                                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (self->shared == MAP_FAILED)
+        self->shared = NULL;
+    if (self->epfd == -1 || !self->members || !self->shared) {
+        snprintf (err, err_size, "cannot set up the pool: %s", strerror (errno));
+        drv_pool_destroy (&self);
+        return NULL;
+    }
+    for (size_t i = 0; i < config->size; i++)
+        self->members [i] = (s_member_t) {.index = i, .fd = -1, .pidfd = -1};
+    for (size_t i = 0; i < config->size; i++)
+        if (!s_spawn (self, &self->members [i])) {
+            snprintf (err, err_size, "cannot start %s %zu of %u",
+                      config->threads ? "pool thread" : "pool process", i + 1, config->size);
+            drv_pool_destroy (&self);
+            return NULL;
+        }
+    zmq_pollitem_t item = {NULL, self->epfd, ZMQ_POLLIN, 0};
+    if (zloop_poller (loop, &item, s_on_events, self) == -1) {
+        snprintf (err, err_size, "cannot poll the pool");
+        drv_pool_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+drv_pool_destroy (drv_pool_t **self_p)
+{
+    assert (self_p);
+    drv_pool_t *self = *self_p;
+    if (!self)
+        return;
+    self->stopping = true;
+    if (self->epfd != -1) {
+        zmq_pollitem_t item = {NULL, self->epfd, 0, 0};
+        zloop_poller_end (self->loop, &item);
+    }
+    if (self->timer_id != -1)
+        zloop_timer_end (self->loop, self->timer_id);
+    for (size_t i = 0; self->members && i < self->config.size; i++) {
+        s_member_t *member = &self->members [i];
+        if (member->pid) {
+            kill (-member->pid, SIGKILL);
+            kill (member->pid, SIGKILL);
+            while (waitpid (member->pid, NULL, 0) == -1 && errno == EINTR)
+                ;
+            member->pid = 0;
+        }
+        if (member->pidfd != -1)
+            close (member->pidfd);
+        if (member->fd != -1)
+            close (member->fd);  //  threads see EOF once their handler returns
+        if (member->has_thread)
+            pthread_join (member->thread, NULL);
+        s_buf_free (&member->journal);
+        s_buf_free (&member->input);
+    }
+    free (self->members);
+    if (self->shared)
+        munmap (self->shared, self->config.size * sizeof (s_shared_t));
+    if (self->epfd != -1)
+        close (self->epfd);
+    s_buf_free (&self->queue);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+drv_pool_submit (drv_pool_t *self, uint64_t job_id, size_t fn, const void *payload, size_t size,
+                 uint32_t timeout_ms)
+{
+    if (size > UINT32_MAX - 64 || fn >= self->config.nfunctions)
+        return -1;
+    if (s_append (&self->queue, NULL, true, (uint32_t) fn, job_id, timeout_ms, payload, size, NULL, 0)
+        == -1)
+        return -1;
+    self->queued++;
+    return 0;
+}
+
+void
+drv_pool_flush (drv_pool_t *self)
+{
+    s_retire (self);
+    size_t live = 0, inflight = 0;
+    for (size_t i = 0; i < self->config.size; i++) {
+        s_member_t *member = &self->members [i];
+        if (member->fd != -1 && !member->retiring && member->kill == KILL_NONE) {
+            live++;
+            inflight += member->inflight;
+        }
+    }
+    if (self->queued && live) {
+        //  An even share each, so that slow tasks do not pile up on one
+        //  member while another is idle; at most BATCH_MAX held at once.
+        size_t target = (self->queued + inflight + live - 1) / live;
+        if (target > BATCH_MAX)
+            target = BATCH_MAX;
+        for (size_t n = 0; n < self->config.size && self->queued; n++) {
+            s_member_t *member = &self->members [(self->next + n) % self->config.size];
+            if (member->fd == -1 || member->retiring || member->kill != KILL_NONE
+                || member->inflight >= target)
+                continue;
+            size_t room = target - member->inflight;
+            if (self->config.max_tasks && room > self->config.max_tasks - member->given)
+                room = self->config.max_tasks - member->given;
+            //  Move the first `room` queued records to its journal at once.
+            size_t start = self->queue.head, end = start, taken = 0;
+            while (taken < room && end < self->queue.tail) {
+                s_header_t *entry = s_header_at (&self->queue, end);
+                if (entry->first)
+                    member->timeouts++;
+                end += entry->size;
+                taken++;
+            }
+            if (s_reserve (&member->journal, end - start, &member->sent) == -1) {
+                for (size_t offset = start; offset < end;
+                     offset += s_header_at (&self->queue, offset)->size)
+                    if (s_header_at (&self->queue, offset)->first)
+                        member->timeouts--;
+                continue;
+            }
+            memcpy (member->journal.data + member->journal.tail, self->queue.data + start,
+                    end - start);
+            member->journal.tail += end - start;
+            self->queue.head = end;
+            self->queued -= taken;
+            member->inflight += taken;
+            member->given += taken;
+            if (self->config.max_tasks && member->given >= self->config.max_tasks)
+                member->retiring = true;
+            s_write (self, member);
+        }
+        self->next = (self->next + 1) % self->config.size;
+        if (!self->queued)
+            self->queue.head = self->queue.tail = 0;
+    }
+    s_arm_timer (self);
+}
+
+bool
+drv_pool_cancel (drv_pool_t *self, uint64_t job_id)
+{
+    for (size_t offset = self->queue.head; offset < self->queue.tail;) {
+        s_header_t *entry = s_header_at (&self->queue, offset);
+        if (entry->job_id == job_id) {
+            uint32_t size = entry->size;
+            memmove (self->queue.data + offset, self->queue.data + offset + size,
+                     self->queue.tail - offset - size);
+            self->queue.tail -= size;
+            self->queued--;
+            s_give_result (self, job_id, DROVER_OUTCOME_CANCELLED, NULL, 0, "cancelled");
+            self->gave = false;      //  the caller flushes
+            return true;
+        }
+        offset += entry->size;
+    }
+    for (size_t i = 0; i < self->config.size; i++) {
+        s_member_t *member = &self->members [i];
+        for (uint64_t n = 0; n < member->inflight; n++) {
+            s_header_t *entry = s_journal_entry (member, n);
+            if (entry && entry->job_id == job_id) {
+                s_kill (member, KILL_CANCEL, job_id);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+size_t
+drv_pool_pending (drv_pool_t *self)
+{
+    size_t count = self->queued;
+    for (size_t i = 0; i < self->config.size; i++)
+        count += self->members [i].inflight;
+    return count;
+}
+
+uint64_t
+drv_pool_spawned (drv_pool_t *self)
+{
+    return self->spawned;
+}
