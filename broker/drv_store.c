@@ -279,6 +279,32 @@ s_level_key (int32_t priority)
     return (uint64_t) (uint32_t) priority + 1;
 }
 
+//  The level of a priority, or NULL. The top level is the usual answer
+//  (most queues use one priority), and needs no table lookup.
+static s_level_t *
+s_level_find (drv_queue_t *queue, int32_t priority)
+{
+    s_level_t *top = (s_level_t *) drv_heap_peek (queue->order, NULL);
+    if (top && top->priority == priority)
+        return top;
+    return (s_level_t *) drv_util_u64_lookup (queue->levels, s_level_key (priority));
+}
+
+//  An emptied level leaves the heap and the table; the queue keeps one
+//  as its spare.
+static void
+s_level_drop (drv_queue_t *queue, s_level_t *level)
+{
+    drv_heap_remove (queue->order, &level->slot);
+    zhashx_delete (queue->levels, drv_util_u64_key (s_level_key (level->priority)));
+    if (queue->spare) {
+        void *item = level;
+        s_level_destroy (&item);
+    }
+    else
+        queue->spare = level;
+}
+
 //  Put a QUEUED job into its queue: at the head of its priority (a job
 //  given back) or the tail. 0, or -1 if out of memory.
 static int
@@ -286,7 +312,7 @@ s_enqueue (drv_job_t *job, bool at_head)
 {
     drv_queue_t *queue = job->queue;
     uint64_t key = s_level_key (job->priority);
-    s_level_t *level = (s_level_t *) drv_util_u64_lookup (queue->levels, key);
+    s_level_t *level = s_level_find (queue, job->priority);
     if (!level) {
         //  A queue that keeps running dry reuses its last level rather
         //  than allocating one per job.
@@ -309,8 +335,11 @@ s_enqueue (drv_job_t *job, bool at_head)
         zhashx_insert (queue->levels, drv_util_u64_key (key), level);
     }
     job->handle = at_head ? zlistx_add_start (level->jobs, job) : zlistx_add_end (level->jobs, job);
-    if (!job->handle)
+    if (!job->handle) {
+        if (zlistx_size (level->jobs) == 0)
+            s_level_drop (queue, level);
         return -1;
+    }
     queue->queued++;
     return 0;
 }
@@ -320,22 +349,13 @@ static void
 s_dequeue (drv_job_t *job)
 {
     drv_queue_t *queue = job->queue;
-    uint64_t key = s_level_key (job->priority);
-    s_level_t *level = (s_level_t *) drv_util_u64_lookup (queue->levels, key);
+    s_level_t *level = s_level_find (queue, job->priority);
     assert (level && job->handle);
     zlistx_delete (level->jobs, job->handle);
     job->handle = NULL;
     queue->queued--;
-    if (zlistx_size (level->jobs) == 0) {
-        drv_heap_remove (queue->order, &level->slot);
-        zhashx_delete (queue->levels, drv_util_u64_key (key));
-        if (queue->spare) {
-            void *item = level;
-            s_level_destroy (&item);
-        }
-        else
-            queue->spare = level;
-    }
+    if (zlistx_size (level->jobs) == 0)
+        s_level_drop (queue, level);
 }
 
 //  A QUEUED job waits for due_ms, out of its queue. 0 or -1.
