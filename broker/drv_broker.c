@@ -639,7 +639,10 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INTERNAL, "out of memory");
         return;
     }
-    if (!drv_store_can_accept (self->store, queue, msg->ntasks, err, sizeof err)) {
+    //  A task that attaches to a job holding its unique key takes no
+    //  place in the queue.
+    bool attaches = drv_store_find_unique (self->store, queue, msg->unique) != NULL;
+    if (!attaches && !drv_store_can_accept (self->store, queue, msg->ntasks, err, sizeof err)) {
         s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_QUEUE_FULL, err);
         return;
     }

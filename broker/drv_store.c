@@ -585,6 +585,13 @@ drv_store_submit_opts (drv_store_t *self, drv_queue_t *queue, uint64_t tag,
 }
 
 drv_job_t *
+drv_store_find_unique (drv_store_t *self, drv_queue_t *queue, const char *key)
+{
+    (void) self;
+    return key && queue->unique ? (drv_job_t *) zhashx_lookup (queue->unique, key) : NULL;
+}
+
+drv_job_t *
 drv_store_leader (drv_job_t *job)
 {
     return job->unique ? job->unique->leader : NULL;

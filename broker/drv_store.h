@@ -155,6 +155,9 @@ drv_job_t *drv_store_submit_opts (drv_store_t *self, drv_queue_t *queue, uint64_
                                   const uint8_t *client, size_t client_len, const void *payload,
                                   size_t size, const drv_submit_opts_t *opts);
 
+//  The QUEUED or RUNNING job of queue that holds this unique key, or NULL.
+drv_job_t *drv_store_find_unique (drv_store_t *self, drv_queue_t *queue, const char *key);
+
 //  The job this one follows (same unique key), or NULL.
 drv_job_t *drv_store_leader (drv_job_t *job);
 

@@ -519,3 +519,91 @@ Test (limits, payload_bytes_held_are_bounded)
     cr_assert_neq (strstr (drover_client_error (client), "--max-functions"), NULL, "%s",
                    drover_client_error (client));
 }
+
+//  ---------------------------------------------------------------------
+//  Steering queues through the SDK.
+
+Test (client, detached_job_is_collected_by_another_client)
+{
+    drover_options_t options = {.detach = true};
+    uint64_t job_id = 0;
+    cr_assert_eq (drover_client_submit (client, "square", "12", 2, &options, &job_id), 0, "%s",
+                  drover_client_error (client));
+    drover_client_t *other = drover_client_new (drover_broker_clients_endpoint (broker));
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_client_wait (other, job_id, 10000, &result), 0, "%s",
+                  drover_client_error (other));
+    cr_assert_eq (result->outcome, DROVER_OUTCOME_OK);
+    cr_assert_str_eq ((char *) result->data, "144");
+    cr_assert_eq (result->job_id, job_id);
+    drover_result_destroy (&result);
+    drover_client_destroy (&other);
+    //  The submitting client holds no record of it: it asks the broker too.
+    cr_assert_eq (drover_client_wait (client, job_id, 10000, &result), 0, "%s",
+                  drover_client_error (client));
+    cr_assert_str_eq ((char *) result->data, "144");
+    drover_result_destroy (&result);
+}
+
+Test (client, unique_key_attaches_a_second_client_to_the_first_job)
+{
+    drover_queue_t queue;
+    cr_assert_eq (drover_client_pause (client, "square", true, &queue), 0, "%s",
+                  drover_client_error (client));
+    cr_assert (queue.paused);
+    drover_options_t options = {.unique = "daily"};
+    uint64_t first = 0, second = 0;
+    cr_assert_eq (drover_client_submit (client, "square", "9", 1, &options, &first), 0);
+    drover_client_t *other = drover_client_new (drover_broker_clients_endpoint (broker));
+    cr_assert_eq (drover_client_submit (other, "square", "9", 1, &options, &second), 0, "%s",
+                  drover_client_error (other));
+    cr_assert_eq (first, second, "the second attaches to the first job");
+    cr_assert_eq (drover_client_queue (client, "square", &queue), 0);
+    cr_assert_eq (queue.queued, 1);
+    cr_assert_eq (drover_client_pause (client, "square", false, NULL), 0);
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_client_wait (other, second, 10000, &result), 0, "%s",
+                  drover_client_error (other));
+    cr_assert_str_eq ((char *) result->data, "81");
+    drover_result_destroy (&result);
+    cr_assert_eq (drover_client_wait (client, first, 10000, &result), 0, "%s",
+                  drover_client_error (client));
+    cr_assert_str_eq ((char *) result->data, "81");
+    cr_assert_eq (result->attempts, 1, "it ran once");
+    drover_result_destroy (&result);
+    drover_client_destroy (&other);
+    //  A key goes with one task.
+    const void *payloads [] = {"1", "2"};
+    size_t sizes [] = {1, 1};
+    uint64_t ids [2];
+    cr_assert_eq (drover_client_submit_many (client, "square", 2, payloads, sizes, &options, ids),
+                  -1);
+    cr_assert_eq (errno, EINVAL);
+    cr_assert_null (drover_imap_new (client, "square", &options));
+}
+
+Test (client, queue_settings_are_set_and_read_back)
+{
+    drover_queue_t queue;
+    cr_assert_eq (drover_client_queue (client, "resize", &queue), 0, "%s",
+                  drover_client_error (client));
+    cr_assert_str_eq (queue.function, "resize");
+    cr_assert_eq (queue.limit, 0);
+    cr_assert_not (queue.paused);
+    cr_assert_eq (queue.max_queue, 0);
+    cr_assert_eq (queue.max_queue_in_force, 10000000, "the broker's --max-queue");
+    cr_assert_eq (drover_client_set_limit (client, "resize", 3, &queue), 0);
+    cr_assert_eq (queue.limit, 3);
+    cr_assert_eq (drover_client_set_max_queue (client, "resize", 5, &queue), 0);
+    cr_assert_eq (queue.max_queue, 5);
+    cr_assert_eq (queue.max_queue_in_force, 5);
+    cr_assert_eq (queue.limit, 3, "other settings stay");
+    cr_assert_eq (drover_client_set_limit (client, "bad name", 3, &queue), -1);
+    cr_assert_eq (drover_client_error_code (client), DROVER_ERR_INVALID);
+    //  Detach goes with submit, not with callbacks.
+    drover_options_t detach = {.detach = true};
+    cr_assert_eq (drover_client_apply_async (client, "square", "2", 1, &detach, NULL, NULL, NULL,
+                                             NULL),
+                  -1);
+    cr_assert_eq (errno, EINVAL);
+}

@@ -315,7 +315,8 @@ Test (steer, max_queue_per_function_refuses_more_as_queue_full)
     char *text = s_queue ("max-queue", "echo", "2");
     cr_assert (strstr (text, "max queue 2"), "%s", text);
     free (text);
-    s_detach ("echo", "a", NULL);
+    const char *key [] = {"--unique", "u", NULL};
+    uint64_t keyed = s_detach ("echo", "a", key);
     s_detach ("echo", "b", NULL);
     const char *third [] = {"submit", "echo", "--data", "c", "--detach", NULL};
     drv_test_output_t out = s_cli (third, NULL);
@@ -323,6 +324,8 @@ Test (steer, max_queue_per_function_refuses_more_as_queue_full)
     cr_assert (strstr (out.err, "queue full"), "%s", out.err);
     cr_assert (strstr (out.err, "max-queue"), "%s", out.err);
     drv_test_output_free (&out);
+    //  A task that attaches to a queued job by its key takes no place.
+    cr_assert_eq (s_detach ("echo", "a", key), keyed);
     //  Other functions are not bound by it.
     s_detach ("other", "a", NULL);
     s_detach ("other", "b", NULL);

@@ -619,6 +619,8 @@ Test (store, same_unique_key_follows_the_job_that_holds_it)
     drv_job_t *other = s_submit_opts ("b", &other_key);
     cr_assert_null (drv_store_leader (leader));
     cr_assert_eq (drv_store_leader (follower), leader);
+    cr_assert_eq (drv_store_find_unique (s_store, s_queue, "k1"), leader);
+    cr_assert_null (drv_store_find_unique (s_store, s_queue, "k3"));
     cr_assert_null (drv_store_leader (other));
     cr_assert_str_eq (drv_store_unique_key (follower), "k1");
     cr_assert_eq (drv_queue_size (s_queue), 2, "a follower is not queued");
