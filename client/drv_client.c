@@ -29,6 +29,16 @@
 //  drops what it had queued on a connection that breaks, and the broker
 //  knows the tags, so a resend never doubles a job.
 #define S_SUBMIT_RESEND_MS 5000
+//  A broker silent this long while we wait on it (pings unanswered) gets
+//  a new connection: a new socket under the same routing id, and every
+//  unfinished task sent again. libzmq can leave a DEALER with no usable
+//  pipe after its peer is killed; a new socket is the cure.
+#define S_RECONNECT_MS 10000
+//  How long a send may wait for the socket to take a message.
+#define S_SEND_WAIT_MS 1000
+//  A socket that has taken no message for this long is made again too
+//  (its connection is gone and libzmq is not making another).
+#define S_SEND_STALL_MS 5000
 
 //  One task submitted by this client.
 typedef struct {
@@ -61,6 +71,7 @@ typedef struct {
     bool acked;                      //  acknowledged
     bool internal;                   //  a resend nobody waits on: goes once acked
     int64_t sent_ms;                 //  when it was last sent
+    bool unsent;                     //  the socket did not take it: send it again
     drover_error_t error;            //  refused with this code
     char *text;                      //  and this reason
 } s_submit_t;
@@ -86,6 +97,9 @@ struct _drover_client_t {
     int64_t last_heard;              //  when the broker last sent anything
     int64_t last_ping;               //  when we last sent a Heartbeat
     int64_t last_resend_check;       //  when we last looked for stuck Submits
+    int64_t last_connect;            //  when the socket was last made
+    int64_t refused_since;           //  the socket has not taken a send since, or 0
+    char identity [40];              //  our routing id, kept across sockets
     char error [1024];               //  last error
     drover_error_t error_code;       //  last refusal code
 };
@@ -146,6 +160,51 @@ s_fail (drover_client_t *self, drover_error_t code, int error, const char *forma
     return -1;
 }
 
+//  (Re)make the socket to the broker under our routing id. 0, or -1.
+static int
+s_connect (drover_client_t *self)
+{
+    zsock_destroy (&self->dealer);
+    self->dealer = zsock_new (ZMQ_DEALER);
+    if (!self->dealer)
+        return -1;
+    zsock_set_identity (self->dealer, self->identity);
+    zsock_set_linger (self->dealer, 0);
+    zsock_set_sndhwm (self->dealer, 100000);
+    zsock_set_rcvhwm (self->dealer, 100000);
+    self->last_connect = zclock_mono ();
+    return zsock_connect (self->dealer, "%s", self->endpoint);
+}
+
+//  Send a frame, waiting at most wait_ms for the socket to take it: a
+//  plain send on a DEALER without a usable connection blocks forever.
+//  0 sent; 1 not taken (the frame is gone; the caller's records make it
+//  go again later); -1 failed.
+static int
+s_send_frame (drover_client_t *self, zframe_t **frame_p, int wait_ms)
+{
+    if (!*frame_p)
+        return -1;
+    int64_t deadline = zclock_mono () + wait_ms;
+    while (zframe_send (frame_p, self->dealer, ZFRAME_DONTWAIT) == -1) {
+        int64_t left = deadline - zclock_mono ();
+        if (zmq_errno () != EAGAIN || left <= 0) {
+            int rc = zmq_errno () == EAGAIN ? 1 : -1;
+            zframe_destroy (frame_p);
+            if (rc == 1 && !self->refused_since)
+                self->refused_since = zclock_mono ();
+            return rc;
+        }
+        zmq_pollitem_t item = {.socket = zsock_resolve (self->dealer), .events = ZMQ_POLLOUT};
+        if (zmq_poll (&item, 1, left) == -1) {
+            zframe_destroy (frame_p);
+            return -1;
+        }
+    }
+    self->refused_since = 0;
+    return 0;
+}
+
 drover_client_t *
 drover_client_new (const char *endpoint)
 {
@@ -156,13 +215,12 @@ drover_client_new (const char *endpoint)
     if (!self)
         return NULL;
     self->endpoint = strdup (endpoint);
-    self->dealer = zsock_new (ZMQ_DEALER);
     self->by_tag = drv_util_u64_hash_new ();
     self->by_id = drv_util_u64_hash_new ();
     self->submits = drv_util_u64_hash_new ();
     self->ready = zlistx_new ();
     self->warned = zhashx_new ();
-    if (!self->endpoint || !self->dealer || !self->by_tag || !self->by_id || !self->submits
+    if (!self->endpoint || !self->by_tag || !self->by_id || !self->submits
         || !self->ready || !self->warned) {
         drover_client_destroy (&self);
         return NULL;
@@ -170,14 +228,9 @@ drover_client_new (const char *endpoint)
     zhashx_set_destructor (self->by_tag, s_job_destroy);
     zhashx_set_destructor (self->submits, s_submit_destroy);
     zuuid_t *uuid = zuuid_new ();
-    char identity [40];
-    snprintf (identity, sizeof identity, "C%.24s", zuuid_str (uuid));
+    snprintf (self->identity, sizeof self->identity, "C%.24s", zuuid_str (uuid));
     zuuid_destroy (&uuid);
-    zsock_set_identity (self->dealer, identity);
-    zsock_set_linger (self->dealer, 0);
-    zsock_set_sndhwm (self->dealer, 100000);
-    zsock_set_rcvhwm (self->dealer, 100000);
-    if (zsock_connect (self->dealer, "%s", endpoint) == -1) {
+    if (s_connect (self) == -1) {
         drover_client_destroy (&self);
         return NULL;
     }
@@ -359,8 +412,10 @@ s_resend_stuck (drover_client_t *self, int64_t now)
     self->last_resend_check = now;
     for (s_submit_t *submit = (s_submit_t *) zhashx_first (self->submits); submit;
          submit = (s_submit_t *) zhashx_next (self->submits)) {
-        if (submit->acked || submit->error || now - submit->sent_ms < S_SUBMIT_RESEND_MS
-            || self->last_heard <= submit->sent_ms)
+        if (submit->acked || submit->error)
+            continue;
+        if (!submit->unsent
+            && (now - submit->sent_ms < S_SUBMIT_RESEND_MS || self->last_heard <= submit->sent_ms))
             continue;
         zsys_info ("client: no acknowledgement of submit seq=%" PRIu64 " in %" PRId64
                    " ms; sending it again",
@@ -368,6 +423,35 @@ s_resend_stuck (drover_client_t *self, int64_t now)
         s_send_again (self, submit->tags, submit->count, submit->seq);
         submit->sent_ms = now;
     }
+}
+
+//  A broker that answered before and has been silent for S_RECONNECT_MS
+//  while we wait on it gets a new socket, and every unfinished task goes
+//  again (the broker knows the tags: nothing is queued twice).
+
+static void
+s_reconnect_if_silent (drover_client_t *self, int64_t now)
+{
+    bool silent = self->instance_size && now - self->last_heard >= S_RECONNECT_MS
+                  && now - self->last_connect >= S_RECONNECT_MS;
+    bool stalled = self->refused_since && now - self->refused_since >= S_SEND_STALL_MS
+                   && now - self->last_connect >= S_SEND_STALL_MS;
+    if ((!silent && !stalled)
+        || (zhashx_size (self->submits) == 0 && zhashx_size (self->by_tag) == 0))
+        return;
+    if (silent)
+        zsys_info ("client: broker at %s silent for %" PRId64 " ms; connecting again",
+                   self->endpoint, now - self->last_heard);
+    else
+        zsys_info ("client: the socket to %s has taken nothing for %" PRId64
+                   " ms; connecting again",
+                   self->endpoint, now - self->refused_since);
+    self->refused_since = 0;
+    if (s_connect (self) == -1) {
+        zsys_warning ("client: cannot make a new socket for %s", self->endpoint);
+        return;
+    }
+    s_resend_all (self);
 }
 
 static int
@@ -378,6 +462,7 @@ s_receive (drover_client_t *self, int timeout_ms)
     int rc;
     //  A message already queued is taken without a poll: that is one
     //  system call less per message when results stream in.
+    s_reconnect_if_silent (self, zclock_mono ());
     bool queued = (zsock_events (self->dealer) & ZMQ_POLLIN) != 0;
     if (queued) {
         int64_t now = zclock_mono ();
@@ -387,8 +472,10 @@ s_receive (drover_client_t *self, int timeout_ms)
     }
     while (!queued) {
         int64_t now = zclock_mono ();
+        s_reconnect_if_silent (self, now);
         s_ping (self, now);
         s_resend_stuck (self, now);
+        item.socket = zsock_resolve (self->dealer);
         int slice = S_HEARTBEAT_MS;
         if (deadline >= 0 && deadline - now < slice)
             slice = (int) (deadline > now ? deadline - now : 0);
@@ -554,8 +641,8 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
     };
     zframe_t *frame = drv_codec_encode (&msg);
     free (tasks);
-    if (!frame || zframe_send (&frame, self->dealer, 0) == -1) {
-        zframe_destroy (&frame);
+    int sent = s_send_frame (self, &frame, S_SEND_WAIT_MS);
+    if (sent == -1) {
         void *item = submit;
         s_submit_destroy (&item);
         s_fail (self, DROVER_ERR_NONE, EIO, "cannot send to the broker at %s", self->endpoint);
@@ -566,10 +653,13 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         void *item = submit;
         s_submit_destroy (&item);
         s_submit_t *pending = (s_submit_t *) drv_util_u64_lookup (self->submits, msg.seq);
-        if (pending)
+        if (pending) {
             pending->sent_ms = zclock_mono ();
+            pending->unsent = sent == 1;
+        }
         return msg.seq;
     }
+    submit->unsent = sent == 1;
     memcpy (submit->tags, tags, count * sizeof (uint64_t));
     submit->count = count;
     submit->seq = msg.seq;
@@ -1010,11 +1100,9 @@ static int
 s_request (drover_client_t *self, drv_msg_t *msg, drv_msg_t **reply_p)
 {
     zframe_t *frame = drv_codec_encode (msg);
-    if (!frame || zframe_send (&frame, self->dealer, 0) == -1) {
-        zframe_destroy (&frame);
+    if (s_send_frame (self, &frame, self->ack_timeout) != 0)
         return s_fail (self, DROVER_ERR_NONE, EIO, "cannot send to the broker at %s",
                        self->endpoint);
-    }
     self->status_seq = msg->seq;
     drv_msg_destroy (&self->status_reply);
     int64_t deadline = s_deadline (self->ack_timeout);

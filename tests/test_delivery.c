@@ -224,3 +224,74 @@ Test (delivery, unanswered_submit_is_sent_again, .timeout = 60)
     drover_client_destroy (&client);
     zsock_destroy (&router);
 }
+
+//  A broker that answered and then fell silent while the client waits
+//  gets a new connection after S_RECONNECT_MS (10 s), and the client
+//  sends its unfinished task again on it; answered there, it completes.
+Test (delivery, silent_broker_gets_a_new_connection, .timeout = 90)
+{
+    zsys_init ();
+    drover_set_logstream (NULL);
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    cr_assert_not_null (router);
+    zsock_set_router_handover (router, 1);
+    int port = zsock_bind (router, "tcp://127.0.0.1:*");
+    cr_assert_gt (port, 0);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    drover_client_t *client = drover_client_new (endpoint);
+    cr_assert_not_null (client);
+    drover_client_set_ack_timeout (client, 30000);
+    s_call_t call = {.client = client, .rc = -2};
+    zactor_t *caller = zactor_new (s_call, &call);
+    cr_assert_not_null (caller);
+
+    //  Acknowledge the first Submit, then answer nothing (pings neither)
+    //  until the same tag comes again.
+    uint8_t instance [16] = "test-instance-02";
+    uint64_t tag = 0;
+    int64_t first_at = 0, again_at = 0;
+    int64_t deadline = zclock_mono () + 60000;
+    zframe_t *identity = NULL;
+    while (!again_at && zclock_mono () < deadline) {
+        drv_msg_t *msg = s_recv (router, 500, &identity);
+        if (!msg)
+            continue;
+        if (msg->type == DRV_MSG_SUBMIT && !first_at) {
+            tag = msg->tasks [0].id;
+            first_at = zclock_mono ();
+            uint64_t id = 9;
+            drv_msg_t ack = {.type = DRV_MSG_SUBMIT_ACK, .seq = msg->seq, .job_ids = &id,
+                             .njob_ids = 1, .workers = 1, .instance = instance,
+                             .instance_size = sizeof instance};
+            s_send (router, identity, &ack);
+        }
+        else
+        if (msg->type == DRV_MSG_SUBMIT && msg->ntasks == 1 && msg->tasks [0].id == tag) {
+            again_at = zclock_mono ();
+            uint64_t id = 9;
+            drv_msg_t ack = {.type = DRV_MSG_SUBMIT_ACK, .seq = msg->seq, .job_ids = &id,
+                             .njob_ids = 1, .workers = 1, .instance = instance,
+                             .instance_size = sizeof instance};
+            s_send (router, identity, &ack);
+            drv_result_t result = {.job_id = 9, .tag = tag, .outcome = DROVER_OUTCOME_OK,
+                                   .data = (const uint8_t *) "ok", .size = 2, .reason = "",
+                                   .attempts = 1};
+            drv_msg_t results = {.type = DRV_MSG_RESULTS, .results = &result, .nresults = 1,
+                                 .instance = instance, .instance_size = sizeof instance};
+            s_send (router, identity, &results);
+        }
+        drv_msg_destroy (&msg);
+    }
+    cr_assert (first_at && again_at, "the task was not sent again");
+    cr_log_info ("sent again after %" PRId64 " ms of silence", again_at - first_at);
+    char *done = zstr_recv (caller);
+    cr_assert_str_eq (done, "DONE");
+    zstr_free (&done);
+    cr_assert_eq (call.rc, 0);
+    cr_assert_str_eq (call.data, "ok");
+    zactor_destroy (&caller);
+    zframe_destroy (&identity);
+    drover_client_destroy (&client);
+    zsock_destroy (&router);
+}
