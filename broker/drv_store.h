@@ -32,33 +32,35 @@ typedef struct _drv_unique_t drv_unique_t;
 //  One job. A plain record: the store owns it, other modules read its
 //  fields and change its state only through drv_store_* calls.
 typedef struct {
+    //  Ordered by size, to pack: a million queued jobs is the design
+    //  load, and every byte here is a megabyte there.
     uint64_t id;                     //  unique while this broker runs
     uint64_t tag;                    //  the submitting client's tag
     drv_queue_t *queue;              //  its function's queue
-    drover_state_t state;            //  QUEUED, RUNNING, SUCCEEDED, FAILED
     uint8_t *payload;                //  input; freed once the job finishes
     size_t size;                     //  bytes in payload
-    uint32_t timeout_ms;             //  task timeout; 0: none
-    uint32_t attempts;               //  times dispatched
-    uint32_t retries;                //  failed attempts it may be retried after
-    uint32_t failures;               //  attempts that failed so far
-    uint32_t lost;                   //  times its worker was lost while running it
     int64_t due_ms;                  //  retry time (QUEUED) or lease end (RUNNING)
     size_t due_slot;                 //  its place in the store's deadlines
     void *worker;                    //  drv_sched's worker while RUNNING
     void *handle;                    //  its place in the queue or the done list
-    drover_outcome_t outcome;        //  once finished
     uint8_t *result;                 //  output once finished (OK)
     size_t result_size;              //  bytes in result
     char *reason;                    //  failure reason once finished, or NULL
     int64_t finished_ms;             //  when it finished
+    drv_unique_t *unique;            //  its unique key and followers, or NULL
+    uint32_t timeout_ms;             //  task timeout; 0: none
+    uint32_t attempts;               //  times dispatched
+    int32_t priority;                //  higher is dispatched first
+    uint16_t retries;                //  failed attempts it may be retried after (<= 1000)
+    uint16_t failures;               //  attempts that failed so far
+    uint16_t lost;                   //  times its worker was lost while running it
+    uint8_t state;                   //  drover_state_t: QUEUED, RUNNING, SUCCEEDED, FAILED
+    uint8_t outcome;                 //  drover_outcome_t, once finished
     bool delivered;                  //  result sent to its client
     bool acked;                      //  the client said it has the result
     bool dead;                       //  failed for good: in the dead-letter list
     bool detached;                   //  its client does not take the result
     bool follower_done;              //  finished with its leader's result
-    int32_t priority;                //  higher is dispatched first
-    drv_unique_t *unique;            //  its unique key and followers, or NULL
     uint8_t client_len;              //  bytes in client
     uint8_t client [DRV_PEER_ID_MAX]; //  submitting client's routing id
 } drv_job_t;
