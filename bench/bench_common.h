@@ -1,0 +1,138 @@
+/*  bench_common.h - what the benchmark's clients and workers share, so
+    that drover and its peers run exactly the same work: the payloads, the
+    handlers' computations, the checks on every result, the clock and the
+    percentiles. Header-only: each bench program is one .c file.
+
+    Payloads: the first 16 bytes carry the task's index (16 hex digits),
+    the rest a fixed byte pattern. The three functions every system offers:
+      echo   the result is the payload (workloads A, B, C)
+      sum    the result is an 8-byte checksum of the payload (E: the
+             bytes go through the broker once, the check stays cheap)
+      sumsq  payload "LO HI" in decimal; the result is the sum of i*i for
+             LO <= i < HI, modulo 2^64, in decimal (D)
+*/
+
+#ifndef BENCH_COMMON_H_INCLUDED
+#define BENCH_COMMON_H_INCLUDED
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+//  Monotonic time in microseconds.
+static inline int64_t
+bench_now_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+//  Fill payload number index of size bytes (size >= 16).
+static inline void
+bench_payload (uint8_t *buffer, size_t size, uint64_t index)
+{
+    char head [17];
+    snprintf (head, sizeof head, "%016" PRIx64, index);
+    memcpy (buffer, head, size < 16 ? size : 16);
+    for (size_t i = 16; i < size; i++)
+        buffer [i] = (uint8_t) ('a' + i % 26);
+}
+
+//  The checksum the sum function returns: 64-bit words added, the tail
+//  bytes and the length mixed in.
+static inline uint64_t
+bench_checksum (const uint8_t *data, size_t size)
+{
+    uint64_t sum = size * 0x9e3779b97f4a7c15ull;
+    size_t words = size / 8;
+    for (size_t i = 0; i < words; i++) {
+        uint64_t word;
+        memcpy (&word, data + i * 8, 8);
+        sum += word;
+    }
+    for (size_t i = words * 8; i < size; i++)
+        sum = sum * 31 + data [i];
+    return sum;
+}
+
+//  Sum of i*i for lo <= i < hi, modulo 2^64. The empty asm keeps the
+//  compiler from turning the loop into its closed form: the point is CPU
+//  work of a known size.
+static inline uint64_t
+bench_sumsq (uint64_t lo, uint64_t hi)
+{
+    uint64_t sum = 0;
+    for (uint64_t i = lo; i < hi; i++) {
+        sum += i * i;
+        __asm__ volatile ("" : "+r"(sum));
+    }
+    return sum;
+}
+
+//  The sumsq function on a "LO HI" payload; writes the decimal result
+//  into out (at least 24 bytes) and returns its length, or -1.
+static inline int
+bench_sumsq_text (const uint8_t *payload, size_t size, char *out)
+{
+    char text [64];
+    if (size >= sizeof text)
+        return -1;
+    memcpy (text, payload, size);
+    text [size] = 0;
+    unsigned long long lo, hi;
+    if (sscanf (text, "%llu %llu", &lo, &hi) != 2)
+        return -1;
+    return snprintf (out, 24, "%" PRIu64, bench_sumsq (lo, hi));
+}
+
+//  Chunk number i of a D run: [i*per, (i+1)*per), as the "LO HI" payload.
+static inline int
+bench_chunk (char *out, size_t size, uint64_t i, uint64_t per)
+{
+    return snprintf (out, size, "%" PRIu64 " %" PRIu64, i * per, (i + 1) * per);
+}
+
+static int
+s_bench_cmp (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  The p-th percentile (0..100) of n samples; sorts them.
+static inline int64_t
+bench_percentile (int64_t *samples, size_t n, double p)
+{
+    if (!n)
+        return 0;
+    qsort (samples, n, sizeof *samples, s_bench_cmp);
+    size_t rank = (size_t) (p / 100.0 * (double) (n - 1) + 0.5);
+    return samples [rank < n ? rank : n - 1];
+}
+
+//  Print a measurement the way bench/run reads it:
+//  "RESULT tasks_per_s p50_us p99_us", empty fields as "-".
+static inline void
+bench_report (double tasks_per_s, int64_t p50, int64_t p99)
+{
+    if (p50 < 0)
+        printf ("RESULT %.1f - -\n", tasks_per_s);
+    else
+        printf ("RESULT %.1f %" PRId64 " %" PRId64 "\n", tasks_per_s, p50, p99);
+    fflush (stdout);
+}
+
+//  Die with a message: the bench programs are short-lived tools.
+#define bench_die(...)                                                                    \
+    do {                                                                                  \
+        fprintf (stderr, __VA_ARGS__);                                                    \
+        fputc ('\n', stderr);                                                             \
+        exit (1);                                                                         \
+    } while (0)
+
+#endif

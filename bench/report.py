@@ -1,0 +1,112 @@
+"""report - bench/run's table: every figure from results.csv and
+memory.csv, then drover's ratios against the targets of issue 5.
+
+Usage: python3 report.py results.csv memory.csv counts.csv report.txt
+"""
+
+import csv
+import os
+import sys
+
+UNITS = {"A": "tasks/s", "B": "tasks/s", "C": "tasks/s", "D": "speedup", "E": "MB/s"}
+TITLES = {
+    "A": "A throughput, 16-byte no-op tasks, 2 workers",
+    "B": "B latency, one task at a time",
+    "C": "C durable throughput",
+    "D": "D CPU-bound map, speedup over serial",
+    "E": "E 1 MiB payloads",
+}
+
+
+def number(text):
+    return float(text) if text not in ("", None) else None
+
+
+def main(results_path, memory_path, counts_path, report_path):
+    rows = list(csv.DictReader(open(results_path)))
+    counts = {}
+    for line in open(counts_path):
+        workload, system, count = line.strip().split(",")
+        counts[(workload, system)] = count
+    figure = {}
+    lines = []
+    for workload in "ABCDE":
+        these = [r for r in rows if r["workload"] == workload]
+        if not these:
+            continue
+        lines.append("")
+        lines.append(TITLES[workload])
+        lines.append("  %-18s %9s %14s %9s %9s" % ("system", "tasks", UNITS[workload],
+                                                  "p50 us", "p99 us"))
+        for r in these:
+            tps, p50, p99 = (number(r[k]) for k in ("tasks_per_s", "p50_us", "p99_us"))
+            figure[(workload, r["system"])] = (tps, p50, p99)
+            lines.append("  %-18s %9s %14s %9s %9s" % (
+                r["system"], counts.get((workload, r["system"]), ""),
+                ("%.2f" % tps) if workload == "D" else ("%.0f" % tps),
+                "" if p50 is None else "%.0f" % p50, "" if p99 is None else "%.0f" % p99))
+    memory = {}
+    if os.path.exists(memory_path):
+        for r in csv.DictReader(open(memory_path)):
+            memory[r["system"]] = r
+    if memory:
+        lines.append("")
+        lines.append("Memory, jobs of 16 bytes queued with no worker (RSS of the server)")
+        lines.append("  %-18s %9s %12s %12s %22s" % ("system", "jobs", "before kB", "after kB",
+                                                   "bytes/job beyond payload"))
+        for system, r in memory.items():
+            lines.append("  %-18s %9s %12s %12s %22s" % (
+                system, r["jobs"], r["rss_before_kb"], r["rss_after_kb"],
+                r["bytes_per_job_beyond_payload"]))
+
+    # The targets: (what, measured, target, met).
+    checks = []
+
+    def ratio(workload, system, peer, at_least):
+        a, b = figure.get((workload, system)), figure.get((workload, peer))
+        if a and b and b[0]:
+            value = a[0] / b[0]
+            checks.append(("%s %s / %s" % (workload, system, peer), "%.1fx" % value,
+                           ">= %gx" % at_least, value >= at_least))
+
+    def floor(workload, system, at_least, unit):
+        a = figure.get((workload, system))
+        if a:
+            checks.append(("%s %s" % (workload, system), "%.0f %s" % (a[0], unit)
+                           if workload != "D" else "%.2fx" % a[0],
+                           ">= %g %s" % (at_least, unit) if workload != "D"
+                           else ">= %gx" % at_least, a[0] >= at_least))
+
+    ratio("A", "drover", "gearmand", 10)
+    ratio("A", "drover", "beanstalkd", 15)
+    ratio("A", "drover", "python-pool", 5)
+    floor("A", "drover", 150000, "tasks/s")
+    b = figure.get(("B", "drover"))
+    if b and b[1] is not None:
+        checks.append(("B drover p50", "%.0f us" % b[1], "<= 80 us", b[1] <= 80))
+        for peer in ("gearmand", "beanstalkd"):
+            p = figure.get(("B", peer))
+            if p and p[1] is not None:
+                checks.append(("B drover p50 vs %s" % peer, "%.0f vs %.0f us" % (b[1], p[1]),
+                               "below", b[1] < p[1]))
+    floor("C", "drover-durable", 50000, "tasks/s")
+    floor("D", "drover-2", 1.9, "")
+    floor("E", "drover", 1000, "MB/s")
+    if "drover" in memory:
+        per = float(memory["drover"]["bytes_per_job_beyond_payload"])
+        checks.append(("memory drover", "%.0f B/job" % per, "<= 300 B/job", per <= 300))
+    if checks:
+        lines.append("")
+        lines.append("Targets (issue 5)")
+        lines.append("  %-32s %20s %14s  %s" % ("what", "measured", "target", ""))
+        for what, measured, target, met in checks:
+            lines.append("  %-32s %20s %14s  %s" % (what, measured, target,
+                                                     "met" if met else "MISSED"))
+    text = "\n".join(lines).lstrip("\n") + "\n"
+    open(report_path, "w").write(text)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 5:
+        sys.exit(__doc__)
+    main(*sys.argv[1:])
