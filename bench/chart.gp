@@ -1,4 +1,5 @@
-# chart.gp - bench/run's chart of results.csv: one panel per workload.
+# chart.gp - bench/run's chart of results.csv and memory.csv: one panel
+# per workload and one for memory.
 # Usage: gnuplot -e "outdir='bench/out'" bench/chart.gp
 set terminal pngcairo size 1400,900 font ",10"
 set output outdir.'/results.png'
@@ -31,4 +32,6 @@ set yrange [0:*]
 plot rows('D') using 0:3:xtic(2) with boxes lc rgb '#3060a0'
 set title 'E: 1 MiB payloads, MB/s'
 plot rows('E') using 0:3:xtic(2) with boxes lc rgb '#3060a0'
+set title 'Memory: bytes per queued job beyond its payload'
+plot '< tail -n +2 '.outdir.'/memory.csv' using 0:5:xtic(1) with boxes lc rgb '#3060a0'
 unset multiplot
