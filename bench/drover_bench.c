@@ -1,10 +1,12 @@
 /*  drover_bench - drover's side of the benchmark: a worker with
     in-process handlers (the worker SDK) and the clients of workloads A to
     E (the client SDK). bench/run starts the broker, these workers and
-    these clients; see bench_common.h for the work itself.
+    these clients; see bench_common.h for the work itself. A worker runs
+    its handlers in pool processes (the SDK's default) or on threads, and
+    takes PREFETCH tasks beyond SLOTS from the broker.
 
     Usage:
-      drover_bench worker ENDPOINT SLOTS
+      drover_bench worker ENDPOINT SLOTS PREFETCH pool|threads
       drover_bench tput ENDPOINT FUNCTION COUNT SIZE WINDOW
       drover_bench lat ENDPOINT FUNCTION WARMUP COUNT SIZE
       drover_bench map ENDPOINT CHUNKS PER_CHUNK
@@ -234,13 +236,18 @@ s_fill (const char *endpoint, size_t count, size_t size)
 }
 
 static int
-s_worker (const char *endpoint, unsigned slots)
+s_worker (const char *endpoint, unsigned slots, unsigned prefetch, const char *mode)
 {
+    if (!streq (mode, "pool") && !streq (mode, "threads"))
+        bench_die ("drover_bench: worker mode is pool or threads, not '%s'", mode);
     zsys_init ();
     zsys_set_logident ("drover_bench");
     drover_set_logstream (NULL);
     drover_worker_t *worker = drover_worker_new (endpoint);
+    if (worker)
+        drover_worker_set_threads (worker, streq (mode, "threads"));
     if (!worker || drover_worker_set_slots (worker, slots) == -1
+        || drover_worker_set_prefetch (worker, prefetch) == -1
         || drover_worker_add_handler (worker, "echo", s_echo, NULL) == -1
         || drover_worker_add_handler (worker, "sum", s_sum, NULL) == -1
         || drover_worker_add_handler (worker, "sumsq", s_sumsq, NULL) == -1)
@@ -264,8 +271,9 @@ int
 main (int argc, char *argv [])
 {
     const char *mode = argc > 1 ? argv [1] : "";
-    if (streq (mode, "worker") && argc == 4)
-        return s_worker (argv [2], (unsigned) s_num (argv [3]));
+    if (streq (mode, "worker") && argc == 6)
+        return s_worker (argv [2], (unsigned) s_num (argv [3]), (unsigned) s_num (argv [4]),
+                         argv [5]);
     drover_set_logstream (NULL);
     if (streq (mode, "tput") && argc == 7)
         return s_tput (argv [2], argv [3], s_num (argv [4]), s_num (argv [5]), s_num (argv [6]));
