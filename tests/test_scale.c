@@ -181,7 +181,8 @@ s_wait_child (pid_t pid, int timeout_ms)
     return -1;
 }
 
-//  Lines of the broker's log that say a scale worker is ready.
+//  Distinct scale workers the broker's log says are ready (a worker may
+//  announce itself more than once, e.g. after a missed heartbeat).
 static int
 s_workers_ready (drv_test_cluster_t *cluster)
 {
@@ -190,11 +191,19 @@ s_workers_ready (drv_test_cluster_t *cluster)
     FILE *file = fopen (path, "r");
     if (!file)
         return 0;
+    bool seen [S_WORKERS] = { false };
     int count = 0;
     char line [512];
-    while (fgets (line, sizeof line, file))
-        if (strstr (line, "worker ready worker=scale-w-"))
+    while (fgets (line, sizeof line, file)) {
+        const char *at = strstr (line, "worker ready worker=scale-w-");
+        if (!at)
+            continue;
+        int index = atoi (at + strlen ("worker ready worker=scale-w-"));
+        if (index >= 0 && index < S_WORKERS && !seen [index]) {
+            seen [index] = true;
             count++;
+        }
+    }
     fclose (file);
     return count;
 }
