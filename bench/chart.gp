@@ -11,27 +11,33 @@ set xtics rotate by -25
 unset key
 csv = outdir.'/results.csv'
 rows(w) = sprintf('< grep "^%s," %s', w, csv)
+# Panels without figures (bench/run --only) are left empty.
+has(w) = int(system(sprintf('grep -c "^%s," %s || true', w, csv))) > 0
+mem = outdir.'/memory.csv'
+hasmem = int(system('tail -n +2 '.mem.' | grep -c . || true')) > 0
 set multiplot layout 2,3 title 'drover vs gearmand, beanstalkd, multiprocessing.Pool (bench/run)'
 set title 'A: no-op tasks/s (log scale)'
 set logscale y
-plot rows('A') using 0:3:xtic(2) with boxes lc rgb '#3060a0'
+if (has('A')) { plot rows('A') using 0:3:xtic(2) with boxes lc rgb '#3060a0' } else { set multiplot next }
 unset logscale y
 set title 'B: latency, p50 and p99 (us, log scale)'
 set logscale y
 set key top left
-plot rows('B') using ($0-0.15):4:(0.3):xtic(2) with boxes lc rgb '#3060a0' title 'p50', \
-     rows('B') using ($0+0.15):5:(0.3) with boxes lc rgb '#a04030' title 'p99'
+if (has('B')) {
+    plot rows('B') using ($0-0.15):4:(0.3):xtic(2) with boxes lc rgb '#3060a0' title 'p50', \
+         rows('B') using ($0+0.15):5:(0.3) with boxes lc rgb '#a04030' title 'p99'
+} else { set multiplot next }
 unset key
 unset logscale y
 set title 'C: durable tasks/s (log scale)'
 set logscale y
-plot rows('C') using 0:3:xtic(2) with boxes lc rgb '#3060a0'
+if (has('C')) { plot rows('C') using 0:3:xtic(2) with boxes lc rgb '#3060a0' } else { set multiplot next }
 unset logscale y
 set title 'D: speedup over serial'
 set yrange [0:*]
-plot rows('D') using 0:3:xtic(2) with boxes lc rgb '#3060a0'
+if (has('D')) { plot rows('D') using 0:3:xtic(2) with boxes lc rgb '#3060a0' } else { set multiplot next }
 set title 'E: 1 MiB payloads, MB/s'
-plot rows('E') using 0:3:xtic(2) with boxes lc rgb '#3060a0'
+if (has('E')) { plot rows('E') using 0:3:xtic(2) with boxes lc rgb '#3060a0' } else { set multiplot next }
 set title 'Memory: bytes per queued job beyond its payload'
-plot '< tail -n +2 '.outdir.'/memory.csv' using 0:5:xtic(1) with boxes lc rgb '#3060a0'
+if (hasmem) { plot '< tail -n +2 '.mem using 0:5:xtic(1) with boxes lc rgb '#3060a0' }
 unset multiplot
