@@ -197,16 +197,23 @@ s_set_flag (zloop_t *loop, int timer_id, void *arg)
 //  Run the loop until every task's done has been called
 
 static void
-s_run_tasks (zloop_t *loop, test_task_t *tasks, size_t count)
+s_run_tasks_within (zloop_t *loop, test_task_t *tasks, size_t count, int limit_ms)
 {
     test_wait_t wait = { tasks, count };
     bool expired = false;
     int check = zloop_timer (loop, 2, 0, s_check_tasks, &wait);
-    int limit = zloop_timer (loop, RUN_LIMIT_MS, 1, s_set_flag, &expired);
+    int limit = zloop_timer (loop, (size_t) limit_ms, 1, s_set_flag, &expired);
     zloop_start (loop);
     zloop_timer_end (loop, check);
     zloop_timer_end (loop, limit);
-    cr_assert (!expired, "tasks did not finish within %d ms", RUN_LIMIT_MS);
+    cr_assert (!expired, "tasks did not finish within %d ms", limit_ms);
+}
+
+
+static void
+s_run_tasks (zloop_t *loop, test_task_t *tasks, size_t count)
+{
+    s_run_tasks_within (loop, tasks, count, RUN_LIMIT_MS);
 }
 
 
@@ -791,5 +798,50 @@ Test (exec, start_refuses_empty_argv)
                                     NULL, 0));
     zloop_destroy (&loop);
     cr_assert_eq (calls, 0);
+    s_assert_clean ();
+}
+
+
+//  Limits from a drv_sandbox reach the program, and a task that runs
+//  into one says so
+
+Test (exec, sandbox_limits_reach_the_program)
+{
+    drv_sandbox_t sandbox = { .max_files = 20, .max_cpu = 7, .max_memory = 300 << 20 };
+    char *argv [] = { "/bin/sh", "-c", "ulimit -n; ulimit -t; ulimit -v", NULL };
+    zloop_t *loop = s_loop_new ();
+    test_task_t task = { 0 };
+    char err [256] = "";
+    task.exec = drv_exec_start (loop, argv, NULL, 0, 0, 1024, &sandbox, s_on_done, &task,
+                                err, sizeof err);
+    cr_assert_not_null (task.exec, "%s", err);
+    s_run_tasks (loop, &task, 1);
+    zloop_destroy (&loop);
+    cr_assert_eq (drv_exec_outcome (task.exec), DROVER_OUTCOME_OK,
+                  "%s", drv_exec_reason (task.exec));
+    size_t size;
+    const char *output = (const char *) drv_exec_output (task.exec, &size);
+    cr_assert_str_eq (output, "20\n7\n307200\n");
+    drv_exec_destroy (&task.exec);
+    s_assert_clean ();
+}
+
+
+Test (exec, sandbox_cpu_limit_names_itself)
+{
+    drv_sandbox_t sandbox = { .max_cpu = 1 };
+    char *argv [] = { "/bin/sh", "-c", "ulimit -c 0; while :; do :; done", NULL };
+    zloop_t *loop = s_loop_new ();
+    test_task_t task = { 0 };
+    char err [256] = "";
+    task.exec = drv_exec_start (loop, argv, NULL, 0, 0, 1024, &sandbox, s_on_done, &task,
+                                err, sizeof err);
+    cr_assert_not_null (task.exec, "%s", err);
+    //  A second of CPU takes longer on a busy machine
+    s_run_tasks_within (loop, &task, 1, 15000);
+    zloop_destroy (&loop);
+    cr_assert_eq (drv_exec_outcome (task.exec), DROVER_OUTCOME_SIGNAL);
+    cr_assert_str_eq (drv_exec_reason (task.exec), "CPU time limit of 1 s exceeded");
+    drv_exec_destroy (&task.exec);
     s_assert_clean ();
 }

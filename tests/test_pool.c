@@ -13,6 +13,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@ typedef struct {
 
 static s_seen_t seen;
 static int s_init_value;             //  set by s_init in each member
+static int s_private_fd = -1;        //  a close-on-exec descriptor of the test
+static int s_inherited_fd = -1;      //  one meant to be inherited
 
 static void
 s_on_result (void *arg, uint64_t job_id, drover_outcome_t outcome, const uint8_t *data,
@@ -131,6 +134,12 @@ s_handler (drover_task_t *task, void *arg)
     }
     if (size == 4 && memcmp (text, "init", 4) == 0) {
         int length = snprintf (out, sizeof out, "%d", s_init_value);
+        return drover_task_reply (task, out, (size_t) length);
+    }
+    if (size == 3 && memcmp (text, "fds", 3) == 0) {
+        int length = snprintf (out, sizeof out, "private=%d inherited=%d",
+                               fcntl (s_private_fd, F_GETFD) != -1,
+                               fcntl (s_inherited_fd, F_GETFD) != -1);
         return drover_task_reply (task, out, (size_t) length);
     }
     if (size == 4 && memcmp (text, "spin", 4) == 0)
@@ -262,6 +271,35 @@ Test (pool, crash_fails_only_its_own_task)
     //  Every job answered once, and the crashed member was replaced.
     cr_assert_eq (seen.count, 20);
     cr_assert_eq (drv_pool_spawned (pool), 2);
+    drv_pool_destroy (&pool);
+    zloop_destroy (&loop);
+    s_assert_reaped ();
+}
+
+Test (pool, members_keep_inherited_descriptors_only)
+{
+    //  A close-on-exec pipe stands for the worker's own descriptors (the
+    //  pipes of a running exec: task, ZeroMQ's); a plain one for a file
+    //  the program opened for its handlers.
+    int private_pipe [2], inherited_pipe [2];
+    cr_assert_eq (pipe2 (private_pipe, O_CLOEXEC), 0);
+    cr_assert_eq (pipe (inherited_pipe), 0);
+    s_private_fd = private_pipe [1];
+    s_inherited_fd = inherited_pipe [1];
+    zloop_t *loop = zloop_new ();
+    drv_pool_t *pool = s_pool (loop, 1, false, 0, NULL, NULL, NULL);
+    s_submit (pool, 1, "fds", 0);
+    drv_pool_flush (pool);
+    s_run_until (loop, 1);
+    cr_assert_str_eq (seen.data [0], "private=0 inherited=1");
+    //  The member holds no write end of the private pipe: closing ours
+    //  gives the reader EOF at once.
+    close (private_pipe [1]);
+    char byte;
+    cr_assert_eq (read (private_pipe [0], &byte, 1), 0);
+    close (private_pipe [0]);
+    close (inherited_pipe [0]);
+    close (inherited_pipe [1]);
     drv_pool_destroy (&pool);
     zloop_destroy (&loop);
     s_assert_reaped ();
@@ -596,7 +634,9 @@ Test (worker, bad_plugin_is_refused_at_start)
 
 #define TASK(name, mode) name "=exec:" DROVER_BIN_DIR "/drover-test-task " mode
 
-TestSuite (limits, .init = s_cluster_setup, .fini = s_cluster_teardown, .timeout = 120);
+static void s_bomb_teardown (void);
+
+TestSuite (sandbox, .init = s_cluster_setup, .fini = s_bomb_teardown, .timeout = 120);
 
 //  Submit and expect failure with `reason` in stderr.
 static void
@@ -618,7 +658,7 @@ s_expect_echo (void)
     drv_test_output_free (&out);
 }
 
-Test (limits, exec_limits_reach_the_program)
+Test (sandbox, exec_limits_reach_the_program)
 {
     const char *functions [] = {TASK ("limits", "limits"), NULL};
     const char *flags [] = {"--max-files", "32", "--max-cpu", "5", "--max-memory", "256M", NULL};
@@ -629,7 +669,7 @@ Test (limits, exec_limits_reach_the_program)
     drv_test_output_free (&out);
 }
 
-Test (limits, exec_cpu_spin_ends_with_the_cpu_limit)
+Test (sandbox, exec_cpu_spin_ends_with_the_cpu_limit)
 {
     const char *functions [] = {TASK ("spin", "spin"), "echo=exec:cat", NULL};
     const char *flags [] = {"--max-cpu", "1", NULL};
@@ -638,7 +678,7 @@ Test (limits, exec_cpu_spin_ends_with_the_cpu_limit)
     s_expect_echo ();
 }
 
-Test (limits, exec_memory_hog_ends_with_the_memory_limit)
+Test (sandbox, exec_memory_hog_ends_with_the_memory_limit)
 {
     const char *functions [] = {TASK ("hog", "hog"), "echo=exec:cat", NULL};
     const char *flags [] = {"--max-memory", "64M", NULL};
@@ -647,7 +687,7 @@ Test (limits, exec_memory_hog_ends_with_the_memory_limit)
     s_expect_echo ();
 }
 
-Test (limits, plugin_spin_and_hog_end_with_their_limits)
+Test (sandbox, plugin_spin_and_hog_end_with_their_limits)
 {
 #ifdef __SANITIZE_ADDRESS__
     cr_skip_test ("the pool processes of an ASan worker reserve address space of their own");
@@ -661,7 +701,7 @@ Test (limits, plugin_spin_and_hog_end_with_their_limits)
     s_expect_echo ();
 }
 
-Test (limits, process_limit_needs_a_user_as_root)
+Test (sandbox, process_limit_needs_a_user_as_root)
 {
     if (geteuid () != 0)
         cr_skip_test ("needs root");
@@ -718,7 +758,7 @@ s_bomb_teardown (void)
     }
 }
 
-Test (limits, fork_bomb_ends_with_the_process_limit, .fini = s_bomb_teardown)
+Test (sandbox, fork_bomb_ends_with_the_process_limit)
 {
     if (geteuid () != 0)
         cr_skip_test ("needs root to make a user");

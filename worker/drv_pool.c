@@ -29,7 +29,7 @@
       pidfd readable  -> reap, fail the running task, requeue the rest, fork again
 
     Members are forked from the agent's thread. A member closes the
-    agent's ends of the other members' sockets, resets its signals, gets
+    worker's close-on-exec descriptors, resets its signals, gets
     its own process group (killed whole when it dies) and SIGKILL when the
     agent's thread dies, applies the sandbox, runs the initializer, and
     never calls into ZeroMQ or czmq again; it ends with _exit.
@@ -450,6 +450,48 @@ s_hello (int fd, const char *failure, uint64_t rss)
     return ok;
 }
 
+//  In a new member: close every descriptor marked close-on-exec but its
+//  own socket. Those belong to the worker (ZeroMQ's sockets, the other
+//  members' sockets, the pipes of running exec: tasks, which would never
+//  see EOF while a member held them); descriptors a program opened to be
+//  inherited stay open for its handlers. Only system calls here.
+static void
+s_close_private_fds (int keep)
+{
+    int dir = open ("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir == -1)
+        return;
+    int found [1024];
+    size_t nfound = 0;
+    char buffer [4096];
+    long size;
+    while ((size = syscall (SYS_getdents64, dir, buffer, sizeof buffer)) > 0) {
+        for (long offset = 0; offset < size;) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name [];
+            } *entry = (void *) (buffer + offset);
+            int fd = 0;
+            const char *digit = entry->name;
+            for (; *digit >= '0' && *digit <= '9'; digit++)
+                fd = fd * 10 + (*digit - '0');
+            if (!*digit && digit != entry->name && fd > STDERR_FILENO && fd != keep
+                && fd != dir && nfound < sizeof found / sizeof found [0]) {
+                int flags = fcntl (fd, F_GETFD);
+                if (flags != -1 && (flags & FD_CLOEXEC))
+                    found [nfound++] = fd;
+            }
+            offset += entry->reclen;
+        }
+    }
+    close (dir);
+    for (size_t i = 0; i < nfound; i++)
+        close (found [i]);
+}
+
 static void
 s_member_main (drv_pool_t *self, s_member_t *member, int fd)
 {
@@ -465,16 +507,7 @@ s_member_main (drv_pool_t *self, s_member_t *member, int fd)
     sigset_t none;
     sigemptyset (&none);
     sigprocmask (SIG_SETMASK, &none, NULL);
-    //  The agent's ends of the other members' sockets and their pidfds,
-    //  so that each member sees EOF when the agent goes.
-    close (self->epfd);
-    for (size_t i = 0; i < self->config.size; i++)
-        if (&self->members [i] != member) {
-            if (self->members [i].fd != -1)
-                close (self->members [i].fd);
-            if (self->members [i].pidfd != -1)
-                close (self->members [i].pidfd);
-        }
+    s_close_private_fds (fd);
     const drv_sandbox_t *sandbox = self->config.sandbox;
     if (drv_sandbox_enter (sandbox, drv_sandbox_vm_size ()) == -1) {
         char failure [256];
