@@ -1,6 +1,8 @@
 /*  drover - the drover command line: submit a task, map over lines, ask
     for a job's state or wait for its result, steer a function's queue.
-    A thin program over the drover_client_* SDK.
+    A thin program over the drover_client_* SDK. Without a broker,
+    submit and map run in local mode (drv_local): a broker and a worker
+    in this process for the one job, stopped at exit.
 
     Exit codes: 0 all tasks succeeded; 1 a task failed; 2 usage error;
     3 the broker could not be reached or refused the request.
@@ -11,6 +13,7 @@
 #include <getopt.h>
 
 #include "drover.h"
+#include "drv_local.h"
 
 #define S_EXIT_FAILED 1
 #define S_EXIT_USAGE 2
@@ -21,7 +24,13 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "Usage: drover [--broker ENDPOINT] COMMAND [ARG]... [OPTION]...\n"
+        "       drover submit|map FUNCTION --function DEF... [-j N] [OPTION]...\n"
         "Submit tasks to a drover broker and collect their results.\n"
+        "\n"
+        "Without --broker and $DROVER_BROKER, submit and map run in local mode: a\n"
+        "broker and a worker inside this process run the job (N tasks at once, with\n"
+        "the functions given by --function, as drover-worker does) and stop at exit,\n"
+        "also on failure, SIGINT or SIGTERM. The other commands need a broker.\n"
         "\n"
         "Commands:\n"
         "  submit FUNCTION [--data TEXT]   run one task; the payload is TEXT, or stdin\n"
@@ -66,13 +75,22 @@ s_usage (FILE *out)
         "                          queued or running, attach to it and print its result\n"
         "  --detach                submit: print the job id and exit; fetch the result\n"
         "                          with drover wait JOB_ID\n"
+        "Local mode (no --broker):\n"
+        "  -f, --function DEF      offer a function; repeat for more. DEF is\n"
+        "                          NAME=exec:PROGRAM [ARG...] (runs once per task, split\n"
+        "                          on spaces, no shell; stdin the payload, stdout the\n"
+        "                          result) or NAME=plugin:PATH.so:SYMBOL (a\n"
+        "                          drover_handler_fn run in prefork pool processes);\n"
+        "                          see drover-worker --help\n"
+        "  -j, --jobs N            tasks to run at once (default: the number of CPUs)\n"
         "  -h, --help              show this help and exit\n"
         "  -V, --version           show the version and exit\n"
         "\n"
         "Exit status: 0 every task succeeded, 1 a task failed (or wait, status: no such\n"
         "job), 2 usage error, 3 the broker could not be reached or refused the request.\n"
         "\n"
-        "Example:\n"
+        "Examples:\n"
+        "  seq 5 | drover map square -j 2 --function 'square=exec:awk {print($1*$1)}'\n"
         "  seq 5 | drover --broker tcp://127.0.0.1:7700 map square\n");
 }
 
@@ -209,7 +227,7 @@ s_map (drover_client_t *client, const char *function, const drover_options_t *op
     ssize_t length;
     int rc = 0;
     drover_result_t *result;
-    while (rc == 0 && (length = getline (&text, &capacity, stdin)) != -1) {
+    while (rc == 0 && !zsys_interrupted && (length = getline (&text, &capacity, stdin)) != -1) {
         if (length && text [length - 1] == '\n')
             length--;
         rc = drover_imap_push (imap, text, (size_t) length);
@@ -225,6 +243,10 @@ s_map (drover_client_t *client, const char *function, const drover_options_t *op
     }
     free (text);
     int next = 0;
+    if (zsys_interrupted) {
+        errno = EINTR;
+        rc = -1;
+    }
     while (rc == 0 && (next = drover_imap_next (imap, -1, &result)) == 0) {
         s_print_line (result, ++line, &failed);
         drover_result_destroy (&result);
@@ -232,7 +254,8 @@ s_map (drover_client_t *client, const char *function, const drover_options_t *op
     fflush (stdout);
     int status = 0;
     if (rc == -1 || next == -1) {
-        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        fprintf (stderr, "drover: %s\n",
+                 zsys_interrupted ? "interrupted" : drover_client_error (client));
         status = S_EXIT_BROKER;
     }
     else
@@ -379,6 +402,65 @@ s_dead (drover_client_t *client, int argc, char *argv [])
     return 0;
 }
 
+//  Local mode: start a broker and a worker here offering the functions,
+//  with jobs slots (0: one per CPU). 0, or an exit status after saying
+//  what is wrong (nothing left running).
+static int
+s_local_start (drv_local_t **here_p, const char **functions, size_t nfunctions, long jobs,
+               const char *function)
+{
+    if (jobs == 0) {
+        long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+        jobs = cpus > 0 ? cpus : 1;
+    }
+    //  The broker and worker would log to stderr as the daemons do; the
+    //  results and their reasons are what a person wants to see here.
+    drover_set_logstream (NULL);
+    drv_local_t *here = drv_local_new ((unsigned) jobs);
+    if (!here) {
+        fprintf (stderr, "drover: cannot make a directory for the local broker: %s\n",
+                 strerror (errno));
+        return S_EXIT_BROKER;
+    }
+    for (size_t i = 0; i < nfunctions; i++)
+        if (drv_local_add_function (here, functions [i]) == -1) {
+            fprintf (stderr, "drover: --function %s: %s\n", functions [i], drv_local_error (here));
+            drv_local_destroy (&here);
+            return S_EXIT_USAGE;
+        }
+    if (!drv_local_offers (here, function)) {
+        fprintf (stderr, "drover: no --function offers '%s'\n", function);
+        drv_local_destroy (&here);
+        return S_EXIT_USAGE;
+    }
+    if (drv_local_start (here) == -1) {
+        fprintf (stderr, "drover: %s\n", drv_local_error (here));
+        drv_local_destroy (&here);
+        return S_EXIT_BROKER;
+    }
+    *here_p = here;
+    return 0;
+}
+
+//  Local mode: wait until the local worker offers function, so that the
+//  job never waits on a worker that is still starting.
+static int
+s_local_wait (drover_client_t *client, const char *function)
+{
+    int64_t deadline = zclock_mono () + 30000;
+    drover_queue_t queue;
+    while (!zsys_interrupted && zclock_mono () < deadline) {
+        if (drover_client_queue (client, function, &queue) == -1)
+            break;
+        if (queue.workers > 0)
+            return 0;
+        zclock_sleep (10);
+    }
+    fprintf (stderr, "drover: %s\n",
+             zsys_interrupted ? "interrupted" : "the local worker did not start");
+    return -1;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -391,6 +473,8 @@ main (int argc, char *argv [])
         {"delay", required_argument, 0, 'D'},
         {"unique", required_argument, 0, 'U'},
         {"detach", no_argument, 0, 'X'},
+        {"function", required_argument, 0, 'f'},
+        {"jobs", required_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -399,9 +483,29 @@ main (int argc, char *argv [])
     drover_options_t task_options = {0};
     int opt;
     bool steered = false;           //  --unique or --detach: submit only
-    while ((opt = getopt_long (argc, argv, "b:d:t:r:p:hV", options, NULL)) != -1) {
+    const char *functions [64];     //  --function definitions, local mode
+    size_t nfunctions = 0;          //  entries in functions
+    long jobs = 0;                  //  -j, local mode; 0: not given
+    while ((opt = getopt_long (argc, argv, "b:d:t:r:p:f:j:hV", options, NULL)) != -1) {
         switch (opt) {
             case 'b': broker = optarg; break;
+            case 'f':
+                if (nfunctions == sizeof functions / sizeof functions [0]) {
+                    fprintf (stderr, "drover: at most 64 --function definitions\n");
+                    return S_EXIT_USAGE;
+                }
+                functions [nfunctions++] = optarg;
+                break;
+            case 'j': {
+                char *end;
+                jobs = strtol (optarg, &end, 10);
+                if (*end || end == optarg || jobs < 1 || jobs > 4096) {
+                    fprintf (stderr, "drover: -j wants 1 to 4096 tasks at once, not '%s'\n",
+                             optarg);
+                    return S_EXIT_USAGE;
+                }
+                break;
+            }
             case 'd': data = optarg; break;
             case 't': {
                 char *end;
@@ -516,23 +620,51 @@ main (int argc, char *argv [])
     uint64_t job_id = 0;
     if (by_id && !(job_id = s_job_id (argv [optind + 1])))
         return S_EXIT_USAGE;
-    if (!broker || !*broker) {
+    bool local = !broker || !*broker;
+    if (local && !tasks) {
         fprintf (stderr, "drover: no broker given: use --broker tcp://HOST:PORT or set "
-                         "DROVER_BROKER\n");
+                         "DROVER_BROKER (only submit and map run without one)\n");
+        return S_EXIT_USAGE;
+    }
+    if (!local && (nfunctions || jobs)) {
+        fprintf (stderr, "drover: --function and -j are for local mode, without a broker\n");
+        return S_EXIT_USAGE;
+    }
+    const char *arg = argv [optind + 1];
+    if (local && !nfunctions) {
+        fprintf (stderr, "drover: no broker given and no --function to run '%s' here: use "
+                         "--function '%s=exec:PROGRAM' for local mode, or --broker or "
+                         "DROVER_BROKER\n",
+                 arg, arg);
+        return S_EXIT_USAGE;
+    }
+    if (local && task_options.detach) {
+        fprintf (stderr, "drover: --detach needs a broker: in local mode the job ends with "
+                         "drover\n");
         return S_EXIT_USAGE;
     }
     zsys_init ();
     zsys_set_logident ("drover");
+    drv_local_t *here = NULL;
+    if (local) {
+        int status = s_local_start (&here, functions, nfunctions, jobs, arg);
+        if (status)
+            return status;
+        broker = drv_local_endpoint (here);
+    }
     drover_client_t *client = drover_client_new (broker);
     if (!client) {
         fprintf (stderr, "drover: '%s' is not a broker endpoint (e.g. tcp://127.0.0.1:7700)\n",
                  broker);
+        drv_local_destroy (&here);
         return S_EXIT_USAGE;
     }
     drover_client_set_notice (client, s_notice, NULL);
     drover_client_set_ack_timeout (client, 10000);
-    const char *arg = argv [optind + 1];
-    int status;
+    int status = 0;
+    if (here && s_local_wait (client, arg) == -1)
+        status = S_EXIT_BROKER;
+    else
     if (dead)
         status = s_dead (client, args, argv + optind + 1);
     else
@@ -550,5 +682,6 @@ main (int argc, char *argv [])
     else
         status = s_status (client, job_id, streq (command, "cancel"));
     drover_client_destroy (&client);
+    drv_local_destroy (&here);
     return status;
 }

@@ -1,12 +1,17 @@
 #!/bin/sh
-# Install what is missing, build drover, start a broker and two workers
-# on this machine, square the numbers 1 to 10 with `drover map`, and stop
-# everything it started.
+# Install what is missing, build drover, square 1 to 3 in local mode (no
+# daemon: drover runs a broker and workers inside itself), then start a
+# broker and two workers on this machine, square the numbers 1 to 10 on
+# them with `drover map`, and stop everything it started.
 set -eu
 cd "$(dirname "$0")/.."
 sh deploy/install-deps.sh
 cmake -S . -B build -DDROVER_TESTS=OFF >/dev/null
 cmake --build build -j "$(nproc)"
+
+echo "== seq 3 | drover map square -j 2 --function ... (local mode, no daemons)"
+printf '1\n2\n3\n' | env -u DROVER_BROKER build/drover map square -j 2 \
+    --function 'square=exec:awk {print($1*$1)}'
 
 clients=${DROVER_CLIENTS:-tcp://127.0.0.1:7700}
 workers=${DROVER_WORKERS:-tcp://127.0.0.1:7701}
