@@ -9,7 +9,7 @@ sh deploy/install-deps.sh
 cmake -S . -B build -DDROVER_TESTS=OFF >/dev/null
 cmake --build build -j "$(nproc)"
 
-echo "== seq 3 | drover map square -j 2 --function ... (local mode, no daemons)"
+echo "== drover map square -j 2 --function ... (local mode, no daemons)"
 printf '1\n2\n3\n' | env -u DROVER_BROKER build/drover map square -j 2 \
     --function 'square=exec:awk {print($1*$1)}'
 
