@@ -5,7 +5,8 @@
     in this process for the one job, stopped at exit.
 
     Exit codes: 0 all tasks succeeded; 1 a task failed; 2 usage error;
-    3 the broker could not be reached or refused the request.
+    3 the broker could not be reached or refused the request (or the
+    local one could not start), or SIGINT/SIGTERM stopped the wait.
 */
 
 #include <czmq.h>
@@ -87,7 +88,8 @@ s_usage (FILE *out)
         "  -V, --version           show the version and exit\n"
         "\n"
         "Exit status: 0 every task succeeded, 1 a task failed (or wait, status: no such\n"
-        "job), 2 usage error, 3 the broker could not be reached or refused the request.\n"
+        "job), 2 usage error, 3 the broker could not be reached or refused the request\n"
+        "(or, in local mode, could not start), or drover was stopped by SIGINT/SIGTERM.\n"
         "\n"
         "Examples:\n"
         "  seq 5 | drover map square -j 2 --function 'square=exec:awk {print($1*$1)}'\n"
