@@ -60,6 +60,8 @@ typedef struct {
     bool detach;                     //  likewise
     uint8_t *payload;                //  likewise; freed once the result is in
     size_t size;                     //  bytes in payload
+    struct _drover_imap_t *imap;     //  the unordered map it belongs to, or NULL
+    size_t index;                    //  its push position in that map
 } s_job_t;
 
 //  One Submit awaiting its acknowledgement.
@@ -117,6 +119,9 @@ struct _drover_imap_t {
     size_t tail;                     //  pushed so far
     size_t capacity;                 //  entries in order
     zlistx_t *seqs;                  //  Submits not yet acknowledged
+    bool unordered;                  //  results are taken as they come
+    zlistx_t *arrived;               //  unordered: s_job_t with results, borrowed
+    size_t taken;                    //  unordered: results taken so far
 };
 
 //  ---------------------------------------------------------------------
@@ -348,6 +353,8 @@ s_on_results (drover_client_t *self, drv_msg_t *msg)
         }
         if (job->result && job->async)
             zlistx_add_end (self->ready, job);
+        if (job->result && job->imap)
+            zlistx_add_end (job->imap->arrived, job);
     }
     //  Tell the broker these are in, so it can forget them.
     uint64_t *ids = (uint64_t *) malloc (msg->nresults * sizeof (uint64_t));
@@ -1336,7 +1343,7 @@ drover_imap_destroy (drover_imap_t **self_p)
     drover_imap_t *self = *self_p;
     if (self) {
         //  Forget what this map still waits for, so the client drops it.
-        for (size_t i = self->head; i < self->tail; i++) {
+        for (size_t i = self->unordered ? 0 : self->head; i < self->tail; i++) {
             s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, self->order [i]);
             if (job) {
                 drover_result_t *result = s_take (self->client, job);
@@ -1348,6 +1355,7 @@ drover_imap_destroy (drover_imap_t **self_p)
         for (size_t i = 0; i < self->buffered; i++)
             free (self->payloads [i]);
         zlistx_destroy (&self->seqs);
+        zlistx_destroy (&self->arrived);
         free (self->payloads);
         free (self->sizes);
         free (self->order);
@@ -1389,6 +1397,13 @@ drover_imap_flush (drover_imap_t *self)
     uint64_t seq = s_submit_send (self->client, self->function, self->buffered,
                                   (const void *const *) self->payloads, self->sizes, tags,
                                   &self->options, false, S_SEND_NEW, 0);
+    for (size_t i = 0; seq && self->unordered && i < self->buffered; i++) {
+        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, tags [i]);
+        if (job) {
+            job->imap = self;
+            job->index = self->tail - self->buffered + i;
+        }
+    }
     for (size_t i = 0; i < self->buffered; i++)
         free (self->payloads [i]);
     self->buffered = 0;
@@ -1426,12 +1441,81 @@ drover_imap_push (drover_imap_t *self, const void *payload, size_t size)
 }
 
 int
+drover_imap_set_unordered (drover_imap_t *self, bool unordered)
+{
+    if (self->tail)
+        return s_fail (self->client, DROVER_ERR_INVALID, EINVAL,
+                       "choose the order of a map before its first push");
+    if (unordered && !self->arrived) {
+        self->arrived = zlistx_new ();
+        if (!self->arrived)
+            return s_fail (self->client, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    }
+    self->unordered = unordered;
+    return 0;
+}
+
+//  drover_imap_next_index for an unordered map: the first result in.
+static int
+s_imap_next_unordered (drover_imap_t *self, int timeout_ms, drover_result_t **result_p,
+                       size_t *index_p)
+{
+    if (self->taken == self->tail)
+        return 1;
+    //  Send what is buffered when nothing sent is left to wait for, or
+    //  when asked to wait: a caller polling with 0 between pushes keeps
+    //  its batches whole.
+    bool nothing_sent = self->taken >= self->tail - self->buffered;
+    if (self->buffered && (timeout_ms != 0 || nothing_sent) && drover_imap_flush (self) == -1)
+        return -1;
+    int64_t deadline = s_deadline (timeout_ms);
+    while (true) {
+        if (s_imap_settle (self) == -1)
+            return -1;
+        s_job_t *job = (s_job_t *) zlistx_first (self->arrived);
+        if (job) {
+            zlistx_delete (self->arrived, zlistx_cursor (self->arrived));
+            if (index_p)
+                *index_p = job->index;
+            *result_p = s_take (self->client, job);
+            self->taken++;
+            return 0;
+        }
+        int left = s_left (deadline);
+        if (left == 0) {
+            int rc;
+            while ((rc = s_receive (self->client, 0)) == 1 && !zlistx_size (self->arrived))
+                ;
+            if (rc == -1)
+                return -1;
+            if (zlistx_size (self->arrived))
+                continue;
+            return s_fail (self->client, DROVER_ERR_NONE, ETIMEDOUT,
+                           "no result of the map has come yet");
+        }
+        if (s_receive (self->client, left) == -1)
+            return -1;
+    }
+}
+
+int
 drover_imap_next (drover_imap_t *self, int timeout_ms, drover_result_t **result_p)
+{
+    return drover_imap_next_index (self, timeout_ms, result_p, NULL);
+}
+
+int
+drover_imap_next_index (drover_imap_t *self, int timeout_ms, drover_result_t **result_p,
+                        size_t *index_p)
 {
     assert (result_p);
     *result_p = NULL;
+    if (self->unordered)
+        return s_imap_next_unordered (self, timeout_ms, result_p, index_p);
     if (self->head == self->tail)
         return 1;
+    if (index_p)
+        *index_p = self->head;
     //  The next result can only come if its task was sent.
     if (self->head >= self->tail - self->buffered && drover_imap_flush (self) == -1)
         return -1;
@@ -1470,7 +1554,7 @@ drover_imap_next (drover_imap_t *self, int timeout_ms, drover_result_t **result_
 size_t
 drover_imap_pending (drover_imap_t *self)
 {
-    return self->tail - self->head;
+    return self->tail - (self->unordered ? self->taken : self->head);
 }
 
 int

@@ -12,6 +12,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <getopt.h>
+#include <unistd.h>
 
 #include "drover.h"
 #include "drv_local.h"
@@ -41,7 +42,9 @@ s_usage (FILE *out)
         "                                  newline) and print one result line per input\n"
         "                                  line, in input order. A failed task prints an\n"
         "                                  empty line and its line number and reason on\n"
-        "                                  stderr.\n"
+        "                                  stderr. On a terminal, a progress line on\n"
+        "                                  stderr shows done, failed, running, queued,\n"
+        "                                  rate and ETA.\n"
         "  wait JOB_ID                     wait for a job's result, any client's (e.g. one\n"
         "                                  submitted with --detach) and print it as submit\n"
         "                                  does; the broker keeps results for its\n"
@@ -76,6 +79,8 @@ s_usage (FILE *out)
         "                          queued or running, attach to it and print its result\n"
         "  --detach                submit: print the job id and exit; fetch the result\n"
         "                          with drover wait JOB_ID\n"
+        "  --unordered             map: print each result as it comes, not in input\n"
+        "                          order (a failure still names its input line)\n"
         "Local mode (no --broker):\n"
         "  -f, --function DEF      offer a function; repeat for more. DEF is\n"
         "                          NAME=exec:PROGRAM [ARG...] (runs once per task, split\n"
@@ -215,33 +220,95 @@ s_print_line (drover_result_t *result, size_t line, size_t *failed)
     fputc ('\n', stdout);
 }
 
+//  The progress line of a map, on stderr when it is a terminal.
+typedef struct {
+    bool shown;                      //  draw it at all
+    const char *function;            //  for the queue counts
+    int64_t started;                 //  ms
+    int64_t drawn;                   //  when last drawn
+    int64_t asked;                   //  when the broker was last asked
+    drover_queue_t queue;            //  its counts then
+} s_progress_t;
+
+//  Redraw at most 5 times a second; ask the broker for running and queued
+//  once a second. final: the last draw, ended by a newline.
+static void
+s_progress (s_progress_t *self, drover_client_t *client, size_t done, size_t failed,
+            size_t total, bool final)
+{
+    if (!self->shown)
+        return;
+    int64_t now = zclock_mono ();
+    if (!final && now - self->drawn < 200)
+        return;
+    self->drawn = now;
+    if (!final && now - self->asked >= 1000) {
+        self->asked = now;
+        drover_queue_t queue;
+        if (drover_client_queue (client, self->function, &queue) == 0)
+            self->queue = queue;
+    }
+    double seconds = (now - self->started) / 1000.0;
+    double rate = seconds > 0 ? done / seconds : 0;
+    char eta [32] = "-";
+    if (rate > 0 && total > done)
+        snprintf (eta, sizeof eta, "%.0fs", (total - done) / rate);
+    if (final)
+        fprintf (stderr, "\r\033[Kdrover: %zu/%zu done, %zu failed, %.0f/s, %.1f s\n", done,
+                 total, failed, rate, seconds);
+    else
+        fprintf (stderr,
+                 "\r\033[Kdrover: %zu/%zu done, %zu failed, %" PRIu64 " running, %" PRIu64
+                 " queued (%s, all clients), %.0f/s, ETA %s",
+                 done, total, failed, self->queue.running, self->queue.queued, self->function,
+                 rate, eta);
+    fflush (stderr);
+}
+
+//  Print what a map has ready; in order or, unordered, as it comes.
 static int
-s_map (drover_client_t *client, const char *function, const drover_options_t *options)
+s_map_take (drover_imap_t *imap, int timeout_ms, size_t *taken, size_t *failed)
+{
+    drover_result_t *result;
+    size_t index;
+    int got;
+    while ((got = drover_imap_next_index (imap, timeout_ms, &result, &index)) == 0) {
+        s_print_line (result, index + 1, failed);
+        drover_result_destroy (&result);
+        (*taken)++;
+        if (timeout_ms != 0)
+            break;
+    }
+    return got;
+}
+
+static int
+s_map (drover_client_t *client, const char *function, const drover_options_t *options,
+       bool unordered)
 {
     drover_imap_t *imap = drover_imap_new (client, function, options);
-    if (!imap) {
+    if (!imap || (unordered && drover_imap_set_unordered (imap, true) == -1)) {
         fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        drover_imap_destroy (&imap);
         return S_EXIT_USAGE;
     }
-    size_t line = 0, failed = 0, total = 0;
+    s_progress_t progress = {.shown = isatty (STDERR_FILENO), .function = function,
+                             .started = zclock_mono ()};
+    size_t taken = 0, failed = 0, total = 0;
     char *text = NULL;
     size_t capacity = 0;
     ssize_t length;
     int rc = 0;
-    drover_result_t *result;
     while (rc == 0 && !zsys_interrupted && (length = getline (&text, &capacity, stdin)) != -1) {
         if (length && text [length - 1] == '\n')
             length--;
         rc = drover_imap_push (imap, text, (size_t) length);
         total++;
         //  Print what is ready already, so output streams.
-        int got;
-        while (rc == 0 && (got = drover_imap_next (imap, 0, &result)) == 0) {
-            s_print_line (result, ++line, &failed);
-            drover_result_destroy (&result);
-        }
+        int got = rc == 0 ? s_map_take (imap, 0, &taken, &failed) : 0;
         if (rc == 0 && got == -1 && errno != ETIMEDOUT)
             rc = -1;
+        s_progress (&progress, client, taken, failed, total, false);
     }
     free (text);
     int next = 0;
@@ -249,11 +316,15 @@ s_map (drover_client_t *client, const char *function, const drover_options_t *op
         errno = EINTR;
         rc = -1;
     }
-    while (rc == 0 && (next = drover_imap_next (imap, -1, &result)) == 0) {
-        s_print_line (result, ++line, &failed);
-        drover_result_destroy (&result);
+    while (rc == 0 && (next = s_map_take (imap, progress.shown ? 200 : -1, &taken, &failed)) != 1) {
+        if (next == -1 && !(progress.shown && errno == ETIMEDOUT))
+            break;
+        next = 0;
+        s_progress (&progress, client, taken, failed, total, false);
     }
     fflush (stdout);
+    if (total)
+        s_progress (&progress, client, taken, failed, total, true);
     int status = 0;
     if (rc == -1 || next == -1) {
         fprintf (stderr, "drover: %s\n",
@@ -477,6 +548,7 @@ main (int argc, char *argv [])
         {"detach", no_argument, 0, 'X'},
         {"function", required_argument, 0, 'f'},
         {"jobs", required_argument, 0, 'j'},
+        {"unordered", no_argument, 0, 'O'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -488,6 +560,7 @@ main (int argc, char *argv [])
     const char *functions [64];     //  --function definitions, local mode
     size_t nfunctions = 0;          //  entries in functions
     long jobs = 0;                  //  -j, local mode; 0: not given
+    bool unordered = false;         //  map: print results as they come
     while ((opt = getopt_long (argc, argv, "b:d:t:r:p:f:j:hV", options, NULL)) != -1) {
         switch (opt) {
             case 'b': broker = optarg; break;
@@ -562,6 +635,9 @@ main (int argc, char *argv [])
                 }
                 task_options.unique = optarg;
                 steered = true;
+                break;
+            case 'O':
+                unordered = true;
                 break;
             case 'X':
                 task_options.detach = true;
@@ -674,7 +750,7 @@ main (int argc, char *argv [])
         status = s_submit (client, arg, data, &task_options);
     else
     if (streq (command, "map"))
-        status = s_map (client, arg, &task_options);
+        status = s_map (client, arg, &task_options, unordered);
     else
     if (queue)
         status = s_queue (client, command, arg, counted ? argv [optind + 2] : NULL);

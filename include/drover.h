@@ -318,6 +318,17 @@ int drover_imap_next (drover_imap_t *self, int timeout_ms, drover_result_t **res
 //  Tasks pushed whose results have not been taken yet.
 size_t drover_imap_pending (drover_imap_t *self);
 
+//  Take results in the order they arrive instead of push order
+//  (Pool.imap_unordered). Call before the first push; 0, or -1 if tasks
+//  were pushed already.
+int drover_imap_set_unordered (drover_imap_t *self, bool unordered);
+
+//  drover_imap_next that also says which push the result is for: *index_p
+//  is 0 for the first task pushed. In an unordered map this is how a
+//  result is matched to its input.
+int drover_imap_next_index (drover_imap_t *self, int timeout_ms, drover_result_t **result_p,
+                            size_t *index_p);
+
 //  ---------------------------------------------------------------------
 //  Worker: offer functions to a broker and run its tasks.
 

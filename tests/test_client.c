@@ -294,6 +294,54 @@ Test (client, imap_streams_in_push_order)
     cr_assert_null (imap);
 }
 
+//  imap_unordered: every result once, each with the push it belongs to;
+//  the first task is slow, so it cannot come first.
+Test (client, imap_unordered_takes_results_as_they_come)
+{
+    drover_imap_t *imap = drover_imap_new (client, "square", NULL);
+    cr_assert_not_null (imap);
+    cr_assert_eq (drover_imap_set_unordered (imap, true), 0);
+    enum { COUNT = 300 };
+    char text [8];
+    for (int i = 0; i < COUNT; i++) {
+        int length = snprintf (text, sizeof text, "%d", i);
+        cr_assert_eq (drover_imap_push (imap, text, (size_t) length), 0);
+    }
+    cr_assert_eq (drover_imap_set_unordered (imap, false), -1, "too late to change");
+    cr_assert_eq (drover_imap_pending (imap), COUNT);
+    bool seen [COUNT] = {false};
+    drover_result_t *result;
+    size_t index;
+    for (int taken = 0; taken < COUNT; taken++) {
+        cr_assert_eq (drover_imap_next_index (imap, 10000, &result, &index), 0);
+        cr_assert_lt (index, COUNT);
+        cr_assert_not (seen [index], "index %zu twice", index);
+        seen [index] = true;
+        cr_assert_eq (strtol ((char *) result->data, NULL, 10), (long) (index * index));
+        drover_result_destroy (&result);
+    }
+    cr_assert_eq (drover_imap_pending (imap), 0);
+    cr_assert_eq (drover_imap_next (imap, 10000, &result), 1, "every result taken");
+    drover_imap_destroy (&imap);
+
+    //  Two unordered maps on one client keep their results apart.
+    imap = drover_imap_new (client, "slow", NULL);
+    cr_assert_eq (drover_imap_set_unordered (imap, true), 0);
+    cr_assert_eq (drover_imap_push (imap, "x", 1), 0);
+    drover_imap_t *fast = drover_imap_new (client, "square", NULL);
+    cr_assert_eq (drover_imap_set_unordered (fast, true), 0);
+    cr_assert_eq (drover_imap_push (fast, "3", 1), 0);
+    cr_assert_eq (drover_imap_next_index (fast, 10000, &result, &index), 0);
+    cr_assert_eq (index, 0);
+    cr_assert_str_eq ((char *) result->data, "9");
+    drover_result_destroy (&result);
+    cr_assert_eq (drover_imap_next_index (imap, 10000, &result, &index), 0);
+    cr_assert_str_eq ((char *) result->data, "slow");
+    drover_result_destroy (&result);
+    drover_imap_destroy (&fast);
+    drover_imap_destroy (&imap);
+}
+
 Test (client, status_of_finished_and_unknown_jobs)
 {
     uint64_t job_id;

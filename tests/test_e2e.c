@@ -81,6 +81,32 @@ Test (e2e, map_squares_in_order)
     drv_test_output_free (&out);
 }
 
+//  --unordered prints each result as it comes: every result once, and a
+//  failure names its own input line (fail-on-3 fails the input "3").
+Test (e2e, map_unordered_prints_every_result_once)
+{
+    const char *args [] = {"map", "square", "--unordered", NULL};
+    drv_test_output_t out = s_cli (args, "1\n2\n3\n4\n5\n6\n7\n8\n");
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    int seen [65] = {0}, lines = 0;
+    for (char *line = strtok (out.out, "\n"); line; line = strtok (NULL, "\n"), lines++) {
+        int n = atoi (line);
+        cr_assert (n >= 1 && n <= 64, "unexpected line '%s'", line);
+        seen [n]++;
+    }
+    cr_assert_eq (lines, 8);
+    for (int i = 1; i <= 8; i++)
+        cr_assert_eq (seen [i * i], 1, "the square of %d came %d times", i, seen [i * i]);
+    cr_assert_str_eq (out.err, "", "no progress line when stderr is not a terminal");
+    drv_test_output_free (&out);
+
+    const char *failing [] = {"map", "fail", "--unordered", NULL};
+    out = s_cli (failing, "1\n2\n3\n4\n");
+    cr_assert_eq (out.status, 1);
+    cr_assert (strstr (out.err, "line 3 failed"), "%s", out.err);
+    drv_test_output_free (&out);
+}
+
 Test (e2e, four_tasks_run_in_four_processes)
 {
     const char *args [] = {"map", "pid", NULL};
