@@ -405,8 +405,9 @@ void drover_worker_set_initializer (drover_worker_t *self, drover_init_fn *init,
 int drover_worker_set_initializer_plugin (drover_worker_t *self, const char *spec);
 
 //  Per-task limits, applied to exec: tasks and to pool processes (not in
-//  threads mode); 0 lifts each. Memory: bytes of address space a task
-//  may add (RLIMIT_AS). CPU: seconds of CPU time per task (RLIMIT_CPU).
+//  threads mode); 0 lifts each. Memory: bytes of address space of an
+//  exec: task, or that a pool process may add to its size at fork
+//  (RLIMIT_AS). CPU: seconds of CPU time per task (RLIMIT_CPU).
 //  Files: open descriptors (RLIMIT_NOFILE). Processes: processes and
 //  threads of the user the task runs as, counted by the kernel across
 //  all of that user's processes (RLIMIT_NPROC); root is exempt, so set a
