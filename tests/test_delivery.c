@@ -148,41 +148,89 @@ s_call (zsock_t *pipe, void *arg)
     zstr_free (&term);
 }
 
+//  A fake broker: a raw ROUTER on a free port, and a client of it whose
+//  drover_client_apply runs in another thread.
+typedef struct {
+    zsock_t *router;                 //  plays the broker
+    drover_client_t *client;         //  the code under test
+    s_call_t call;                   //  its apply, in caller
+    zactor_t *caller;                //  the thread it runs in
+} s_fake_t;
+
+static void
+s_fake_start (s_fake_t *self)
+{
+    zsys_init ();
+    drover_set_logstream (NULL);
+    self->router = zsock_new (ZMQ_ROUTER);
+    cr_assert_not_null (self->router);
+    zsock_set_router_handover (self->router, 1);
+    int port = zsock_bind (self->router, "tcp://127.0.0.1:*");
+    cr_assert_gt (port, 0);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    self->client = drover_client_new (endpoint);
+    cr_assert_not_null (self->client);
+    drover_client_set_ack_timeout (self->client, 30000);
+    self->call = (s_call_t) {.client = self->client, .rc = -2};
+    self->caller = zactor_new (s_call, &self->call);
+    cr_assert_not_null (self->caller);
+}
+
+//  The apply must have got "ok"; then everything goes.
+static void
+s_fake_finish (s_fake_t *self)
+{
+    char *done = zstr_recv (self->caller);
+    cr_assert_str_eq (done, "DONE");
+    zstr_free (&done);
+    cr_assert_eq (self->call.rc, 0);
+    cr_assert_str_eq (self->call.data, "ok");
+    zactor_destroy (&self->caller);
+    drover_client_destroy (&self->client);
+    zsock_destroy (&self->router);
+}
+
+//  Acknowledge a one-task Submit as job 7, and, with a result, send "ok".
+static void
+s_fake_answer (s_fake_t *self, zframe_t *identity, const drv_msg_t *submit, bool result)
+{
+    static uint8_t instance [16] = "test-instance-01";
+    uint64_t id = 7;
+    drv_msg_t ack = {.type = DRV_MSG_SUBMIT_ACK, .seq = submit->seq, .job_ids = &id,
+                     .njob_ids = 1, .workers = 1, .instance = instance,
+                     .instance_size = sizeof instance};
+    s_send (self->router, identity, &ack);
+    if (!result)
+        return;
+    drv_result_t done = {.job_id = id, .tag = submit->tasks [0].id,
+                         .outcome = DROVER_OUTCOME_OK, .data = (const uint8_t *) "ok",
+                         .size = 2, .reason = "", .attempts = 1};
+    drv_msg_t results = {.type = DRV_MSG_RESULTS, .results = &done, .nresults = 1,
+                         .instance = instance, .instance_size = sizeof instance};
+    s_send (self->router, identity, &results);
+}
+
 //  A Submit the broker never answers while it answers everything else is
 //  sent again, with the same seq and tags, and the client gets its
 //  result. The broker here is a raw ROUTER that drops the first Submit.
 Test (delivery, unanswered_submit_is_sent_again, .timeout = 60)
 {
-    zsys_init ();
-    drover_set_logstream (NULL);
-    zsock_t *router = zsock_new (ZMQ_ROUTER);
-    cr_assert_not_null (router);
-    int port = zsock_bind (router, "tcp://127.0.0.1:*");
-    cr_assert_gt (port, 0);
-    char endpoint [64];
-    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
-
-    //  The client waits in another thread; this one plays the broker.
-    drover_client_t *client = drover_client_new (endpoint);
-    cr_assert_not_null (client);
-    drover_client_set_ack_timeout (client, 30000);
-    s_call_t call = {.client = client, .rc = -2};
-    zactor_t *caller = zactor_new (s_call, &call);
-    cr_assert_not_null (caller);
-
+    s_fake_t fake;
+    s_fake_start (&fake);
     uint8_t instance [16] = "test-instance-01";
     uint64_t first_seq = 0, first_tag = 0;
     size_t submits = 0;
     int64_t deadline = zclock_mono () + 30000;
     zframe_t *identity = NULL;
     while (submits < 2 && zclock_mono () < deadline) {
-        drv_msg_t *msg = s_recv (router, 500, &identity);
+        drv_msg_t *msg = s_recv (fake.router, 500, &identity);
         if (!msg)
             continue;
         if (msg->type == DRV_MSG_HEARTBEAT) {
             drv_msg_t reply = {.type = DRV_MSG_HEARTBEAT, .seq = msg->seq, .instance = instance,
                                .instance_size = sizeof instance};
-            s_send (router, identity, &reply);
+            s_send (fake.router, identity, &reply);
         }
         else
         if (msg->type == DRV_MSG_SUBMIT) {
@@ -195,34 +243,14 @@ Test (delivery, unanswered_submit_is_sent_again, .timeout = 60)
                 cr_assert_eq (msg->seq, first_seq);
                 cr_assert_eq (msg->tasks [0].id, first_tag);
                 cr_assert_eq (msg->tasks [0].size, 2);
-                uint64_t id = 7;
-                drv_msg_t ack = {.type = DRV_MSG_SUBMIT_ACK, .seq = msg->seq, .job_ids = &id,
-                                 .njob_ids = 1, .workers = 1, .instance = instance,
-                                 .instance_size = sizeof instance};
-                s_send (router, identity, &ack);
-                drv_result_t result = {.job_id = 7, .tag = first_tag,
-                                       .outcome = DROVER_OUTCOME_OK,
-                                       .data = (const uint8_t *) "ok", .size = 2, .reason = "",
-                                       .attempts = 1};
-                drv_msg_t results = {.type = DRV_MSG_RESULTS, .results = &result,
-                                     .nresults = 1, .instance = instance,
-                                     .instance_size = sizeof instance};
-                s_send (router, identity, &results);
+                s_fake_answer (&fake, identity, msg, true);
             }
         }
         drv_msg_destroy (&msg);
     }
     cr_assert_eq (submits, 2, "the client sent its Submit %zu times", submits);
-    //  The caller's thread ends once it has the result.
-    char *done = zstr_recv (caller);
-    cr_assert_str_eq (done, "DONE");
-    zstr_free (&done);
-    cr_assert_eq (call.rc, 0);
-    cr_assert_str_eq (call.data, "ok");
-    zactor_destroy (&caller);
     zframe_destroy (&identity);
-    drover_client_destroy (&client);
-    zsock_destroy (&router);
+    s_fake_finish (&fake);
 }
 
 //  A broker that answered and then fell silent while the client waits
@@ -230,68 +258,32 @@ Test (delivery, unanswered_submit_is_sent_again, .timeout = 60)
 //  sends its unfinished task again on it; answered there, it completes.
 Test (delivery, silent_broker_gets_a_new_connection, .timeout = 90)
 {
-    zsys_init ();
-    drover_set_logstream (NULL);
-    zsock_t *router = zsock_new (ZMQ_ROUTER);
-    cr_assert_not_null (router);
-    zsock_set_router_handover (router, 1);
-    int port = zsock_bind (router, "tcp://127.0.0.1:*");
-    cr_assert_gt (port, 0);
-    char endpoint [64];
-    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
-    drover_client_t *client = drover_client_new (endpoint);
-    cr_assert_not_null (client);
-    drover_client_set_ack_timeout (client, 30000);
-    s_call_t call = {.client = client, .rc = -2};
-    zactor_t *caller = zactor_new (s_call, &call);
-    cr_assert_not_null (caller);
-
+    s_fake_t fake;
+    s_fake_start (&fake);
     //  Acknowledge the first Submit, then answer nothing (pings neither)
     //  until the same tag comes again.
-    uint8_t instance [16] = "test-instance-02";
     uint64_t tag = 0;
     int64_t first_at = 0, again_at = 0;
     int64_t deadline = zclock_mono () + 60000;
     zframe_t *identity = NULL;
     while (!again_at && zclock_mono () < deadline) {
-        drv_msg_t *msg = s_recv (router, 500, &identity);
+        drv_msg_t *msg = s_recv (fake.router, 500, &identity);
         if (!msg)
             continue;
         if (msg->type == DRV_MSG_SUBMIT && !first_at) {
             tag = msg->tasks [0].id;
             first_at = zclock_mono ();
-            uint64_t id = 9;
-            drv_msg_t ack = {.type = DRV_MSG_SUBMIT_ACK, .seq = msg->seq, .job_ids = &id,
-                             .njob_ids = 1, .workers = 1, .instance = instance,
-                             .instance_size = sizeof instance};
-            s_send (router, identity, &ack);
+            s_fake_answer (&fake, identity, msg, false);
         }
         else
         if (msg->type == DRV_MSG_SUBMIT && msg->ntasks == 1 && msg->tasks [0].id == tag) {
             again_at = zclock_mono ();
-            uint64_t id = 9;
-            drv_msg_t ack = {.type = DRV_MSG_SUBMIT_ACK, .seq = msg->seq, .job_ids = &id,
-                             .njob_ids = 1, .workers = 1, .instance = instance,
-                             .instance_size = sizeof instance};
-            s_send (router, identity, &ack);
-            drv_result_t result = {.job_id = 9, .tag = tag, .outcome = DROVER_OUTCOME_OK,
-                                   .data = (const uint8_t *) "ok", .size = 2, .reason = "",
-                                   .attempts = 1};
-            drv_msg_t results = {.type = DRV_MSG_RESULTS, .results = &result, .nresults = 1,
-                                 .instance = instance, .instance_size = sizeof instance};
-            s_send (router, identity, &results);
+            s_fake_answer (&fake, identity, msg, true);
         }
         drv_msg_destroy (&msg);
     }
     cr_assert (first_at && again_at, "the task was not sent again");
     cr_log_info ("sent again after %" PRId64 " ms of silence", again_at - first_at);
-    char *done = zstr_recv (caller);
-    cr_assert_str_eq (done, "DONE");
-    zstr_free (&done);
-    cr_assert_eq (call.rc, 0);
-    cr_assert_str_eq (call.data, "ok");
-    zactor_destroy (&caller);
     zframe_destroy (&identity);
-    drover_client_destroy (&client);
-    zsock_destroy (&router);
+    s_fake_finish (&fake);
 }
