@@ -15,6 +15,7 @@
 #include "drv_broker.h"
 
 #include "drv_heap.h"
+#include "drv_guard.h"
 #include "drv_sched.h"
 #include "drv_store.h"
 #include "drv_util.h"
@@ -58,6 +59,8 @@ typedef struct {
     uint8_t instance [16];           //  this run's id, on every message sent
     uint64_t rejected;               //  messages refused
     uint64_t malformed;              //  frames that did not decode
+    uint64_t cut;                    //  connections cut by the guard
+    drv_guard_t *guard;              //  cuts stuck connections over budget
     zlistx_t *acks;                  //  SubmitAcks waiting for the commit
     bool failed;                     //  the job store failed: stop
     bool dispatch_due;               //  a burst changed queues or credit
@@ -112,6 +115,14 @@ s_ack_destroy (void **item)
         *item = NULL;
     }
 }
+
+//  High-water marks per connection, in messages: what libzmq holds for
+//  one peer at most each way (docs/limits.md). Replies to a client that
+//  does not read stop at S_CLIENT_SNDHWM; a worker is sent no more than
+//  its credit, so its mark only has to stay above that (slots <= 100,000).
+#define S_CLIENT_SNDHWM 10000
+#define S_WORKER_SNDHWM 100000
+#define S_RCVHWM 1000
 
 //  What one message to a client or worker carries at most: results, and
 //  payload bytes (at least one item goes whatever its size), so that a
@@ -591,6 +602,7 @@ s_receive (s_server_t *self, zsock_t *sock, const drv_limits_t *limits, zframe_t
         zmsg_destroy (&msg);
         return NULL;
     }
+    drv_guard_seen (self->guard, identity);
     *identity_p = identity;
     zframe_t *body = zmsg_pop (msg);
     bool extra = zmsg_size (msg) > 0;
@@ -629,7 +641,7 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
     }
     size_t bytes = 0;
     for (size_t i = 0; i < msg->ntasks; i++)
-        bytes += msg->tasks [i].size;
+        bytes += msg->tasks [i].size + DRV_STORE_JOB_BYTES;
     if (!drv_store_can_hold (self->store, msg->function, bytes, err, sizeof err)) {
         s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_QUEUE_FULL, err);
         return;
@@ -1162,6 +1174,22 @@ s_on_restored (drv_job_t *job, void *arg)
     }
 }
 
+//  The guard's timer: over the memory budget, cut stuck connections.
+//  Its own timer, not the deadline timer: it watches libzmq, not the jobs.
+static int
+s_on_guard (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    s_server_t *self = (s_server_t *) arg;
+    size_t cut = drv_guard_check (self->guard);
+    if (cut) {
+        self->cut += cut;
+        zsys_warning ("broker: cut stuck connections=%zu cut_total=%" PRIu64, cut, self->cut);
+    }
+    return 0;
+}
+
 //  Is the endpoint on this machine only: ipc, inproc, or TCP on a
 //  loopback address (127.0.0.0/8, ::1, localhost)?
 static bool
@@ -1176,9 +1204,11 @@ s_is_local (const char *endpoint)
            || strncmp (host, "localhost:", 10) == 0;
 }
 
-//  Bind a ROUTER; NULL with a reason on failure.
+//  Bind a ROUTER; NULL with a reason on failure. libzmq drops the
+//  connection of a peer that sends a frame over max_frame bytes.
 static zsock_t *
-s_bind (const char *endpoint, bool insecure, char *err, size_t err_size)
+s_bind (const char *endpoint, bool insecure, int64_t max_frame, int sndhwm, char *err,
+        size_t err_size)
 {
     if (!insecure && !s_is_local (endpoint)) {
         snprintf (err, err_size,
@@ -1197,8 +1227,11 @@ s_bind (const char *endpoint, bool insecure, char *err, size_t err_size)
         zsock_set_ipv6 (sock, 1);     //  an IPv6 address, e.g. tcp://[::1]:7700
     zsock_set_router_mandatory (sock, 1);
     zsock_set_router_handover (sock, 1);
-    zsock_set_sndhwm (sock, 100000);
-    zsock_set_rcvhwm (sock, 100000);
+    //  Past the receive mark libzmq stops reading from the peer; past
+    //  the send mark the broker's sends fail with EAGAIN.
+    zsock_set_sndhwm (sock, sndhwm);
+    zsock_set_rcvhwm (sock, S_RCVHWM);
+    zsock_set_maxmsgsize (sock, (int) (max_frame > INT_MAX ? INT_MAX : max_frame));
     zsock_set_linger (sock, 0);
     if (zsock_bind (sock, "%s", endpoint) == -1) {
         snprintf (err, err_size, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
@@ -1224,10 +1257,17 @@ drv_broker_actor (zsock_t *pipe, void *args)
     //  zactor_new waits for this; the status report follows on the pipe.
     zsock_signal (pipe, 0);
     char err [512] = "";
-    self->clients = s_bind (self->config->clients_endpoint, self->config->insecure, err, sizeof err);
+    //  A frame over twice the message limit is dropped with its
+    //  connection by libzmq; up to that, the codec answers ERR_TOO_LARGE.
+    int64_t max_frame = 2 * (int64_t) self->config->limits.max_message;
+    size_t max_memory = self->config->max_memory ? self->config->max_memory
+                                                 : self->config->max_bytes + ((size_t) 1 << 30);
+    self->guard = drv_guard_new (max_memory);
+    self->clients = s_bind (self->config->clients_endpoint, self->config->insecure, max_frame,
+                            S_CLIENT_SNDHWM, err, sizeof err);
     if (self->clients)
-        self->workers =
-            s_bind (self->config->workers_endpoint, self->config->insecure, err, sizeof err);
+        self->workers = s_bind (self->config->workers_endpoint, self->config->insecure,
+                                max_frame, S_WORKER_SNDHWM, err, sizeof err);
     self->store = drv_store_new (self->config->keep_results_ms, self->config->max_queue);
     if (self->store)
         drv_store_set_limits (self->store, self->config->max_bytes, self->config->max_functions);
@@ -1239,7 +1279,7 @@ drv_broker_actor (zsock_t *pipe, void *args)
     self->acks = zlistx_new ();
     self->loop = zloop_new ();
     if (!*err && !(self->store && self->sched && self->outboxes && self->waiters && self->busy
-                   && self->dead && self->acks && self->loop))
+                   && self->dead && self->acks && self->loop && self->guard))
         snprintf (err, sizeof err, "out of memory");
     if (!*err) {
         zhashx_set_destructor (self->outboxes, s_outbox_destroy);
@@ -1261,8 +1301,11 @@ drv_broker_actor (zsock_t *pipe, void *args)
     else {
         char *clients = zsock_last_endpoint (self->clients);
         char *workers = zsock_last_endpoint (self->workers);
+        drv_guard_watch (self->guard, clients);
+        drv_guard_watch (self->guard, workers);
         zstr_sendx (pipe, "OK", clients, workers, NULL);
-        zsys_info ("broker: listening clients=%s workers=%s", clients, workers);
+        zsys_info ("broker: listening clients=%s workers=%s max_memory=%zu", clients, workers,
+                   max_memory);
         zstr_free (&clients);
         zstr_free (&workers);
 
@@ -1271,6 +1314,7 @@ drv_broker_actor (zsock_t *pipe, void *args)
         zloop_reader (self->loop, pipe, drv_util_on_term, NULL);
         zloop_reader (self->loop, self->clients, s_on_client, self);
         zloop_reader (self->loop, self->workers, s_on_worker, self);
+        zloop_timer (self->loop, DRV_GUARD_INTERVAL_MS, 0, s_on_guard, self);
         self->now_ms = zclock_mono ();
         self->next_liveness_ms = self->now_ms + self->config->heartbeat_ms;
         self->next_redeliver_ms =
@@ -1278,10 +1322,11 @@ drv_broker_actor (zsock_t *pipe, void *args)
         s_arm_timer (self);
         zloop_start (self->loop);
         zsys_info ("broker: stopping jobs=%zu workers=%zu submitted=%" PRIu64
-                   " finished=%" PRIu64 " rejected=%" PRIu64 " malformed=%" PRIu64,
+                   " finished=%" PRIu64 " rejected=%" PRIu64 " malformed=%" PRIu64
+                   " cut=%" PRIu64,
                    drv_store_size (self->store), drv_sched_size (self->sched),
                    drv_store_submitted (self->store), drv_store_finished (self->store),
-                   self->rejected, self->malformed);
+                   self->rejected, self->malformed, self->cut);
     }
     zloop_destroy (&self->loop);
     zlistx_destroy (&self->acks);
@@ -1293,6 +1338,7 @@ drv_broker_actor (zsock_t *pipe, void *args)
     drv_store_destroy (&self->store);
     zsock_destroy (&self->workers);
     zsock_destroy (&self->clients);
+    drv_guard_destroy (&self->guard);
 }
 
 //  ---------------------------------------------------------------------
@@ -1383,6 +1429,12 @@ void
 drover_broker_set_max_functions (drover_broker_t *self, size_t functions)
 {
     self->config.max_functions = functions;
+}
+
+void
+drover_broker_set_max_memory (drover_broker_t *self, size_t bytes)
+{
+    self->config.max_memory = bytes;
 }
 
 void

@@ -21,8 +21,9 @@ typedef struct {
     const char *workers_endpoint;    //  bind for workers
     drv_limits_t limits;             //  decoder limits
     size_t max_queue;                //  jobs per function queue
-    size_t max_bytes;                //  payload bytes held in all
+    size_t max_bytes;                //  bytes of jobs held in all
     size_t max_functions;            //  distinct function queues
+    size_t max_memory;               //  heap budget; 0: max_bytes + 1 GiB
     uint32_t keep_results_ms;        //  finished jobs stay queryable
     uint32_t heartbeat_ms;           //  expected worker heartbeat interval
     uint32_t liveness;               //  missed heartbeats before a worker is dead

@@ -57,8 +57,8 @@ struct _drv_store_t {
     drv_index_t *tags;               //  by client and tag
     zlistx_t *done;                  //  finished jobs, oldest first
     zlistx_t *dead;                  //  dead letters, oldest first
-    size_t bytes;                    //  payload bytes held
-    size_t max_bytes;                //  payload bytes held at most
+    size_t bytes;                    //  what jobs hold: s_job_bytes of each
+    size_t max_bytes;                //  bytes held at most
     size_t max_queues;               //  distinct functions at most
     size_t max_dead;                 //  dead letters kept at most
     drv_heap_t *due;                 //  retry times and lease ends
@@ -72,6 +72,15 @@ struct _drv_store_t {
     zlistx_t *followed;              //  followers finished with their leader
     int64_t wall_offset;             //  wall clock minus now_ms's clock
 };
+
+//  What a job holds, as --max-bytes counts it: its payload while kept,
+//  its result and reason, and DRV_STORE_JOB_BYTES for itself.
+static size_t
+s_job_bytes (const drv_job_t *job)
+{
+    return DRV_STORE_JOB_BYTES + (job->payload ? job->size : 0) + job->result_size
+           + (job->reason ? strlen (job->reason) : 0);
+}
 
 //  Write a job's counts through to disk (they change on failure and loss).
 static void
@@ -390,15 +399,36 @@ drv_store_bytes (drv_store_t *self)
     return self->bytes;
 }
 
+//  Finished jobs looked at at most, per call, for room.
+#define S_EVICT_SCAN 10000
+
+//  Is there room for bytes more?
+static bool
+s_room_for (drv_store_t *self, size_t bytes)
+{
+    return bytes <= self->max_bytes && self->bytes <= self->max_bytes - bytes;
+}
+
 bool
 drv_store_can_hold (drv_store_t *self, const char *function, size_t bytes, char *err,
                     size_t err_size)
 {
-    if (bytes > self->max_bytes || self->bytes > self->max_bytes - bytes) {
+    //  Finished jobs whose clients have acknowledged their results are
+    //  kept only for `drover status`: when room is short they go first,
+    //  oldest first, before their --keep-results is up.
+    drv_job_t *job = (drv_job_t *) zlistx_first (self->done);
+    for (size_t looked = 0; job && looked < S_EVICT_SCAN && !s_room_for (self, bytes); looked++) {
+        drv_job_t *next = (drv_job_t *) zlistx_next (self->done);
+        if (job->acked)
+            drv_store_forget (self, job);
+        job = next;
+    }
+    if (!s_room_for (self, bytes)) {
         snprintf (err, err_size,
-                  "queue full: the broker holds %zu bytes of payloads and takes at most %zu; "
-                  "retry later or raise the broker's --max-bytes",
-                  self->bytes, self->max_bytes);
+                  "queue full: the broker holds %zu bytes of jobs (payloads, results and %d "
+                  "per job) and takes at most %zu; retry later or raise the broker's "
+                  "--max-bytes",
+                  self->bytes, DRV_STORE_JOB_BYTES, self->max_bytes);
         return false;
     }
     if (!drv_store_find_queue (self, function) && zhashx_size (self->queues) >= self->max_queues) {
@@ -450,7 +480,6 @@ s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
     if (size)
         memcpy (job->payload, payload, size);
     job->size = size;
-    self->bytes += size;
     job->id = id;
     job->tag = tag;
     job->queue = queue;
@@ -461,16 +490,15 @@ s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
     if (client_len)
         memcpy (job->client, client, client_len);
     if (drv_index_insert (self->jobs, job) == -1) {
-        self->bytes -= size;
         s_job_free (job);
         return NULL;
     }
     if (drv_index_insert (self->tags, job) == -1) {
         drv_index_remove (self->jobs, job);
-        self->bytes -= size;
         s_job_free (job);
         return NULL;
     }
+    self->bytes += s_job_bytes (job);
     return job;
 }
 
@@ -479,7 +507,7 @@ s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
 static void
 s_uninsert (drv_store_t *self, drv_job_t *job)
 {
-    self->bytes -= job->size;
+    self->bytes -= s_job_bytes (job);
     drv_index_remove (self->tags, job);
     drv_index_remove (self->jobs, job);
     s_job_free (job);
@@ -844,6 +872,7 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
         return;                     //  finished already: first result wins
     drv_heap_remove (self->due, &job->due_slot);
     s_release_unique (job);
+    self->bytes -= s_job_bytes (job);
     job->state = outcome == DROVER_OUTCOME_OK ? DROVER_JOB_SUCCEEDED : DROVER_JOB_FAILED;
     job->outcome = outcome;
     job->worker = NULL;
@@ -851,7 +880,6 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
     job->dead = outcome != DROVER_OUTCOME_OK && outcome != DROVER_OUTCOME_CANCELLED
                 && !job->follower_done;
     if (!job->dead) {
-        self->bytes -= job->size;
         free (job->payload);
         job->payload = NULL;
         job->size = 0;
@@ -861,6 +889,7 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
         memcpy (job->result, data, size);
     job->result_size = job->result ? size : 0;
     job->reason = reason && *reason ? strdup (reason) : NULL;
+    self->bytes += s_job_bytes (job);
     job->finished_ms = now_ms;
     if (self->persist
         && drv_persist_finish (self->persist, job->id, outcome, job->result, job->result_size,
@@ -910,8 +939,7 @@ drv_store_forget (drv_store_t *self, drv_job_t *job)
     if (job->state < DROVER_JOB_SUCCEEDED)
         return;
     zlistx_delete (job->dead ? self->dead : self->done, job->handle);
-    if (job->payload)
-        self->bytes -= job->size;
+    self->bytes -= s_job_bytes (job);
     if (self->persist && (!job->acked || job->dead)
         && drv_persist_remove (self->persist, job->id) == -1)
         self->disk_failed = true;
@@ -939,6 +967,7 @@ drv_store_revive (drv_store_t *self, drv_job_t *job)
     }
     zlistx_delete (self->dead, job->handle);
     job->handle = NULL;
+    self->bytes -= s_job_bytes (job);
     free (job->result);
     free (job->reason);
     job->result = NULL;
@@ -959,6 +988,7 @@ drv_store_revive (drv_store_t *self, drv_job_t *job)
         if (drv_heap_push (self->due, job, 0, &job->due_slot) == 0)
             job->queue->delayed++;
     }
+    self->bytes += s_job_bytes (job);
     return 0;
 }
 

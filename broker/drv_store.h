@@ -114,17 +114,25 @@ drv_queue_t *drv_store_queue (drv_store_t *self, const char *function);
 //  The queue for function, or NULL.
 drv_queue_t *drv_store_find_queue (drv_store_t *self, const char *function);
 
-//  Bounds on what the store holds: payload bytes of all jobs (queued,
-//  running, waiting to retry, dead letters), and distinct functions.
-//  Defaults: 1 GiB and 10,000.
+//  Bounds on what the store holds: bytes of all jobs (payloads while
+//  kept, results, reasons, and DRV_STORE_JOB_BYTES each), and distinct
+//  functions. Defaults: 1 GiB and 10,000.
 void drv_store_set_limits (drv_store_t *self, size_t max_bytes, size_t max_queues);
 
-//  Can `bytes` more payload be held, and, if function has no queue yet,
-//  one more queue be made? On no, why in err.
+//  What the store counts against max_bytes for each job beyond its
+//  payload, result and reason: the job's own memory (its record, index
+//  entries and list node take about 400 bytes; test_hostile measures).
+#define DRV_STORE_JOB_BYTES 512
+
+//  Can `bytes` more be held (payloads plus DRV_STORE_JOB_BYTES per job),
+//  and, if function has no queue yet, one more queue be made? Finished
+//  jobs whose results were acknowledged are forgotten early to make room.
+//  On no, why in err.
 bool drv_store_can_hold (drv_store_t *self, const char *function, size_t bytes, char *err,
                          size_t err_size);
 
-//  Payload bytes held now.
+//  Bytes held now: payloads, results and reasons, and DRV_STORE_JOB_BYTES
+//  per job.
 size_t drv_store_bytes (drv_store_t *self);
 
 //  Can `count` more jobs join this queue (waiting ones, queued or

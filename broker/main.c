@@ -27,8 +27,11 @@ s_usage (FILE *out)
         "  --max-queue JOBS       jobs waiting (queued or delayed) per function at most,\n"
         "                         unless set for it with drover max-queue (default\n"
         "                         10000000)\n"
-        "  --max-bytes BYTES      payload bytes held in all (default 1073741824)\n"
+        "  --max-bytes BYTES      bytes of jobs held in all: payloads, results and 512\n"
+        "                         per job (default 1073741824)\n"
         "  --max-functions N      distinct functions served (default 10000)\n"
+        "  --max-memory BYTES     heap in use over which connections stuck in the middle\n"
+        "                         of a message are cut (default --max-bytes + 1 GiB)\n"
         "  --keep-results MS      how long finished jobs stay queryable, and detached\n"
         "                         jobs' results can be fetched with drover wait\n"
         "                         (default 600000)\n"
@@ -73,6 +76,7 @@ main (int argc, char *argv [])
         {"keep-results", required_argument, 0, 'K'},
         {"max-bytes", required_argument, 0, 'B'},
         {"max-functions", required_argument, 0, 'F'},
+        {"max-memory", required_argument, 0, 'm'},
         {"heartbeat", required_argument, 0, 'H'},
         {"liveness", required_argument, 0, 'L'},
         {"verbose", no_argument, 0, 'v'},
@@ -83,6 +87,7 @@ main (int argc, char *argv [])
     const char *clients = NULL, *workers = NULL, *data = NULL;
     unsigned long long max_payload = 0, max_message = 0, max_queue = 0, keep = 0;
     unsigned long long heartbeat = 1000, liveness = 3, max_bytes = 0, max_functions = 0;
+    unsigned long long max_memory = 0;
     bool have_keep = false, verbose = false, insecure = false;
     int opt;
     while ((opt = getopt_long (argc, argv, "vhV", options, NULL)) != -1) {
@@ -100,6 +105,7 @@ main (int argc, char *argv [])
             case 'I': insecure = true; break;
             case 'B': max_bytes = s_number ("--max-bytes", optarg); break;
             case 'F': max_functions = s_number ("--max-functions", optarg); break;
+            case 'm': max_memory = s_number ("--max-memory", optarg); break;
             case 'h': s_usage (stdout); return 0;
             case 'V':
                 printf ("drover-broker %d.%d.%d (protocol %d)\n", DROVER_VERSION_MAJOR,
@@ -141,6 +147,8 @@ main (int argc, char *argv [])
         drover_broker_set_max_bytes (broker, max_bytes);
     if (max_functions)
         drover_broker_set_max_functions (broker, max_functions);
+    if (max_memory)
+        drover_broker_set_max_memory (broker, max_memory);
     drover_broker_set_verbose (broker, verbose);
     drover_broker_set_insecure (broker, insecure);
     drover_broker_set_data_dir (broker, data);

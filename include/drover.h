@@ -481,11 +481,17 @@ void drover_broker_set_max_payload (drover_broker_t *self, size_t bytes);
 void drover_broker_set_max_queue (drover_broker_t *self, size_t jobs);
 void drover_broker_set_keep_results (drover_broker_t *self, unsigned ms);
 
-//  More limits: payload bytes held in all (default 1 GiB) and distinct
-//  functions (default 10,000). A submit past either is refused as queue
-//  full, so a flood cannot grow the broker without bound.
+//  More limits: bytes of jobs held in all (payloads, results and 512 per
+//  job; default 1 GiB) and distinct functions (default 10,000). A submit
+//  past either is refused as queue full, so a flood cannot grow the
+//  broker without bound.
 void drover_broker_set_max_bytes (drover_broker_t *self, size_t bytes);
 void drover_broker_set_max_functions (drover_broker_t *self, size_t functions);
+
+//  The heap the broker may use (default: max bytes + 1 GiB). Over it,
+//  connections stuck in the middle of a message (an endless multipart
+//  message, libzmq buffering it) are cut; see docs/limits.md.
+void drover_broker_set_max_memory (drover_broker_t *self, size_t bytes);
 
 //  Workers heartbeat every interval_ms (default 1000); one not heard
 //  from for liveness intervals (default 3) is dropped and its running

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "drover.h"
+#include "drv_store.h"
 
 //  ---------------------------------------------------------------------
 //  Handlers
@@ -548,26 +549,29 @@ Test (limits, result_over_the_payload_limit_fails_only_its_job)
 
 Test (limits, payload_bytes_held_are_bounded)
 {
-    //  This suite's broker holds 10-byte payloads at most; a second one
-    //  of 10 bytes fits only if max_bytes allows it.
+    //  This suite's broker holds three jobs' own bytes and 15 payload
+    //  bytes at most, in two functions.
     drover_client_destroy (&client);
     drover_broker_destroy (&broker);
     broker = drover_broker_new ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
-    drover_broker_set_max_bytes (broker, 15);
+    drover_broker_set_max_bytes (broker, 3 * DRV_STORE_JOB_BYTES + 15);
     drover_broker_set_max_functions (broker, 2);
     cr_assert_eq (drover_broker_start (broker), 0, "%s", drover_broker_error (broker));
     client = drover_client_new (drover_broker_clients_endpoint (broker));
     uint64_t job_id;
     cr_assert_eq (drover_client_submit (client, "a", "0123456789", 10, NULL, &job_id), 0);
+    cr_assert_eq (drover_client_submit (client, "b", "x", 1, NULL, &job_id), 0);
+    cr_assert_eq (drover_client_submit (client, "c", "x", 1, NULL, &job_id), -1,
+                  "a third function");
+    cr_assert_eq (drover_client_error_code (client), DROVER_ERR_QUEUE_FULL);
+    cr_assert_neq (strstr (drover_client_error (client), "--max-functions"), NULL, "%s",
+                   drover_client_error (client));
+    //  A third job fits, but not with 10 bytes of payload.
     cr_assert_eq (drover_client_submit (client, "a", "0123456789", 10, NULL, &job_id), -1);
     cr_assert_eq (drover_client_error_code (client), DROVER_ERR_QUEUE_FULL);
     cr_assert_neq (strstr (drover_client_error (client), "--max-bytes"), NULL, "%s",
                    drover_client_error (client));
-    cr_assert_eq (drover_client_submit (client, "b", "x", 1, NULL, &job_id), 0);
-    cr_assert_eq (drover_client_submit (client, "c", "x", 1, NULL, &job_id), -1,
-                  "a third function");
-    cr_assert_neq (strstr (drover_client_error (client), "--max-functions"), NULL, "%s",
-                   drover_client_error (client));
+    cr_assert_eq (drover_client_submit (client, "a", "x", 1, NULL, &job_id), 0);
 }
 
 //  ---------------------------------------------------------------------

@@ -717,3 +717,41 @@ Test (store, durable_store_keeps_priorities_delays_keys_and_settings)
     snprintf (command, sizeof command, "rm -rf %s", dir);
     cr_assert_eq (system (command), 0);
 }
+
+Test (store, bytes_count_payloads_results_and_each_job)
+{
+    cr_assert_eq (drv_store_bytes (s_store), 0);
+    drv_job_t *job = drv_store_submit (s_store, s_queue, 1, s_client, sizeof s_client, "12345",
+                                       5, 0, 0);
+    cr_assert_eq (drv_store_bytes (s_store), DRV_STORE_JOB_BYTES + 5);
+    //  Finished: the payload goes, the result and reason count.
+    drv_store_finish (s_store, job, DROVER_OUTCOME_OK, "abc", 3, NULL, 0);
+    cr_assert_eq (drv_store_bytes (s_store), DRV_STORE_JOB_BYTES + 3);
+    drv_store_expire (s_store, 1000);
+    cr_assert_eq (drv_store_bytes (s_store), 0);
+}
+
+Test (store, acknowledged_results_make_room_when_bytes_are_short)
+{
+    char err [256];
+    drv_store_set_limits (s_store, 2 * DRV_STORE_JOB_BYTES + 100, 10);
+    drv_job_t *acked = drv_store_submit (s_store, s_queue, 1, s_client, sizeof s_client, "a", 1,
+                                         0, 0);
+    drv_job_t *unacked = drv_store_submit (s_store, s_queue, 2, s_client, sizeof s_client, "b",
+                                           1, 0, 0);
+    drv_store_finish (s_store, unacked, DROVER_OUTCOME_OK, "B", 1, NULL, 0);
+    drv_store_finish (s_store, acked, DROVER_OUTCOME_OK, "A", 1, NULL, 0);
+    drv_store_acked (s_store, acked);
+    uint64_t acked_id = acked->id, unacked_id = unacked->id;
+    //  Full: the acknowledged result is forgotten early for a new job,
+    //  the unacknowledged one is kept for its client.
+    cr_assert (drv_store_can_hold (s_store, "resize", DRV_STORE_JOB_BYTES + 1, err, sizeof err),
+               "%s", err);
+    cr_assert_null (drv_store_lookup (s_store, acked_id));
+    cr_assert_not_null (drv_store_lookup (s_store, unacked_id));
+    drv_store_submit (s_store, s_queue, 3, s_client, sizeof s_client, "c", 1, 0, 0);
+    cr_assert_not (drv_store_can_hold (s_store, "resize", DRV_STORE_JOB_BYTES + 1, err,
+                                       sizeof err));
+    cr_assert_neq (strstr (err, "queue full"), NULL, "%s", err);
+    cr_assert_not_null (drv_store_lookup (s_store, unacked_id));
+}
