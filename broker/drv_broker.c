@@ -14,6 +14,10 @@
 
 #include "drv_broker.h"
 
+#include <dirent.h>
+#include <errno.h>
+
+#include "drv_auth.h"
 #include "drv_heap.h"
 #include "drv_guard.h"
 #include "drv_sched.h"
@@ -42,6 +46,7 @@ typedef struct {
     zsock_t *pipe;                   //  to the owning thread
     zsock_t *clients;                //  ROUTER for clients
     zsock_t *workers;                //  ROUTER for workers
+    drv_auth_t *auth;                //  ZAP handler with CURVE, or NULL
     zloop_t *loop;                   //  the one event loop
     drv_store_t *store;              //  jobs and queues
     drv_sched_t *sched;              //  workers and credit
@@ -1205,16 +1210,20 @@ s_is_local (const char *endpoint)
 }
 
 //  Bind a ROUTER; NULL with a reason on failure. libzmq drops the
-//  connection of a peer that sends a frame over max_frame bytes.
+//  connection of a peer that sends a frame over max_frame bytes. With
+//  CURVE it is a CURVE server in ZAP domain `domain`, and may listen
+//  anywhere.
 static zsock_t *
-s_bind (const char *endpoint, bool insecure, int64_t max_frame, int sndhwm, char *err,
+s_bind (const drv_broker_config_t *config, const char *endpoint, const char *domain,
+        int64_t max_frame, int sndhwm, char *err,
         size_t err_size)
 {
-    if (!insecure && !s_is_local (endpoint)) {
+    if (!config->insecure && !config->curve_cert && !s_is_local (endpoint)) {
         snprintf (err, err_size,
                   "refusing to listen on %s: without authentication the broker listens on "
-                  "loopback (tcp://127.0.0.1:PORT) or ipc:// only; give --insecure to listen "
-                  "there anyway",
+                  "loopback (tcp://127.0.0.1:PORT) or ipc:// only; give it CURVE keys "
+                  "(--curve-secret, --allow-clients, --allow-workers), or give --insecure to "
+                  "listen there anyway",
                   endpoint);
         return NULL;
     }
@@ -1233,11 +1242,39 @@ s_bind (const char *endpoint, bool insecure, int64_t max_frame, int sndhwm, char
     zsock_set_rcvhwm (sock, S_RCVHWM);
     zsock_set_maxmsgsize (sock, (int) (max_frame > INT_MAX ? INT_MAX : max_frame));
     zsock_set_linger (sock, 0);
+    //  Refuse to serve at all if any CURVE option did not take.
+    if (config->curve_cert
+        && drv_auth_server_apply (sock, config->curve_cert, domain, err, err_size) == -1) {
+        zsock_destroy (&sock);
+        return NULL;
+    }
     if (zsock_bind (sock, "%s", endpoint) == -1) {
         snprintf (err, err_size, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         zsock_destroy (&sock);
     }
     return sock;
+}
+
+//  With CURVE: start the ZAP handler with both allow lists. -1 with a
+//  reason.
+static int
+s_start_auth (s_server_t *self, char *err, size_t err_size)
+{
+    const drv_broker_config_t *config = self->config;
+    size_t clients = 0, workers = 0;
+    self->auth = drv_auth_new (err, err_size);
+    if (!self->auth
+        || drv_auth_allow (self->auth, DRV_AUTH_CLIENTS, config->allow_clients, &clients, err,
+                           err_size)
+               == -1
+        || drv_auth_allow (self->auth, DRV_AUTH_WORKERS, config->allow_workers, &workers, err,
+                           err_size)
+               == -1)
+        return -1;
+    zsys_info ("broker: CURVE on key=%s clients=%s (%zu keys) workers=%s (%zu keys)",
+               zcert_public_txt (config->curve_cert), config->allow_clients, clients,
+               config->allow_workers, workers);
+    return 0;
 }
 
 void
@@ -1263,10 +1300,11 @@ drv_broker_actor (zsock_t *pipe, void *args)
     size_t max_memory = self->config->max_memory ? self->config->max_memory
                                                  : self->config->max_bytes + ((size_t) 1 << 30);
     self->guard = drv_guard_new (max_memory);
-    self->clients = s_bind (self->config->clients_endpoint, self->config->insecure, max_frame,
-                            S_CLIENT_SNDHWM, err, sizeof err);
+    if (!self->config->curve_cert || s_start_auth (self, err, sizeof err) == 0)
+        self->clients = s_bind (self->config, self->config->clients_endpoint, DRV_AUTH_CLIENTS,
+                                max_frame, S_CLIENT_SNDHWM, err, sizeof err);
     if (self->clients)
-        self->workers = s_bind (self->config->workers_endpoint, self->config->insecure,
+        self->workers = s_bind (self->config, self->config->workers_endpoint, DRV_AUTH_WORKERS,
                                 max_frame, S_WORKER_SNDHWM, err, sizeof err);
     self->store = drv_store_new (self->config->keep_results_ms, self->config->max_queue);
     if (self->store)
@@ -1339,6 +1377,7 @@ drv_broker_actor (zsock_t *pipe, void *args)
     zsock_destroy (&self->workers);
     zsock_destroy (&self->clients);
     drv_guard_destroy (&self->guard);
+    drv_auth_destroy (&self->auth);
 }
 
 //  ---------------------------------------------------------------------
@@ -1350,6 +1389,9 @@ struct _drover_broker_t {
     char *clients_bound;             //  as bound, after start
     char *workers_bound;             //  as bound, after start
     char *data_dir;                  //  durable mode, or NULL
+    zcert_t *curve_cert;             //  CURVE key pair, or NULL
+    char *allow_clients;             //  CURVE: client certificates
+    char *allow_workers;             //  CURVE: worker certificates
     drv_broker_config_t config;      //  handed to the actor
     zactor_t *actor;                 //  running broker, or NULL
     char error [512];                //  last error
@@ -1390,6 +1432,9 @@ drover_broker_destroy (drover_broker_t **self_p)
         free (self->clients_endpoint);
         free (self->workers_endpoint);
         free (self->data_dir);
+        zcert_destroy (&self->curve_cert);
+        free (self->allow_clients);
+        free (self->allow_workers);
         free (self);
         *self_p = NULL;
     }
@@ -1481,6 +1526,64 @@ void
 drover_broker_set_insecure (drover_broker_t *self, bool insecure)
 {
     self->config.insecure = insecure;
+}
+
+//  Can dir be listed? -1 with a reason.
+static int
+s_check_dir (drover_broker_t *self, const char *flag, const char *dir)
+{
+    DIR *handle = dir && *dir ? opendir (dir) : NULL;
+    if (!handle) {
+        snprintf (self->error, sizeof self->error, "%s: cannot read the directory %s: %s", flag,
+                  dir && *dir ? dir : "(none given)", dir && *dir ? strerror (errno) : "give one");
+        return -1;
+    }
+    closedir (handle);
+    return 0;
+}
+
+int
+drover_broker_set_curve (drover_broker_t *self, const char *secret_file, const char *clients_dir,
+                         const char *workers_dir)
+{
+    zcert_destroy (&self->curve_cert);
+    zstr_free (&self->allow_clients);
+    zstr_free (&self->allow_workers);
+    self->config.curve_cert = NULL;
+    self->config.allow_clients = self->config.allow_workers = NULL;
+    if (!secret_file)
+        return 0;
+    char err [400];
+    zcert_t *cert = drv_auth_load_cert (secret_file, true, err, sizeof err);
+    if (!cert) {
+        snprintf (self->error, sizeof self->error, "--curve-secret: %s", err);
+        return -1;
+    }
+    if (s_check_dir (self, "--allow-clients", clients_dir) == -1
+        || s_check_dir (self, "--allow-workers", workers_dir) == -1) {
+        zcert_destroy (&cert);
+        return -1;
+    }
+    self->allow_clients = strdup (clients_dir);
+    self->allow_workers = strdup (workers_dir);
+    if (!self->allow_clients || !self->allow_workers) {
+        zcert_destroy (&cert);
+        zstr_free (&self->allow_clients);
+        zstr_free (&self->allow_workers);
+        snprintf (self->error, sizeof self->error, "out of memory");
+        return -1;
+    }
+    self->curve_cert = cert;
+    self->config.curve_cert = cert;
+    self->config.allow_clients = self->allow_clients;
+    self->config.allow_workers = self->allow_workers;
+    return 0;
+}
+
+const char *
+drover_broker_public_key (drover_broker_t *self)
+{
+    return self->curve_cert ? zcert_public_txt (self->curve_cert) : NULL;
 }
 
 void

@@ -30,6 +30,9 @@ typedef struct {
     bool verbose;                    //  log every submit
     const char *data_dir;            //  durable mode: the job store, or NULL
     bool insecure;                   //  may bind beyond loopback without keys
+    zcert_t *curve_cert;             //  CURVE: the broker's key pair, or NULL
+    const char *allow_clients;       //  CURVE: client certificates let in
+    const char *allow_workers;       //  CURVE: worker certificates let in
 } drv_broker_config_t;
 
 //  The broker actor (zactor_fn). After binding it sends one message on

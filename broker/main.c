@@ -38,14 +38,22 @@ s_usage (FILE *out)
         "  --heartbeat MS         the workers' heartbeat interval (default 1000)\n"
         "  --liveness N           drop a worker silent for N intervals and dispatch its\n"
         "                         running tasks again (default 3)\n"
+        "  --curve-secret FILE    require CURVE on both endpoints, with the broker's\n"
+        "                         secret certificate FILE (PATH_secret of drover keygen);\n"
+        "                         needs --allow-clients and --allow-workers\n"
+        "  --allow-clients DIR    CURVE: let in clients whose public certificates are\n"
+        "                         in DIR (read again whenever it changes)\n"
+        "  --allow-workers DIR    CURVE: let in workers whose public certificates are\n"
+        "                         in DIR; a client key cannot serve as a worker\n"
         "  --insecure             listen beyond loopback without authentication; by\n"
-        "                         default only tcp://127.x.x.x, [::1], localhost and\n"
-        "                         ipc:// endpoints are allowed\n"
+        "                         default, without CURVE, only tcp://127.x.x.x, [::1],\n"
+        "                         localhost and ipc:// endpoints are allowed\n"
         "  -v, --verbose          log every submit\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
         "\n"
         "Endpoints are ZeroMQ endpoints; tcp://127.0.0.1:* binds a free port.\n"
+        "Keys: drover keygen PATH; see docs/security.md.\n"
         "Runs in the foreground, logs to stderr, stops on SIGTERM or SIGINT.\n");
 }
 
@@ -81,10 +89,14 @@ main (int argc, char *argv [])
         {"liveness", required_argument, 0, 'L'},
         {"verbose", no_argument, 0, 'v'},
         {"insecure", no_argument, 0, 'I'},
+        {"curve-secret", required_argument, 0, 'S'},
+        {"allow-clients", required_argument, 0, 'C'},
+        {"allow-workers", required_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     const char *clients = NULL, *workers = NULL, *data = NULL;
+    const char *curve_secret = NULL, *allow_clients = NULL, *allow_workers = NULL;
     unsigned long long max_payload = 0, max_message = 0, max_queue = 0, keep = 0;
     unsigned long long heartbeat = 1000, liveness = 3, max_bytes = 0, max_functions = 0;
     unsigned long long max_memory = 0;
@@ -103,6 +115,9 @@ main (int argc, char *argv [])
             case 'L': liveness = s_number ("--liveness", optarg); break;
             case 'v': verbose = true; break;
             case 'I': insecure = true; break;
+            case 'S': curve_secret = optarg; break;
+            case 'C': allow_clients = optarg; break;
+            case 'W': allow_workers = optarg; break;
             case 'B': max_bytes = s_number ("--max-bytes", optarg); break;
             case 'F': max_functions = s_number ("--max-functions", optarg); break;
             case 'm': max_memory = s_number ("--max-memory", optarg); break;
@@ -124,6 +139,12 @@ main (int argc, char *argv [])
         fprintf (stderr, "drover-broker: both --clients and --workers are needed, e.g.\n"
                          "  drover-broker --clients tcp://127.0.0.1:7700 --workers "
                          "tcp://127.0.0.1:7701\n");
+        return 2;
+    }
+    if ((curve_secret || allow_clients || allow_workers)
+        && !(curve_secret && allow_clients && allow_workers)) {
+        fprintf (stderr, "drover-broker: CURVE needs all three of --curve-secret, "
+                         "--allow-clients and --allow-workers\n");
         return 2;
     }
     zsys_init ();
@@ -152,6 +173,12 @@ main (int argc, char *argv [])
     drover_broker_set_verbose (broker, verbose);
     drover_broker_set_insecure (broker, insecure);
     drover_broker_set_data_dir (broker, data);
+    if (curve_secret
+        && drover_broker_set_curve (broker, curve_secret, allow_clients, allow_workers) == -1) {
+        fprintf (stderr, "drover-broker: %s\n", drover_broker_error (broker));
+        drover_broker_destroy (&broker);
+        return 2;
+    }
     if (heartbeat == 0 || heartbeat > 3600000 || liveness == 0 || liveness > 1000) {
         fprintf (stderr, "drover-broker: --heartbeat takes 1 to 3600000 ms and --liveness 1 "
                          "to 1000\n");

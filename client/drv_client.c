@@ -11,11 +11,18 @@
     echoes. drover_imap_* pipelines: it sends batches without waiting for
     their acknowledgements (up to a window) and checks them as results
     are taken.
+
+    A socket monitor (drv_handshake) watches the connection: when the
+    broker refuses this client (CURVE key not listed, wrong broker key,
+    CURVE on one side only), every call that waits on the broker fails
+    with DROVER_ERR_UNAUTHORIZED instead of waiting for ever.
 */
 
 #include <errno.h>
 
+#include "drv_auth.h"
 #include "drv_codec.h"
+#include "drv_handshake.h"
 #include "drv_util.h"
 
 //  Tasks per Submit message, and bytes of payload per Submit at most.
@@ -80,6 +87,9 @@ typedef struct {
 
 struct _drover_client_t {
     zsock_t *dealer;                 //  to the broker
+    drv_handshake_t *handshake;      //  watches the dealer's handshakes
+    zcert_t *curve_cert;             //  CURVE: our key pair, or NULL
+    zcert_t *broker_cert;            //  CURVE: the broker's public key
     char *endpoint;                  //  the broker's client endpoint
     uint64_t seq;                    //  last request sequence
     uint64_t next_tag;               //  next task tag
@@ -165,20 +175,46 @@ s_fail (drover_client_t *self, drover_error_t code, int error, const char *forma
     return -1;
 }
 
-//  (Re)make the socket to the broker under our routing id. 0, or -1.
+//  (Re)create the dealer, with CURVE if set, and connect it. -1 with a
+//  reason in self->error.
 static int
 s_connect (drover_client_t *self)
 {
+    drv_handshake_destroy (&self->handshake);
     zsock_destroy (&self->dealer);
     self->dealer = zsock_new (ZMQ_DEALER);
     if (!self->dealer)
-        return -1;
+        return s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
     zsock_set_identity (self->dealer, self->identity);
     zsock_set_linger (self->dealer, 0);
     zsock_set_sndhwm (self->dealer, 100000);
     zsock_set_rcvhwm (self->dealer, 100000);
+    char err [512];
+    if (self->curve_cert
+        && drv_auth_client_apply (self->dealer, self->curve_cert, self->broker_cert, err,
+                                  sizeof err)
+               == -1)
+        return s_fail (self, DROVER_ERR_NONE, EINVAL, "%s", err);
+    //  Watch before connecting, so that no event is missed.
+    self->handshake =
+        drv_handshake_new (self->dealer, "client", self->curve_cert != NULL, err, sizeof err);
+    if (!self->handshake)
+        return s_fail (self, DROVER_ERR_NONE, EIO, "%s", err);
     self->last_connect = zclock_mono ();
-    return zsock_connect (self->dealer, "%s", self->endpoint);
+    if (zsock_connect (self->dealer, "%s", self->endpoint) == -1)
+        return s_fail (self, DROVER_ERR_NONE, EINVAL, "'%s' is not a broker endpoint",
+                       self->endpoint);
+    return 0;
+}
+
+//  -1 once the broker refused us, with the reason as the error.
+static int
+s_auth_check (drover_client_t *self)
+{
+    if (drv_handshake_read (self->handshake) == 0)
+        return 0;
+    return s_fail (self, DROVER_ERR_UNAUTHORIZED, EACCES, "%s",
+                   drv_handshake_reason (self->handshake));
 }
 
 //  Send a frame, waiting at most wait_ms for the socket to take it: a
@@ -233,9 +269,11 @@ drover_client_new (const char *endpoint)
     zhashx_set_destructor (self->by_tag, s_job_destroy);
     zhashx_set_destructor (self->submits, s_submit_destroy);
     zuuid_t *uuid = zuuid_new ();
-    snprintf (self->identity, sizeof self->identity, "C%.24s", zuuid_str (uuid));
+    bool named = uuid != NULL;
+    if (named)
+        snprintf (self->identity, sizeof self->identity, "C%.24s", zuuid_str (uuid));
     zuuid_destroy (&uuid);
-    if (s_connect (self) == -1) {
+    if (!named || s_connect (self) == -1) {
         drover_client_destroy (&self);
         return NULL;
     }
@@ -257,7 +295,10 @@ drover_client_destroy (drover_client_t **self_p)
                 zframe_send (&frame, self->dealer, ZFRAME_DONTWAIT);
             zframe_destroy (&frame);
         }
+        drv_handshake_destroy (&self->handshake);
         zsock_destroy (&self->dealer);
+        zcert_destroy (&self->curve_cert);
+        zcert_destroy (&self->broker_cert);
         zlistx_destroy (&self->ready);
         zhashx_destroy (&self->by_id);
         zhashx_destroy (&self->by_tag);
@@ -293,6 +334,31 @@ drover_client_set_notice (drover_client_t *self, drover_notice_fn *fn, void *arg
 {
     self->notice = fn;
     self->notice_arg = arg;
+}
+
+int
+drover_client_set_curve (drover_client_t *self, const char *secret_file,
+                         const char *broker_key_file)
+{
+    if (self->seq)
+        return s_fail (self, DROVER_ERR_NONE, EINVAL,
+                       "set CURVE before the client first talks to the broker");
+    char err [400];
+    zcert_t *cert = drv_auth_load_cert (secret_file, true, err, sizeof err);
+    if (!cert)
+        return s_fail (self, DROVER_ERR_NONE, EINVAL, "--curve-secret: %s", err);
+    zcert_t *broker = drv_auth_load_cert (broker_key_file, false, err, sizeof err);
+    if (!broker) {
+        zcert_destroy (&cert);
+        return s_fail (self, DROVER_ERR_NONE, EINVAL, "--broker-key: %s", err);
+    }
+    zcert_destroy (&self->curve_cert);
+    zcert_destroy (&self->broker_cert);
+    self->curve_cert = cert;
+    self->broker_cert = broker;
+    //  A new socket: the options count at connect time, and the old one
+    //  may be half-way through a handshake without keys.
+    return s_connect (self);
 }
 
 //  ---------------------------------------------------------------------
@@ -464,7 +530,9 @@ s_reconnect_if_silent (drover_client_t *self, int64_t now)
 static int
 s_receive (drover_client_t *self, int timeout_ms)
 {
-    zmq_pollitem_t item = {.socket = zsock_resolve (self->dealer), .events = ZMQ_POLLIN};
+    if (s_auth_check (self) == -1)
+        return -1;
+    zmq_pollitem_t items [2] = {{.events = ZMQ_POLLIN}, {.events = ZMQ_POLLIN}};
     int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
     int rc;
     //  A message already queued is taken without a poll: that is one
@@ -482,11 +550,17 @@ s_receive (drover_client_t *self, int timeout_ms)
         s_reconnect_if_silent (self, now);
         s_ping (self, now);
         s_resend_stuck (self, now);
-        item.socket = zsock_resolve (self->dealer);
+        //  s_reconnect_if_silent may have made a new socket and watch.
+        items [0].socket = zsock_resolve (self->dealer);
+        items [1].socket = zsock_resolve (drv_handshake_sock (self->handshake));
         int slice = S_HEARTBEAT_MS;
         if (deadline >= 0 && deadline - now < slice)
             slice = (int) (deadline > now ? deadline - now : 0);
-        rc = zmq_poll (&item, 1, slice);
+        rc = zmq_poll (items, 2, slice);
+        if (rc > 0 && (items [1].revents & ZMQ_POLLIN) && s_auth_check (self) == -1)
+            return -1;
+        if (rc > 0 && !(items [0].revents & ZMQ_POLLIN))
+            rc = 0;                 //  connection events only
         if (rc != 0 || (deadline >= 0 && zclock_mono () >= deadline))
             break;
     }
@@ -617,6 +691,8 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
                 delay_ms);
         return 0;
     }
+    if (s_auth_check (self) == -1)
+        return 0;
     drv_task_t *tasks = (drv_task_t *) calloc (count, sizeof *tasks);
     s_submit_t *submit = (s_submit_t *) calloc (1, sizeof *submit);
     if (submit) {
@@ -1106,6 +1182,8 @@ drover_client_join (drover_client_t *self, int timeout_ms)
 static int
 s_request (drover_client_t *self, drv_msg_t *msg, drv_msg_t **reply_p)
 {
+    if (s_auth_check (self) == -1)
+        return -1;
     zframe_t *frame = drv_codec_encode (msg);
     if (s_send_frame (self, &frame, self->ack_timeout) != 0)
         return s_fail (self, DROVER_ERR_NONE, EIO, "cannot send to the broker at %s",

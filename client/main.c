@@ -1,8 +1,8 @@
 /*  drover - the drover command line: submit a task, map over lines, ask
-    for a job's state or wait for its result, steer a function's queue.
-    A thin program over the drover_client_* SDK. Without a broker,
-    submit and map run in local mode (drv_local): a broker and a worker
-    in this process for the one job, stopped at exit.
+    for a job's state or wait for its result, steer a function's queue,
+    make CURVE keys. A thin program over the drover_client_* SDK. Without
+    a broker, submit and map run in local mode (drv_local): a broker and a
+    worker in this process for the one job, stopped at exit.
 
     Exit codes: 0 all tasks succeeded; 1 a task failed; 2 usage error;
     3 the broker could not be reached or refused the request (or the
@@ -63,10 +63,17 @@ s_usage (FILE *out)
         "  max-queue FUNCTION N            queue at most N waiting tasks of FUNCTION (more\n"
         "                                  are refused: queue full); 0: the broker's\n"
         "  queue FUNCTION                  print FUNCTION's queue settings and counts\n"
+        "  keygen PATH                     write a new CURVE key pair: PATH, the public\n"
+        "                                  certificate to hand out, and PATH_secret\n"
+        "                                  (mode 0600) to keep; never overwrites\n"
         "\n"
         "Options:\n"
         "  -b, --broker ENDPOINT   the broker's client endpoint, e.g.\n"
         "                          tcp://127.0.0.1:7700; default $DROVER_BROKER\n"
+        "      --curve-secret FILE this client's secret certificate (PATH_secret of\n"
+        "                          keygen): talk CURVE; default $DROVER_CURVE_SECRET\n"
+        "      --broker-key FILE   the broker's public certificate, for CURVE;\n"
+        "                          default $DROVER_BROKER_KEY\n"
         "  -d, --data TEXT         submit: the payload\n"
         "  -t, --timeout MS        kill a task that runs longer than MS milliseconds\n"
         "  -r, --retries N         run a failed task again, up to N times (0 to 1000);\n"
@@ -95,6 +102,7 @@ s_usage (FILE *out)
         "Exit status: 0 every task succeeded, 1 a task failed (or wait, status: no such\n"
         "job), 2 usage error, 3 the broker could not be reached or refused the request\n"
         "(or, in local mode, could not start), or drover was stopped by SIGINT/SIGTERM.\n"
+        "(also 'authentication failed: ...': the broker does not let this client in).\n"
         "\n"
         "Examples:\n"
         "  seq 5 | drover map square -j 2 --function 'square=exec:awk {print($1*$1)}'\n"
@@ -549,10 +557,14 @@ main (int argc, char *argv [])
         {"function", required_argument, 0, 'f'},
         {"jobs", required_argument, 0, 'j'},
         {"unordered", no_argument, 0, 'O'},
+        {"curve-secret", required_argument, 0, 'S'},
+        {"broker-key", required_argument, 0, 'K'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     const char *broker = getenv ("DROVER_BROKER");
+    const char *curve_secret = getenv ("DROVER_CURVE_SECRET");
+    const char *broker_key = getenv ("DROVER_BROKER_KEY");
     const char *data = NULL;
     drover_options_t task_options = {0};
     int opt;
@@ -581,6 +593,8 @@ main (int argc, char *argv [])
                 }
                 break;
             }
+            case 'S': curve_secret = optarg; break;
+            case 'K': broker_key = optarg; break;
             case 'd': data = optarg; break;
             case 't': {
                 char *end;
@@ -659,6 +673,21 @@ main (int argc, char *argv [])
     }
     const char *command = argv [optind];
     int args = argc - optind - 1;
+    if (streq (command, "keygen")) {
+        if (args != 1) {
+            fprintf (stderr, "drover: keygen takes one argument, the path of the new "
+                             "certificate (PATH_secret is written beside it)\n");
+            return S_EXIT_USAGE;
+        }
+        char err [512];
+        if (drover_keygen (argv [optind + 1], err, sizeof err) == -1) {
+            fprintf (stderr, "drover: %s\n", err);
+            return S_EXIT_FAILED;
+        }
+        printf ("public certificate: %s\nsecret certificate: %s_secret (keep it private)\n",
+                argv [optind + 1], argv [optind + 1]);
+        return 0;
+    }
     bool by_id = streq (command, "status") || streq (command, "cancel")
                  || streq (command, "wait");
     bool dead = streq (command, "dead");
@@ -668,7 +697,8 @@ main (int argc, char *argv [])
     bool known = streq (command, "submit") || streq (command, "map") || by_id || dead || queue;
     if (!known) {
         fprintf (stderr, "drover: unknown command '%s'; the commands are submit, map, wait, "
-                         "status, cancel, dead, limit, pause, resume, max-queue and queue\n",
+                         "status, cancel, dead, limit, pause, resume, max-queue, queue and "
+                         "keygen\n",
                  command);
         return S_EXIT_USAGE;
     }
@@ -735,6 +765,21 @@ main (int argc, char *argv [])
         fprintf (stderr, "drover: '%s' is not a broker endpoint (e.g. tcp://127.0.0.1:7700)\n",
                  broker);
         drv_local_destroy (&here);
+        return S_EXIT_USAGE;
+    }
+    if (curve_secret && !*curve_secret)
+        curve_secret = NULL;
+    if (broker_key && !*broker_key)
+        broker_key = NULL;
+    if (!curve_secret != !broker_key) {
+        fprintf (stderr, "drover: CURVE needs both --curve-secret and --broker-key (or "
+                         "DROVER_CURVE_SECRET and DROVER_BROKER_KEY)\n");
+        drover_client_destroy (&client);
+        return S_EXIT_USAGE;
+    }
+    if (curve_secret && drover_client_set_curve (client, curve_secret, broker_key) == -1) {
+        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        drover_client_destroy (&client);
         return S_EXIT_USAGE;
     }
     drover_client_set_notice (client, s_notice, NULL);

@@ -139,6 +139,12 @@ void drover_set_logstream (FILE *stream);
 //  Destroy a result and NULL the pointer.
 void drover_result_destroy (drover_result_t **self_p);
 
+//  Write a new CURVE key pair in czmq's zcert format: path, the public
+//  certificate to hand to the other side, and path_secret (mode 0600),
+//  to keep. Refuses to overwrite either file. -1 with the reason in err
+//  (err_size bytes). See docs/security.md.
+int drover_keygen (const char *path, char *err, size_t err_size);
+
 //  ---------------------------------------------------------------------
 //  Client: submit jobs and collect their results.
 
@@ -173,6 +179,17 @@ void drover_client_set_ack_timeout (drover_client_t *self, int timeout_ms);
 
 //  Be told of notices; default prints nothing.
 void drover_client_set_notice (drover_client_t *self, drover_notice_fn *fn, void *arg);
+
+//  Talk CURVE: secret_file is this client's secret certificate (the
+//  _secret file of drover_keygen), broker_key_file the broker's public
+//  certificate. Call before anything that talks to the broker. -1 with
+//  drover_client_error if a file cannot be read or is the wrong kind.
+//  If the broker then refuses this client (key not listed, wrong broker
+//  key, or CURVE on one side only), calls fail within a few seconds with
+//  DROVER_ERR_UNAUTHORIZED, errno EACCES and an error that starts
+//  "authentication failed: ", and keep failing.
+int drover_client_set_curve (drover_client_t *self, const char *secret_file,
+                             const char *broker_key_file);
 
 //  Submit one task and return once the broker has acknowledged it, with
 //  its job id in *job_id. Collect the result with drover_client_wait.
@@ -431,6 +448,15 @@ void drover_worker_set_heartbeat (drover_worker_t *self, unsigned interval_ms, u
 //  The name shown in logs and status views; default host:pid.
 void drover_worker_set_name (drover_worker_t *self, const char *name);
 
+//  Talk CURVE: secret_file is this worker's secret certificate,
+//  broker_key_file the broker's public certificate. Set before running.
+//  -1 with drover_worker_error if a file cannot be read or is the wrong
+//  kind. A worker the broker refuses stops: drover_worker_run returns -1
+//  (drover_worker_wait, when started) with an error that starts
+//  "authentication failed: ".
+int drover_worker_set_curve (drover_worker_t *self, const char *secret_file,
+                             const char *broker_key_file);
+
 //  Offer function `name`, served by an in-process handler.
 int drover_worker_add_handler (drover_worker_t *self, const char *name,
                                drover_handler_fn *handler, void *arg);
@@ -451,6 +477,11 @@ int drover_worker_run (drover_worker_t *self);
 
 //  Start running on a background thread; returns at once.
 int drover_worker_start (drover_worker_t *self);
+
+//  Wait up to timeout_ms for a started worker to stop by itself: 0 if it
+//  is still running, -1 if it stopped (the broker refused it: the reason
+//  is in drover_worker_error) or is not running.
+int drover_worker_wait (drover_worker_t *self, int timeout_ms);
 
 //  Ask a running worker to finish: it tells the broker it leaves, so its
 //  running tasks are dispatched again elsewhere, and returns from run.
@@ -508,6 +539,23 @@ void drover_broker_set_data_dir (drover_broker_t *self, const char *dir);
 //  Allow endpoints other than loopback and ipc (default off: without
 //  authentication, the broker refuses to listen beyond this machine).
 void drover_broker_set_insecure (drover_broker_t *self, bool insecure);
+
+//  Require CURVE on both endpoints: secret_file is the broker's secret
+//  certificate; only clients whose public certificates are in
+//  clients_dir, and workers whose certificates are in workers_dir, get
+//  in (separate lists: a client key cannot serve as a worker). Files
+//  added to or removed from the directories count from the next
+//  connection. With CURVE the broker may listen beyond loopback. NULL
+//  secret_file turns CURVE off. Set before starting; -1 with
+//  drover_broker_error if a file or directory cannot be read or is the
+//  wrong kind. One CURVE broker per process (it owns the process's ZAP
+//  handler). See docs/security.md.
+int drover_broker_set_curve (drover_broker_t *self, const char *secret_file,
+                             const char *clients_dir, const char *workers_dir);
+
+//  The broker's public key (Z85 text) when CURVE is set, else NULL.
+//  Borrowed.
+const char *drover_broker_public_key (drover_broker_t *self);
 
 //  Log every submit (default off).
 void drover_broker_set_verbose (drover_broker_t *self, bool verbose);

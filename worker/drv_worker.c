@@ -11,17 +11,21 @@
 
     The worker heartbeats the broker every second; if the broker answers
     that it does not know this worker (it restarted), the worker announces
-    itself again.
+    itself again. A broker that refuses the worker's handshake (CURVE key
+    not listed, wrong broker key, CURVE on one side only; drv_handshake
+    tells) ends the agent instead: it reports "FAILED" on its pipe.
 */
 
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "drv_auth.h"
 #include "drv_codec.h"
 #include "drv_exec.h"
 #include "drv_pool.h"
 #include "drv_sandbox.h"
+#include "drv_handshake.h"
 #include "drv_util.h"
 
 #define DONE_BYTES_MAX (32 * 1024 * 1024)   //  result bytes in one Done before another
@@ -51,6 +55,8 @@ struct _drover_worker_t {
     uint32_t liveness;               //  silent intervals before the broker is gone
     size_t max_output;               //  largest result accepted
     zlistx_t *functions;             //  s_function_t, owned
+    zcert_t *curve_cert;             //  CURVE: our key pair, or NULL
+    zcert_t *broker_cert;            //  CURVE: the broker's public key
     zactor_t *actor;                 //  running agent, or NULL
     atomic_uint_fast64_t completed;  //  tasks finished
     atomic_bool in_run;              //  drover_worker_run owns the actor
@@ -76,6 +82,8 @@ typedef struct _s_agent_t {
     drover_worker_t *worker;         //  configuration, borrowed
     zsock_t *pipe;                   //  to the owner
     zsock_t *dealer;                 //  to the broker
+    drv_handshake_t *handshake;      //  watches the dealer's handshakes
+    bool refused;                    //  the broker refused us: stop
     zloop_t *loop;                   //  the event loop
     drv_pool_t *pool;                //  in-process handlers, or NULL
     drv_pool_function_t *pool_functions;  //  the pool's function table, owned
@@ -449,6 +457,22 @@ s_on_broker (zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
+//  Connection events: the broker refusing us ends the agent.
+static int
+s_on_handshake (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    (void) sock;
+    s_agent_t *self = (s_agent_t *) arg;
+    if (drv_handshake_read (self->handshake) == 0)
+        return 0;
+    const char *reason = drv_handshake_reason (self->handshake);
+    zsys_error ("worker: %s; stopping", reason);
+    zstr_sendx (self->pipe, "FAILED", reason, NULL);
+    self->refused = true;
+    return -1;
+}
+
 static int
 s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
 {
@@ -508,7 +532,14 @@ s_agent_actor (zsock_t *pipe, void *args)
         zsock_set_linger (self->dealer, 1000);
         zsock_set_sndhwm (self->dealer, 100000);
         zsock_set_rcvhwm (self->dealer, 100000);
-        if (zsock_connect (self->dealer, "%s", worker->endpoint) == -1)
+        if (worker->curve_cert)
+            drv_auth_client_apply (self->dealer, worker->curve_cert, worker->broker_cert, err,
+                                   sizeof err);
+        //  Watch before connecting, so that no event is missed.
+        if (!*err)
+            self->handshake = drv_handshake_new (self->dealer, "worker",
+                                                 worker->curve_cert != NULL, err, sizeof err);
+        if (!*err && zsock_connect (self->dealer, "%s", worker->endpoint) == -1)
             snprintf (err, sizeof err, "cannot connect to %s: %s", worker->endpoint,
                       zmq_strerror (zmq_errno ()));
     }
@@ -551,6 +582,7 @@ s_agent_actor (zsock_t *pipe, void *args)
         zloop_set_nonstop (self->loop, true);
         zloop_reader (self->loop, pipe, drv_util_on_term, NULL);
         zloop_reader (self->loop, self->dealer, s_on_broker, self);
+        zloop_reader (self->loop, drv_handshake_sock (self->handshake), s_on_handshake, self);
         zloop_timer (self->loop, worker->heartbeat_ms, 0, s_on_heartbeat, self);
         self->last_heard = zclock_mono ();
         s_send_ready (self);
@@ -561,8 +593,10 @@ s_agent_actor (zsock_t *pipe, void *args)
                    !self->pool ? "none" : worker->threads ? "threads" : "processes");
         zloop_start (self->loop);
         //  Leaving: the broker requeues whatever was still running here.
-        drv_msg_t bye = {.type = DRV_MSG_BYE};
-        s_send (self, &bye);
+        if (!self->refused) {
+            drv_msg_t bye = {.type = DRV_MSG_BYE};
+            s_send (self, &bye);
+        }
         zsys_info ("worker: stopping name=%s running=%zu", worker->name,
                    zlistx_size (self->running) + zlistx_size (self->backlog)
                        + (self->pool ? drv_pool_pending (self->pool) : 0));
@@ -575,6 +609,7 @@ s_agent_actor (zsock_t *pipe, void *args)
     zlistx_destroy (&self->backlog);
     zlistx_destroy (&self->done);
     zloop_destroy (&self->loop);
+    drv_handshake_destroy (&self->handshake);
     zsock_destroy (&self->dealer);
 }
 
@@ -631,6 +666,8 @@ drover_worker_destroy (drover_worker_t **self_p)
         zlistx_destroy (&self->functions);
         if (self->init_plugin)
             dlclose (self->init_plugin);
+        zcert_destroy (&self->curve_cert);
+        zcert_destroy (&self->broker_cert);
         free (self->endpoint);
         zstr_free (&self->name);
         free (self);
@@ -805,6 +842,29 @@ drover_worker_set_user (drover_worker_t *self, const char *user)
     return drv_sandbox_set_user (&self->sandbox, user, self->error, sizeof self->error);
 }
 
+int
+drover_worker_set_curve (drover_worker_t *self, const char *secret_file,
+                         const char *broker_key_file)
+{
+    char err [400];
+    zcert_t *cert = drv_auth_load_cert (secret_file, true, err, sizeof err);
+    if (!cert) {
+        snprintf (self->error, sizeof self->error, "--curve-secret: %s", err);
+        return -1;
+    }
+    zcert_t *broker = drv_auth_load_cert (broker_key_file, false, err, sizeof err);
+    if (!broker) {
+        zcert_destroy (&cert);
+        snprintf (self->error, sizeof self->error, "--broker-key: %s", err);
+        return -1;
+    }
+    zcert_destroy (&self->curve_cert);
+    zcert_destroy (&self->broker_cert);
+    self->curve_cert = cert;
+    self->broker_cert = broker;
+    return 0;
+}
+
 //  Add a function record; takes ownership of argv.
 static int
 s_add (drover_worker_t *self, const char *name, drover_handler_fn *handler, void *arg,
@@ -948,19 +1008,41 @@ drover_worker_start (drover_worker_t *self)
 }
 
 int
+drover_worker_wait (drover_worker_t *self, int timeout_ms)
+{
+    if (!self->actor)
+        return -1;
+    zpoller_t *poller = zpoller_new (self->actor, NULL);
+    void *ready = poller ? zpoller_wait (poller, timeout_ms) : NULL;
+    zpoller_destroy (&poller);
+    if (!ready)
+        return 0;
+    //  The agent stopped by itself and said why.
+    char *status = NULL, *reason = NULL;
+    zstr_recvx (self->actor, &status, &reason, NULL);
+    snprintf (self->error, sizeof self->error, "%s",
+              reason ? reason : "the worker stopped by itself");
+    zstr_free (&status);
+    zstr_free (&reason);
+    zactor_destroy (&self->actor);
+    return -1;
+}
+
+int
 drover_worker_run (drover_worker_t *self)
 {
     if (drover_worker_start (self) == -1)
         return -1;
-    //  Wait for drover_worker_stop from another thread, or a signal. Only
-    //  this thread touches the actor.
+    //  Wait for drover_worker_stop from another thread, a signal, or the
+    //  agent stopping by itself. Only this thread touches the actor.
     atomic_store (&self->stop_asked, false);
     atomic_store (&self->in_run, true);
-    while (!zsys_interrupted && !atomic_load (&self->stop_asked))
-        zclock_sleep (50);
+    int rc = 0;
+    while (rc == 0 && !zsys_interrupted && !atomic_load (&self->stop_asked))
+        rc = drover_worker_wait (self, 50);
     zactor_destroy (&self->actor);
     atomic_store (&self->in_run, false);
-    return 0;
+    return rc;
 }
 
 void

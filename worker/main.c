@@ -88,6 +88,10 @@ s_usage (FILE *out)
         "      --heartbeat MS     heartbeat interval (default 1000); match the broker's\n"
         "      --liveness N       reconnect when the broker is silent for N intervals,\n"
         "                         backing off up to 30 s between tries (default 3)\n"
+        "      --curve-secret FILE\n"
+        "                         talk CURVE with this worker's secret certificate\n"
+        "                         (PATH_secret of drover keygen); needs --broker-key\n"
+        "      --broker-key FILE  CURVE: the broker's public certificate\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
         "\n"
@@ -97,8 +101,12 @@ s_usage (FILE *out)
         "  drover-worker --broker tcp://127.0.0.1:7701 --slots 2 --prefetch 256 \\\n"
         "      --function 'square=plugin:/usr/lib/myjobs.so:square' --max-memory 512M\n"
         "\n"
-        "Runs in the foreground, logs to stderr, stops on SIGTERM or SIGINT.\n");
+        "Runs in the foreground, logs to stderr, stops on SIGTERM or SIGINT. A worker\n"
+        "the broker refuses (authentication failed: ...) exits with status 1.\n");
 }
+
+//  Long options without a short form.
+enum { S_OPT_CURVE_SECRET = 1000, S_OPT_BROKER_KEY };
 
 int
 main (int argc, char *argv [])
@@ -119,15 +127,23 @@ main (int argc, char *argv [])
         {"max-files", required_argument, 0, 'F'},
         {"max-procs", required_argument, 0, 'R'},
         {"user", required_argument, 0, 'U'},
+        {"curve-secret", required_argument, 0, S_OPT_CURVE_SECRET},
+        {"broker-key", required_argument, 0, S_OPT_BROKER_KEY},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     //  First pass: the broker endpoint, so the worker can be created.
-    const char *broker = NULL;
+    const char *broker = NULL, *curve_secret = NULL, *broker_key = NULL;
     int opt;
     while ((opt = getopt_long (argc, argv, "b:f:s:n:H:L:hVP:TK:I:M:C:F:R:U:", options, NULL)) != -1) {
         if (opt == 'b')
             broker = optarg;
+        else
+        if (opt == S_OPT_CURVE_SECRET)
+            curve_secret = optarg;
+        else
+        if (opt == S_OPT_BROKER_KEY)
+            broker_key = optarg;
         else
         if (opt == 'h') {
             s_usage (stdout);
@@ -151,6 +167,10 @@ main (int argc, char *argv [])
     }
     if (!broker) {
         fprintf (stderr, "drover-worker: --broker is needed, e.g. --broker tcp://127.0.0.1:7701\n");
+        return 2;
+    }
+    if (!curve_secret != !broker_key) {
+        fprintf (stderr, "drover-worker: CURVE needs both --curve-secret and --broker-key\n");
         return 2;
     }
     zsys_init ();
@@ -252,6 +272,11 @@ main (int argc, char *argv [])
         }
     }
     drover_worker_set_heartbeat (worker, heartbeat, liveness);
+    if (curve_secret && drover_worker_set_curve (worker, curve_secret, broker_key) == -1) {
+        fprintf (stderr, "drover-worker: %s\n", drover_worker_error (worker));
+        drover_worker_destroy (&worker);
+        return 2;
+    }
     if (!functions) {
         fprintf (stderr, "drover-worker: offer at least one function, e.g. "
                          "--function 'upper=exec:tr a-z A-Z'\n");
