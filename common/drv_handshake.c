@@ -61,7 +61,14 @@ drv_handshake_new (zsock_t *sock, const char *role, bool curve, char *err, size_
         free (self);
         return NULL;
     }
+    //  libzmq sends monitor events blocking, from its I/O thread: a full
+    //  pipe would stall every connection of the context while nobody
+    //  reads (an idle SDK client whose broker comes and goes). No limit
+    //  on our side makes the inproc pipe unbounded; an event is a few
+    //  dozen bytes, and every call that talks to the broker drains them.
     self->events = zsock_new (ZMQ_PAIR);
+    if (self->events)
+        zsock_set_rcvhwm (self->events, 0);
     if (!self->events || zsock_connect (self->events, "%s", endpoint) == -1) {
         snprintf (err, err_size, "cannot read the broker connection's events");
         drv_handshake_destroy (&self);

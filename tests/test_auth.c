@@ -544,3 +544,34 @@ Test (auth, fails_closed_when_no_zap_handler_answers)
     zcert_destroy (&server_cert);
     zcert_destroy (&client_cert);
 }
+
+Test (auth, an_unread_handshake_watch_never_stalls_the_connections)
+{
+    //  libzmq sends monitor events blocking from its I/O thread. A client
+    //  that is not called while its connection comes and goes must not
+    //  fill the event pipe and stall every socket: 1,500 connections
+    //  make 3,000 events, past the default pipe limit of 2,000.
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    int port = zsock_bind (router, "tcp://127.0.0.1:*");
+    cr_assert_gt (port, 0);
+    zsock_set_rcvtimeo (router, S_BOUND_MS);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    char err [256];
+    drv_handshake_t *watch = drv_handshake_new (dealer, "client", false, err, sizeof err);
+    cr_assert_not_null (watch, "%s", err);
+    for (int i = 0; i < 1500; i++) {
+        cr_assert_eq (zsock_connect (dealer, "%s", endpoint), 0);
+        zstr_send (dealer, "x");
+        zmsg_t *msg = zmsg_recv (router);
+        cr_assert_not_null (msg, "connection %d stalled", i);
+        zmsg_destroy (&msg);
+        zsock_disconnect (dealer, "%s", endpoint);
+    }
+    //  Every handshake succeeded: no verdict.
+    cr_assert_eq (drv_handshake_read (watch), 0, "%s", drv_handshake_reason (watch));
+    drv_handshake_destroy (&watch);
+    zsock_destroy (&dealer);
+    zsock_destroy (&router);
+}
