@@ -1,9 +1,11 @@
 /*  drover-test-worker - a worker daemon built on the libdrover worker
     SDK with in-process handlers, for tests that need many fast tasks
     (exec: starts a process per task). Offers "square" (decimal in,
-    decimal out), "echo", and "nap" (sleeps the payload's milliseconds,
-    then answers with the payload). Stops on SIGTERM/SIGINT like
-    drover-worker.
+    decimal out), "echo", "nap" (sleeps the payload's milliseconds,
+    then answers with the payload), and "where" (naps like nap, and
+    answers "$DROVER_TEST_HOST payload", to tell which host ran a task).
+    Talks CURVE when DROVER_CURVE_SECRET and DROVER_BROKER_KEY are set,
+    as drover does. Stops on SIGTERM/SIGINT like drover-worker.
 
     Usage: drover-test-worker ENDPOINT SLOTS [PREFETCH [threads]]
 */
@@ -45,6 +47,21 @@ s_nap (drover_task_t *task, void *arg)
     return drover_task_reply (task, out, (size_t) length);
 }
 
+//  $DROVER_TEST_HOST, read before the pool forks.
+static const char *s_host = "";
+
+static int
+s_where (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    size_t size;
+    const char *text = (const char *) drover_task_payload (task, &size);
+    zclock_sleep ((int) strtol (text, NULL, 10));
+    char out [512];
+    int length = snprintf (out, sizeof out, "%s %.*s\n", s_host, (int) size, text);
+    return drover_task_reply (task, out, (size_t) length);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -59,9 +76,18 @@ main (int argc, char *argv [])
         || drover_worker_add_handler (worker, "square", s_square, NULL) == -1
         || drover_worker_add_handler (worker, "echo", s_echo, NULL) == -1
         || drover_worker_add_handler (worker, "nap", s_nap, NULL) == -1
+        || drover_worker_add_handler (worker, "where", s_where, NULL) == -1
         || (argc > 3 && drover_worker_set_prefetch (worker, (unsigned) atoi (argv [3])) == -1))
         return 1;
     drover_worker_set_threads (worker, argc > 4 && streq (argv [4], "threads"));
+    if (getenv ("DROVER_TEST_HOST"))
+        s_host = getenv ("DROVER_TEST_HOST");
+    const char *secret = getenv ("DROVER_CURVE_SECRET"), *key = getenv ("DROVER_BROKER_KEY");
+    if (secret && key && drover_worker_set_curve (worker, secret, key) == -1) {
+        fprintf (stderr, "drover-test-worker: %s\n", drover_worker_error (worker));
+        drover_worker_destroy (&worker);
+        return 2;
+    }
     int rc = drover_worker_run (worker);
     if (rc == -1)
         fprintf (stderr, "drover-test-worker: %s\n", drover_worker_error (worker));

@@ -321,13 +321,9 @@ drv_test_cluster_stop (drv_test_cluster_t *cluster)
 }
 
 pid_t
-drv_test_cli_spawn (drv_test_cluster_t *cluster, const char *const args [],
-                    const char *input_path, const char *output_path, const char *error_path)
+drv_test_spawn_io (const char *const argv [], const char *input_path, const char *output_path,
+                   const char *error_path)
 {
-    const char *argv [32] = {DRV_CLI_BIN, "--broker", cluster->clients};
-    int argc = 3;
-    for (int i = 0; args [i] && argc < 31; i++)
-        argv [argc++] = args [i];
     pid_t parent = getpid ();
     pid_t pid = fork ();
     if (pid == 0) {
@@ -346,6 +342,17 @@ drv_test_cli_spawn (drv_test_cluster_t *cluster, const char *const args [],
     if (pid > 0)
         s_record (pid);
     return pid;
+}
+
+pid_t
+drv_test_cli_spawn (drv_test_cluster_t *cluster, const char *const args [],
+                    const char *input_path, const char *output_path, const char *error_path)
+{
+    const char *argv [32] = {DRV_CLI_BIN, "--broker", cluster->clients};
+    int argc = 3;
+    for (int i = 0; args [i] && argc < 31; i++)
+        argv [argc++] = args [i];
+    return drv_test_spawn_io (argv, input_path, output_path, error_path);
 }
 
 drv_test_output_t

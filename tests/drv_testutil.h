@@ -88,6 +88,12 @@ pid_t drv_test_cli_spawn (drv_test_cluster_t *cluster, const char *const args []
                           const char *input_path, const char *output_path,
                           const char *error_path);
 
+//  Start argv[0] in the background with stdin from input_path, stdout
+//  to output_path and stderr to error_path; returns its pid, recorded
+//  for drv_test_reap_all (reap with drv_test_stop).
+pid_t drv_test_spawn_io (const char *const argv [], const char *input_path,
+                         const char *output_path, const char *error_path);
+
 //  Stop everything and remove the temp dir.
 void drv_test_cluster_stop (drv_test_cluster_t *cluster);
 
