@@ -1349,7 +1349,7 @@ drv_broker_actor (zsock_t *pipe, void *args)
 
         //  The owner handles signals; the loop runs until $TERM.
         zloop_set_nonstop (self->loop, true);
-        zloop_reader (self->loop, pipe, drv_util_on_term, NULL);
+        zloop_reader (self->loop, pipe, drv_util_on_pipe, NULL);
         zloop_reader (self->loop, self->clients, s_on_client, self);
         zloop_reader (self->loop, self->workers, s_on_worker, self);
         zloop_timer (self->loop, DRV_GUARD_INTERVAL_MS, 0, s_on_guard, self);
@@ -1394,6 +1394,7 @@ struct _drover_broker_t {
     char *allow_workers;             //  CURVE: worker certificates
     drv_broker_config_t config;      //  handed to the actor
     zactor_t *actor;                 //  running broker, or NULL
+    zmsg_t *report;                  //  the actor's stop report, taken by a ping
     char error [512];                //  last error
 };
 
@@ -1508,18 +1509,40 @@ drover_broker_wait (drover_broker_t *self, int timeout_ms)
 {
     if (!self->actor)
         return -1;
-    zpoller_t *poller = zpoller_new (self->actor, NULL);
-    void *ready = poller ? zpoller_wait (poller, timeout_ms) : NULL;
+    zmsg_t *report = self->report;
+    self->report = NULL;
+    int64_t deadline = zclock_mono () + timeout_ms;
+    zpoller_t *poller = report ? NULL : zpoller_new (self->actor, NULL);
+    while (!report && poller) {
+        int64_t left = deadline - zclock_mono ();
+        if (!zpoller_wait (poller, timeout_ms < 0 ? -1 : left > 0 ? (int) left : 0))
+            break;
+        report = zmsg_recv (self->actor);
+        if (report && drv_util_is_pong (report))
+            zmsg_destroy (&report);  //  a late answer to drover_broker_ping
+        else
+        if (!report)
+            break;
+    }
     zpoller_destroy (&poller);
-    if (!ready)
+    if (!report)
         return 0;
-    char *status = NULL, *reason = NULL;
-    zstr_recvx (self->actor, &status, &reason, NULL);
+    char *status = zmsg_popstr (report);
+    char *reason = zmsg_popstr (report);
     snprintf (self->error, sizeof self->error, "%s",
               reason ? reason : "the broker stopped by itself");
     zstr_free (&status);
     zstr_free (&reason);
+    zmsg_destroy (&report);
     return -1;
+}
+
+int
+drover_broker_ping (drover_broker_t *self, int timeout_ms)
+{
+    if (!self->actor || self->report)
+        return -1;
+    return drv_util_ping (self->actor, timeout_ms, &self->report);
 }
 
 void
@@ -1655,6 +1678,7 @@ void
 drover_broker_stop (drover_broker_t *self)
 {
     zactor_destroy (&self->actor);
+    zmsg_destroy (&self->report);
     zstr_free (&self->clients_bound);
     zstr_free (&self->workers_bound);
 }

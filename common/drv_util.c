@@ -2,6 +2,7 @@
 
 #include "drv_util.h"
 
+#include <inttypes.h>
 #include <stdatomic.h>
 
 _Static_assert (sizeof (uintptr_t) >= sizeof (uint64_t), "job ids are stored as pointers");
@@ -88,14 +89,67 @@ drover_result_destroy (drover_result_t **self_p)
 }
 
 int
-drv_util_on_term (zloop_t *loop, zsock_t *pipe, void *arg)
+drv_util_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
 {
     (void) loop;
     (void) arg;
-    char *command = zstr_recv (pipe);
+    zmsg_t *msg = zmsg_recv (pipe);
+    char *command = msg ? zmsg_popstr (msg) : NULL;
     bool stop = !command || streq (command, "$TERM");
+    if (command && streq (command, "PING")) {
+        //  The token frames go back as they came.
+        if (zmsg_pushstr (msg, "PONG") == 0)
+            zmsg_send (&msg, pipe);
+    }
     zstr_free (&command);
+    zmsg_destroy (&msg);
     return stop ? -1 : 0;
+}
+
+bool
+drv_util_is_pong (zmsg_t *msg)
+{
+    zframe_t *first = zmsg_first (msg);
+    return first && zframe_streq (first, "PONG");
+}
+
+int
+drv_util_ping (zactor_t *actor, int timeout_ms, zmsg_t **other_p)
+{
+    static atomic_uint_fast64_t s_tokens;
+    *other_p = NULL;
+    char token [24];
+    snprintf (token, sizeof token, "%" PRIu64, (uint64_t) atomic_fetch_add (&s_tokens, 1) + 1);
+    if (zstr_sendx (actor, "PING", token, NULL) == -1)
+        return -1;
+    zpoller_t *poller = zpoller_new (actor, NULL);
+    if (!poller)
+        return -1;
+    int64_t deadline = zclock_mono () + (timeout_ms > 0 ? timeout_ms : 0);
+    int rc = -1;
+    while (true) {
+        int64_t left = deadline - zclock_mono ();
+        if (!zpoller_wait (poller, left > 0 ? (int) left : 0))
+            break;
+        zmsg_t *msg = zmsg_recv (actor);
+        if (!msg)
+            break;
+        if (!drv_util_is_pong (msg)) {
+            *other_p = msg;          //  e.g. a report that the actor stopped
+            break;
+        }
+        //  A PONG for an earlier ping that timed out is dropped.
+        char *answer = zmsg_size (msg) == 2 ? zframe_strdup (zmsg_last (msg)) : NULL;
+        bool ours = answer && streq (answer, token);
+        zstr_free (&answer);
+        zmsg_destroy (&msg);
+        if (ours) {
+            rc = 0;
+            break;
+        }
+    }
+    zpoller_destroy (&poller);
+    return rc;
 }
 
 char *

@@ -40,8 +40,20 @@ drover_result_t *drv_util_result_new (uint64_t job_id, drover_outcome_t outcome,
 void drv_util_log_init (void);
 
 //  A zloop reader for an actor's pipe: $TERM (or a broken pipe) ends
-//  the loop; anything else is ignored.
-int drv_util_on_term (zloop_t *loop, zsock_t *pipe, void *arg);
+//  the loop; "PING" TOKEN is answered "PONG" TOKEN, so the owner can see
+//  that the loop turns (drv_util_ping); anything else is ignored.
+int drv_util_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg);
+
+//  Send "PING" and a fresh token to an actor that reads its pipe with
+//  drv_util_on_pipe, and wait up to timeout_ms for the PONG with that
+//  token; late PONGs for earlier pings are dropped. 0 if it came, else
+//  -1. A message other than a PONG that came meanwhile (the actor's
+//  report that it stopped) ends the wait and is handed to the caller in
+//  *other_p, else *other_p is NULL. Only the actor's owner thread calls.
+int drv_util_ping (zactor_t *actor, int timeout_ms, zmsg_t **other_p);
+
+//  True if msg is a PONG (one that came late, for the caller to drop).
+bool drv_util_is_pong (zmsg_t *msg);
 
 //  Write bytes as lowercase hex into out (2*length+1 bytes) and return it.
 char *drv_util_hex (const uint8_t *bytes, size_t length, char *out);

@@ -1,13 +1,15 @@
 #!/bin/sh
 # Install what building and testing drover needs, from Debian 12's
 # packages, when any of it is missing: czmq/libzmq (transport),
-# protobuf-c (wire), SQLite (durable mode), Criterion (tests), clang and
-# its runtime libraries (the fuzz targets: gcc has no -fsanitize=fuzzer,
-# and libclang-rt-14-dev holds libFuzzer). Needs root (or sudo) for apt-get.
+# protobuf-c (wire), SQLite (durable mode), libsystemd (the daemons'
+# sd_notify: readiness and watchdog under systemd), Criterion (tests),
+# clang and its runtime libraries (the fuzz targets: gcc has no
+# -fsanitize=fuzzer, and libclang-rt-14-dev holds libFuzzer). Needs root
+# (or sudo) for apt-get.
 set -eu
 
 packages="build-essential cmake pkg-config libzmq3-dev libczmq-dev libprotobuf-c-dev
-protobuf-c-compiler libcriterion-dev libsqlite3-dev clang libclang-rt-14-dev"
+protobuf-c-compiler libcriterion-dev libsqlite3-dev clang libclang-rt-14-dev libsystemd-dev"
 
 missing=""
 for package in $packages; do

@@ -487,6 +487,11 @@ int drover_worker_wait (drover_worker_t *self, int timeout_ms);
 //  running tasks are dispatched again elsewhere, and returns from run.
 void drover_worker_stop (drover_worker_t *self);
 
+//  0 if the worker started with drover_worker_start answers within
+//  timeout_ms (its thread's loop turns), else -1: for a watchdog. Call
+//  from the thread that started it.
+int drover_worker_ping (drover_worker_t *self, int timeout_ms);
+
 //  Tasks this worker has finished (for tests and views).
 uint64_t drover_worker_completed (drover_worker_t *self);
 
@@ -573,6 +578,11 @@ const char *drover_broker_workers_endpoint (drover_broker_t *self);
 //  still serving, -1 if it stopped (its job store failed: the reason is
 //  in drover_broker_error).
 int drover_broker_wait (drover_broker_t *self, int timeout_ms);
+
+//  0 if the running broker answers within timeout_ms (its loop turns),
+//  else -1: for a watchdog. Call from the thread that started it; a stop
+//  report that arrives meanwhile is kept for drover_broker_wait.
+int drover_broker_ping (drover_broker_t *self, int timeout_ms);
 
 //  Stop serving: unbinds, drops queued work, and joins the thread.
 void drover_broker_stop (drover_broker_t *self);

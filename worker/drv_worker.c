@@ -580,7 +580,7 @@ s_agent_actor (zsock_t *pipe, void *args)
     else {
         zstr_sendx (pipe, "OK", NULL);
         zloop_set_nonstop (self->loop, true);
-        zloop_reader (self->loop, pipe, drv_util_on_term, NULL);
+        zloop_reader (self->loop, pipe, drv_util_on_pipe, NULL);
         zloop_reader (self->loop, self->dealer, s_on_broker, self);
         zloop_reader (self->loop, drv_handshake_sock (self->handshake), s_on_handshake, self);
         zloop_timer (self->loop, worker->heartbeat_ms, 0, s_on_heartbeat, self);
@@ -1013,17 +1013,29 @@ drover_worker_wait (drover_worker_t *self, int timeout_ms)
     if (!self->actor)
         return -1;
     zpoller_t *poller = zpoller_new (self->actor, NULL);
-    void *ready = poller ? zpoller_wait (poller, timeout_ms) : NULL;
+    zmsg_t *report = NULL;
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (poller && !report) {
+        int64_t left = deadline - zclock_mono ();
+        if (!zpoller_wait (poller, timeout_ms < 0 ? -1 : left > 0 ? (int) left : 0))
+            break;
+        report = zmsg_recv (self->actor);
+        if (!report)
+            break;
+        if (drv_util_is_pong (report))
+            zmsg_destroy (&report);  //  a late answer to drover_worker_ping
+    }
     zpoller_destroy (&poller);
-    if (!ready)
+    if (!report)
         return 0;
     //  The agent stopped by itself and said why.
-    char *status = NULL, *reason = NULL;
-    zstr_recvx (self->actor, &status, &reason, NULL);
+    char *status = zmsg_popstr (report);
+    char *reason = zmsg_popstr (report);
     snprintf (self->error, sizeof self->error, "%s",
               reason ? reason : "the worker stopped by itself");
     zstr_free (&status);
     zstr_free (&reason);
+    zmsg_destroy (&report);
     zactor_destroy (&self->actor);
     return -1;
 }
@@ -1052,6 +1064,27 @@ drover_worker_stop (drover_worker_t *self)
         atomic_store (&self->stop_asked, true);
     else
         zactor_destroy (&self->actor);
+}
+
+int
+drover_worker_ping (drover_worker_t *self, int timeout_ms)
+{
+    if (!self->actor || atomic_load (&self->in_run))
+        return -1;
+    zmsg_t *other = NULL;
+    int rc = drv_util_ping (self->actor, timeout_ms, &other);
+    if (other) {
+        //  The agent stopped by itself: as drover_worker_wait would say.
+        char *status = zmsg_popstr (other);
+        char *reason = zmsg_popstr (other);
+        snprintf (self->error, sizeof self->error, "%s",
+                  reason ? reason : "the worker stopped by itself");
+        zstr_free (&status);
+        zstr_free (&reason);
+        zmsg_destroy (&other);
+        zactor_destroy (&self->actor);
+    }
+    return rc;
 }
 
 uint64_t

@@ -1,4 +1,5 @@
-/*  drover-worker - the drover worker daemon: flags, signals, then the
+/*  drover-worker - the drover worker daemon: flags (from the command line
+    and --config FILE), signals and systemd's notifications, then the
     drover_worker_* object does the work. Runs in the foreground and logs
     to stderr; SIGTERM or SIGINT stops it cleanly (the broker hands its
     running tasks to other workers).
@@ -6,8 +7,13 @@
 
 #include <czmq.h>
 #include <getopt.h>
+#include <systemd/sd-daemon.h>
 
 #include "drover.h"
+#include "drv_config.h"
+
+//  The configuration file, if any: says where a bad flag came from.
+static drv_config_t *s_config;
 
 //  A count from 0 to max for flag name; -1 after saying what is wrong.
 static long
@@ -16,8 +22,8 @@ s_count (const char *name, const char *text, long max)
     char *end;
     long value = strtol (text, &end, 10);
     if (*end || end == text || value < 0 || value > max) {
-        fprintf (stderr, "drover-worker: --%s wants a number from 0 to %ld, not '%s'\n", name,
-                 max, text);
+        fprintf (stderr, "drover-worker: %s--%s wants a number from 0 to %ld, not '%s'\n",
+                 drv_config_origin (s_config, optind), name, max, text);
         return -1;
     }
     return value;
@@ -92,6 +98,12 @@ s_usage (FILE *out)
         "                         talk CURVE with this worker's secret certificate\n"
         "                         (PATH_secret of drover keygen); needs --broker-key\n"
         "      --broker-key FILE  CURVE: the broker's public certificate\n"
+        "      --config FILE      read flags from FILE first (czmq zconfig format): one\n"
+        "                         'key = value' line per flag, the key its long name\n"
+        "                         (broker = tcp://..., slots = 4, threads = true, and one\n"
+        "                         function = ... line per function); flags on the command\n"
+        "                         line replace the file's (--function replaces all its\n"
+        "                         functions)\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
         "\n"
@@ -102,7 +114,33 @@ s_usage (FILE *out)
         "      --function 'square=plugin:/usr/lib/myjobs.so:square' --max-memory 512M\n"
         "\n"
         "Runs in the foreground, logs to stderr, stops on SIGTERM or SIGINT. A worker\n"
-        "the broker refuses (authentication failed: ...) exits with status 1.\n");
+        "the broker refuses (authentication failed: ...) exits with status 1. Under\n"
+        "systemd (Type=notify) it says READY=1 once started and feeds the watchdog\n"
+        "(WatchdogSec) while its worker thread answers.\n");
+}
+
+//  Run a started worker until a signal or until it stops by itself (-1,
+//  e.g. refused by the broker), feeding systemd's watchdog every
+//  interval_ms (0: none) while the worker's thread answers.
+static int
+s_serve (drover_worker_t *worker, int64_t interval_ms)
+{
+    int64_t next_ms = zclock_mono ();
+    int rc = 0;
+    while (!zsys_interrupted && rc == 0) {
+        rc = drover_worker_wait (worker, 50);
+        if (rc == 0 && interval_ms && zclock_mono () >= next_ms) {
+            if (drover_worker_ping (worker, (int) interval_ms) == 0)
+                sd_notify (0, "WATCHDOG=1");
+            else {
+                zsys_warning ("worker: the worker thread did not answer within %d ms",
+                              (int) interval_ms);
+                sd_notify (0, "STATUS=the worker thread does not answer");
+            }
+            next_ms = zclock_mono () + interval_ms;
+        }
+    }
+    return rc;
 }
 
 //  Long options without a short form.
@@ -129,13 +167,22 @@ main (int argc, char *argv [])
         {"user", required_argument, 0, 'U'},
         {"curve-secret", required_argument, 0, S_OPT_CURVE_SECRET},
         {"broker-key", required_argument, 0, S_OPT_BROKER_KEY},
+        {"config", required_argument, 0, 256},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
+    const char *shortopts = "b:f:s:n:H:L:hVP:TK:I:M:C:F:R:U:";
+    //  The file's flags go first, so the command line's win.
+    char err [512];
+    if (drv_config_apply (&argc, &argv, shortopts, options, &s_config, err, sizeof err) == -1) {
+        fprintf (stderr, "drover-worker: %s\n", err);
+        return 2;
+    }
     //  First pass: the broker endpoint, so the worker can be created.
     const char *broker = NULL, *curve_secret = NULL, *broker_key = NULL;
-    int opt;
-    while ((opt = getopt_long (argc, argv, "b:f:s:n:H:L:hVP:TK:I:M:C:F:R:U:", options, NULL)) != -1) {
+    drover_worker_t *worker = NULL;
+    int opt, exit_code = 2;
+    while ((opt = getopt_long (argc, argv, shortopts, options, NULL)) != -1) {
         if (opt == 'b')
             broker = optarg;
         else
@@ -147,43 +194,48 @@ main (int argc, char *argv [])
         else
         if (opt == 'h') {
             s_usage (stdout);
-            return 0;
+            exit_code = 0;
+            goto done;
         }
         else
         if (opt == 'V') {
             printf ("drover-worker %d.%d.%d (protocol %d)\n", DROVER_VERSION_MAJOR,
                     DROVER_VERSION_MINOR, DROVER_VERSION_PATCH, DROVER_PROTOCOL_VERSION);
-            return 0;
+            exit_code = 0;
+            goto done;
         }
         else
         if (opt == '?') {
             fprintf (stderr, "Try 'drover-worker --help'.\n");
-            return 2;
+            goto done;
         }
     }
     if (optind < argc) {
         fprintf (stderr, "drover-worker: unexpected argument '%s'; try --help\n", argv [optind]);
-        return 2;
+        goto done;
     }
     if (!broker) {
         fprintf (stderr, "drover-worker: --broker is needed, e.g. --broker tcp://127.0.0.1:7701\n");
-        return 2;
+        goto done;
     }
     if (!curve_secret != !broker_key) {
         fprintf (stderr, "drover-worker: CURVE needs both --curve-secret and --broker-key\n");
-        return 2;
+        goto done;
     }
     zsys_init ();
     zsys_set_logident ("drover-worker");
-    drover_worker_t *worker = drover_worker_new (broker);
+    worker = drover_worker_new (broker);
     if (!worker) {
         fprintf (stderr, "drover-worker: cannot create a worker for '%s'\n", broker);
-        return 1;
+        exit_code = 1;
+        goto done;
     }
     int functions = 0;
     unsigned heartbeat = 1000, liveness = 3;
     optind = 0;
-    while ((opt = getopt_long (argc, argv, "b:f:s:n:H:L:hVP:TK:I:M:C:F:R:U:", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, shortopts, options, NULL)) != -1) {
+        //  Where a bad value came from: "FILE: key 'slots': " or "".
+        const char *where = drv_config_origin (s_config, optind);
         int rc = 0;
         if (opt == 'f') {
             rc = drover_worker_add_function (worker, optarg);
@@ -194,10 +246,9 @@ main (int argc, char *argv [])
             char *end;
             long slots = strtol (optarg, &end, 10);
             if (*end || end == optarg || slots <= 0) {
-                fprintf (stderr, "drover-worker: --slots wants a positive number, not '%s'\n",
-                         optarg);
-                drover_worker_destroy (&worker);
-                return 2;
+                fprintf (stderr, "drover-worker: %s--slots wants a positive number, not '%s'\n",
+                         where, optarg);
+                goto done;
             }
             rc = drover_worker_set_slots (worker, (unsigned) slots);
         }
@@ -217,10 +268,9 @@ main (int argc, char *argv [])
         if (opt == 'M') {
             uint64_t bytes = s_size (optarg);
             if (!bytes) {
-                fprintf (stderr, "drover-worker: --max-memory wants a size such as 512M or 2G, "
-                                 "not '%s'\n", optarg);
-                drover_worker_destroy (&worker);
-                return 2;
+                fprintf (stderr, "drover-worker: %s--max-memory wants a size such as 512M or "
+                                 "2G, not '%s'\n", where, optarg);
+                goto done;
             }
             rc = drover_worker_set_max_memory (worker, bytes);
         }
@@ -232,10 +282,8 @@ main (int argc, char *argv [])
                                : opt == 'F' ? "max-files"
                                             : "max-procs";
             long value = s_count (name, optarg, opt == 'P' ? 100000 : 1000000000);
-            if (value == -1) {
-                drover_worker_destroy (&worker);
-                return 2;
-            }
+            if (value == -1)
+                goto done;
             if (opt == 'P')
                 rc = drover_worker_set_prefetch (worker, (unsigned) value);
             else
@@ -255,10 +303,9 @@ main (int argc, char *argv [])
             char *end;
             long value = strtol (optarg, &end, 10);
             if (*end || end == optarg || value <= 0 || value > 3600000) {
-                fprintf (stderr, "drover-worker: --%s wants a positive number, not '%s'\n",
-                         opt == 'H' ? "heartbeat" : "liveness", optarg);
-                drover_worker_destroy (&worker);
-                return 2;
+                fprintf (stderr, "drover-worker: %s--%s wants a positive number, not '%s'\n",
+                         where, opt == 'H' ? "heartbeat" : "liveness", optarg);
+                goto done;
             }
             if (opt == 'H')
                 heartbeat = (unsigned) value;
@@ -266,26 +313,45 @@ main (int argc, char *argv [])
                 liveness = (unsigned) value;
         }
         if (rc == -1) {
-            fprintf (stderr, "drover-worker: %s\n", drover_worker_error (worker));
-            drover_worker_destroy (&worker);
-            return 2;
+            fprintf (stderr, "drover-worker: %s%s\n", where, drover_worker_error (worker));
+            goto done;
         }
     }
     drover_worker_set_heartbeat (worker, heartbeat, liveness);
     if (curve_secret && drover_worker_set_curve (worker, curve_secret, broker_key) == -1) {
         fprintf (stderr, "drover-worker: %s\n", drover_worker_error (worker));
-        drover_worker_destroy (&worker);
-        return 2;
+        goto done;
     }
     if (!functions) {
         fprintf (stderr, "drover-worker: offer at least one function, e.g. "
                          "--function 'upper=exec:tr a-z A-Z'\n");
-        drover_worker_destroy (&worker);
-        return 2;
+        goto done;
     }
-    int rc = drover_worker_run (worker);
-    if (rc == -1)
+    if (drover_worker_start (worker) == -1) {
         fprintf (stderr, "drover-worker: %s\n", drover_worker_error (worker));
+        sd_notifyf (0, "STATUS=cannot start: %s", drover_worker_error (worker));
+        exit_code = 1;
+        goto done;
+    }
+    //  Without NOTIFY_SOCKET in the environment these calls do nothing.
+    sd_notifyf (0, "READY=1\nSTATUS=serving broker=%s functions=%d", broker, functions);
+    uint64_t watchdog_usec = 0;
+    int64_t interval_ms = 0;
+    if (sd_watchdog_enabled (0, &watchdog_usec) > 0)
+        interval_ms = watchdog_usec / 2000 ? (int64_t) (watchdog_usec / 2000) : 1;
+    //  czmq's handler sets zsys_interrupted on SIGINT and SIGTERM.
+    if (s_serve (worker, interval_ms) == -1) {
+        //  It stopped by itself, e.g. refused by the broker.
+        fprintf (stderr, "drover-worker: %s\n", drover_worker_error (worker));
+        sd_notifyf (0, "STOPPING=1\nSTATUS=stopped: %s", drover_worker_error (worker));
+        exit_code = 1;
+        goto done;
+    }
+    sd_notify (0, "STOPPING=1\nSTATUS=stopping on a signal");
+    exit_code = 0;
+done:
+    //  Leaving tells the broker, which dispatches our running tasks again.
     drover_worker_destroy (&worker);
-    return rc == 0 ? 0 : 1;
+    drv_config_destroy (&s_config);
+    return exit_code;
 }
