@@ -4,12 +4,15 @@
 # protobuf-c (wire), SQLite (durable mode), libsystemd (the daemons'
 # sd_notify: readiness and watchdog under systemd), Criterion (tests),
 # clang and its runtime libraries (the fuzz targets: gcc has no
-# -fsanitize=fuzzer, and libclang-rt-14-dev holds libFuzzer). Needs root
-# (or sudo) for apt-get.
+# -fsanitize=fuzzer, and libclang-rt-14-dev holds libFuzzer); systemd
+# (systemd-analyze, to verify and score the units), dpkg-dev and file
+# (dpkg-shlibdeps and file, which `cpack -G DEB` uses to find the
+# package's dependencies). Needs root (or sudo) for apt-get.
 set -eu
 
 packages="build-essential cmake pkg-config libzmq3-dev libczmq-dev libprotobuf-c-dev
-protobuf-c-compiler libcriterion-dev libsqlite3-dev clang libclang-rt-14-dev libsystemd-dev"
+protobuf-c-compiler libcriterion-dev libsqlite3-dev clang libclang-rt-14-dev libsystemd-dev
+systemd dpkg-dev file"
 
 missing=""
 for package in $packages; do
