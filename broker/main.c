@@ -257,6 +257,11 @@ main (int argc, char *argv [])
         interval_ms = watchdog_usec / 2000 ? (int64_t) (watchdog_usec / 2000) : 1;
     //  czmq's handler sets zsys_interrupted on SIGINT and SIGTERM.
     rc = s_serve (broker, interval_ms);
+    //  Stopping now: a second SIGTERM or SIGINT would interrupt the wait
+    //  for our thread to finish (EINTR), and the process would exit under
+    //  it. SIGKILL (systemd's, after TimeoutStopSec) still ends a stuck stop.
+    signal (SIGTERM, SIG_IGN);
+    signal (SIGINT, SIG_IGN);
     if (rc == -1) {
         fprintf (stderr, "drover-broker: stopped: %s\n", drover_broker_error (broker));
         sd_notifyf (0, "STOPPING=1\nSTATUS=stopped: %s", drover_broker_error (broker));

@@ -7,6 +7,7 @@
 
 #include <czmq.h>
 #include <getopt.h>
+#include <signal.h>
 #include <systemd/sd-daemon.h>
 
 #include "drover.h"
@@ -340,7 +341,13 @@ main (int argc, char *argv [])
     if (sd_watchdog_enabled (0, &watchdog_usec) > 0)
         interval_ms = watchdog_usec / 2000 ? (int64_t) (watchdog_usec / 2000) : 1;
     //  czmq's handler sets zsys_interrupted on SIGINT and SIGTERM.
-    if (s_serve (worker, interval_ms) == -1) {
+    int served = s_serve (worker, interval_ms);
+    //  Stopping now: a second SIGTERM or SIGINT would interrupt the wait
+    //  for our thread to finish (EINTR), and the process would exit under
+    //  it. SIGKILL (systemd's, after TimeoutStopSec) still ends a stuck stop.
+    signal (SIGTERM, SIG_IGN);
+    signal (SIGINT, SIG_IGN);
+    if (served == -1) {
         //  It stopped by itself, e.g. refused by the broker.
         fprintf (stderr, "drover-worker: %s\n", drover_worker_error (worker));
         sd_notifyf (0, "STOPPING=1\nSTATUS=stopped: %s", drover_worker_error (worker));
