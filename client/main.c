@@ -15,11 +15,15 @@
 #include <unistd.h>
 
 #include "drover.h"
+#include "drv_json.h"
 #include "drv_local.h"
 
 #define S_EXIT_FAILED 1
 #define S_EXIT_USAGE 2
 #define S_EXIT_BROKER 3
+
+//  --json: results, states and queues as JSON lines on stdout.
+static bool s_json;
 
 static void
 s_usage (FILE *out)
@@ -88,6 +92,13 @@ s_usage (FILE *out)
         "                          with drover wait JOB_ID\n"
         "  --unordered             map: print each result as it comes, not in input\n"
         "                          order (a failure still names its input line)\n"
+        "  --json                  submit, wait, map, status, cancel and the queue\n"
+        "                          commands: one JSON object per line on stdout, e.g.\n"
+        "                          {\"line\":1,\"job_id\":7,\"outcome\":\"ok\",\"data\":\"1\",\n"
+        "                          \"reason\":\"\",\"attempts\":1}; output that is not\n"
+        "                          UTF-8 comes as \"data_base64\". Exit status as without\n"
+        "                          --json.\n"
+        "\n"
         "Local mode (no --broker):\n"
         "  -f, --function DEF      offer a function; repeat for more. DEF is\n"
         "                          NAME=exec:PROGRAM [ARG...] (runs once per task, split\n"
@@ -169,7 +180,10 @@ s_submit (drover_client_t *client, const char *function, const char *data,
     int rc = drover_client_submit (client, function, data, size, options, &job_id);
     free (input);
     if (rc == 0 && options->detach) {
-        printf ("%" PRIu64 "\n", job_id);
+        if (s_json)
+            drv_json_job_id (stdout, job_id);
+        else
+            printf ("%" PRIu64 "\n", job_id);
         return 0;
     }
     if (rc == 0)
@@ -199,6 +213,11 @@ static int
 s_print_result (drover_result_t *result)
 {
     int status = 0;
+    if (s_json) {
+        drv_json_result (stdout, result, 0);
+        status = result->outcome == DROVER_OUTCOME_OK ? 0 : S_EXIT_FAILED;
+    }
+    else
     if (result->outcome == DROVER_OUTCOME_OK)
         fwrite (result->data, 1, result->size, stdout);
     else {
@@ -214,6 +233,11 @@ s_print_result (drover_result_t *result)
 static void
 s_print_line (drover_result_t *result, size_t line, size_t *failed)
 {
+    if (s_json) {
+        drv_json_result (stdout, result, line);
+        *failed += result->outcome != DROVER_OUTCOME_OK;
+        return;
+    }
     if (result->outcome == DROVER_OUTCOME_OK) {
         size_t size = result->size;
         if (size && result->data [size - 1] == '\n')
@@ -359,6 +383,10 @@ s_status (drover_client_t *client, uint64_t id, bool cancel)
         return drover_client_error_code (client) == DROVER_ERR_UNKNOWN_JOB ? S_EXIT_FAILED
                                                                            : S_EXIT_BROKER;
     }
+    if (s_json) {
+        drv_json_status (stdout, &status);
+        return 0;
+    }
     if (status.outcome && status.outcome != DROVER_OUTCOME_OK)
         printf ("job %" PRIu64 ": %s (%s)\n", status.job_id, drover_state_name (status.state),
                 drover_outcome_name (status.outcome));
@@ -415,6 +443,10 @@ s_queue (drover_client_t *client, const char *command, const char *function, con
     if (rc == -1) {
         fprintf (stderr, "drover: %s\n", drover_client_error (client));
         return S_EXIT_BROKER;
+    }
+    if (s_json) {
+        drv_json_queue (stdout, &queue);
+        return 0;
     }
     char limit [32] = "none";
     if (queue.limit)
@@ -559,6 +591,7 @@ main (int argc, char *argv [])
         {"unordered", no_argument, 0, 'O'},
         {"curve-secret", required_argument, 0, 'S'},
         {"broker-key", required_argument, 0, 'K'},
+        {"json", no_argument, 0, 'J'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -652,6 +685,9 @@ main (int argc, char *argv [])
                 break;
             case 'O':
                 unordered = true;
+                break;
+            case 'J':
+                s_json = true;
                 break;
             case 'X':
                 task_options.detach = true;

@@ -107,6 +107,28 @@ Test (e2e, map_unordered_prints_every_result_once)
     drv_test_output_free (&out);
 }
 
+//  --json: one object per line, in input order, failures included.
+Test (e2e, map_and_submit_print_json_lines)
+{
+    const char *args [] = {"map", "fail", "--json", NULL};
+    drv_test_output_t out = s_cli (args, "2\n3\n");
+    cr_assert_eq (out.status, 1, "%s", out.err);
+    char *second = strchr (out.out, '\n');
+    cr_assert_not_null (second);
+    *second++ = 0;
+    cr_assert (strncmp (out.out, "{\"line\":1,\"job_id\":", 19) == 0, "%s", out.out);
+    cr_assert (strstr (out.out, "\"outcome\":\"ok\",\"data\":\"4\\n\""), "%s", out.out);
+    cr_assert (strncmp (second, "{\"line\":2,", 10) == 0, "%s", second);
+    cr_assert (strstr (second, "\"outcome\":\"error\""), "%s", second);
+    drv_test_output_free (&out);
+
+    const char *submit [] = {"submit", "square", "--data", "7", "--json", NULL};
+    out = s_cli (submit, NULL);
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert (strstr (out.out, "\"data\":\"49\\n\",\"reason\":\"\""), "%s", out.out);
+    drv_test_output_free (&out);
+}
+
 Test (e2e, four_tasks_run_in_four_processes)
 {
     const char *args [] = {"map", "pid", NULL};

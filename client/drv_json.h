@@ -1,0 +1,29 @@
+/*  drv_json - JSON lines for `drover --json`: results, job states and
+    queue settings as one object per line, for scripts.
+
+    Strings are written as JSON wants them (escapes for quotes, backslash
+    and control characters). Task output that is not valid UTF-8 cannot
+    be a JSON string: it goes as "data_base64" instead of "data".
+*/
+
+#ifndef DRV_JSON_H_INCLUDED
+#define DRV_JSON_H_INCLUDED
+
+#include <stdio.h>
+
+#include "drover.h"
+
+//  {"job_id":N,"outcome":"ok","data":"...","reason":"","attempts":N}
+//  with "line":N first when line > 0 (drover map).
+void drv_json_result (FILE *out, const drover_result_t *result, size_t line);
+
+//  {"job_id":N} (drover submit --detach).
+void drv_json_job_id (FILE *out, uint64_t job_id);
+
+//  {"job_id":N,"state":"running","function":"f",...} (status, cancel).
+void drv_json_status (FILE *out, const drover_status_t *status);
+
+//  {"function":"f","paused":false,"limit":0,...} (queue commands).
+void drv_json_queue (FILE *out, const drover_queue_t *queue);
+
+#endif
