@@ -81,6 +81,7 @@ typedef struct {
     bool internal;                   //  a resend nobody waits on: goes once acked
     int64_t sent_ms;                 //  when it was last sent
     bool unsent;                     //  the socket did not take it: send it again
+    int resends;                     //  times sent again for want of an answer
     drover_error_t error;            //  refused with this code
     char *text;                      //  and this reason
 } s_submit_t;
@@ -477,25 +478,52 @@ s_ping (drover_client_t *self, int64_t now)
 static void s_send_again (drover_client_t *self, const uint64_t *tags, size_t count,
                           uint64_t seq);
 
+//  The Submits not yet acknowledged nor refused, in an array the caller
+//  frees (NULL and *count_p 0 if none or out of memory).
+static s_submit_t **
+s_pending_submits (drover_client_t *self, size_t *count_p)
+{
+    *count_p = 0;
+    size_t size = zhashx_size (self->submits);
+    s_submit_t **pending = size ? (s_submit_t **) calloc (size, sizeof (s_submit_t *)) : NULL;
+    if (!pending)
+        return NULL;
+    for (s_submit_t *submit = (s_submit_t *) zhashx_first (self->submits); submit;
+         submit = (s_submit_t *) zhashx_next (self->submits))
+        if (!submit->acked && !submit->error)
+            pending [(*count_p)++] = submit;
+    return pending;
+}
+
 static void
 s_resend_stuck (drover_client_t *self, int64_t now)
 {
     if (now - self->last_resend_check < S_HEARTBEAT_MS)
         return;
     self->last_resend_check = now;
-    for (s_submit_t *submit = (s_submit_t *) zhashx_first (self->submits); submit;
-         submit = (s_submit_t *) zhashx_next (self->submits)) {
+    //  A snapshot: sending looks Submits up, and a zhashx lookup moves the
+    //  cursor of a walk over the same table (the walk would never end).
+    size_t count = 0;
+    s_submit_t **pending = s_pending_submits (self, &count);
+    for (size_t i = 0; i < count; i++) {
+        s_submit_t *submit = pending [i];
         if (submit->acked || submit->error)
             continue;
         if (!submit->unsent
-            && (now - submit->sent_ms < S_SUBMIT_RESEND_MS || self->last_heard <= submit->sent_ms))
+            && (now - submit->sent_ms < (S_SUBMIT_RESEND_MS << submit->resends)
+                || self->last_heard <= submit->sent_ms))
             continue;
-        zsys_info ("client: no acknowledgement of submit seq=%" PRIu64 " in %" PRId64
-                   " ms; sending it again",
-                   submit->seq, now - submit->sent_ms);
+        if (!submit->unsent)
+            zsys_info ("client: no acknowledgement of submit seq=%" PRIu64 " in %" PRId64
+                       " ms; sending it again",
+                       submit->seq, now - submit->sent_ms);
         s_send_again (self, submit->tags, submit->count, submit->seq);
         submit->sent_ms = now;
+        //  Back off: a broker that is only slow gets 5, 10, 20, 40, 80 s.
+        if (!submit->unsent && submit->resends < 4)
+            submit->resends++;
     }
+    free (pending);
 }
 
 //  A broker that answered before and has been silent for S_RECONNECT_MS
@@ -724,7 +752,9 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
     };
     zframe_t *frame = drv_codec_encode (&msg);
     free (tasks);
-    int sent = s_send_frame (self, &frame, S_SEND_WAIT_MS);
+    //  Only a new Submit may wait for the socket; a resend must not keep
+    //  this thread from reading what the broker sends meanwhile.
+    int sent = s_send_frame (self, &frame, mode == S_SEND_NEW ? S_SEND_WAIT_MS : 0);
     if (sent == -1) {
         void *item = submit;
         s_submit_destroy (&item);
@@ -814,11 +844,13 @@ s_same_options (const s_job_t *a, const s_job_t *b)
 static void
 s_resend_all (drover_client_t *self)
 {
-    //  Pending Submits go again as they were, so their waiters settle.
-    for (s_submit_t *submit = (s_submit_t *) zhashx_first (self->submits); submit;
-         submit = (s_submit_t *) zhashx_next (self->submits))
-        if (!submit->acked && !submit->error)
-            s_send_again (self, submit->tags, submit->count, submit->seq);
+    //  Pending Submits go again as they were, so their waiters settle
+    //  (from a snapshot: sending looks them up, see s_resend_stuck).
+    size_t npending = 0;
+    s_submit_t **pending = s_pending_submits (self, &npending);
+    for (size_t i = 0; i < npending; i++)
+        s_send_again (self, pending [i]->tags, pending [i]->count, pending [i]->seq);
+    free (pending);
     //  Acknowledged jobs without a result, grouped by function and timeout.
     size_t count = 0, capacity = zhashx_size (self->by_tag);
     s_job_t **jobs = (s_job_t **) calloc (capacity ? capacity : 1, sizeof (s_job_t *));
