@@ -263,7 +263,10 @@ s_outbox_flush (s_server_t *self, s_outbox_t *box)
             }
         }
         while (consumed--) {
-            zlistx_first (box->job_ids);
+            void *id = zlistx_first (box->job_ids);
+            drv_job_t *job = drv_store_lookup (self->store, (uint64_t) (uintptr_t) id);
+            if (job)
+                job->in_outbox = false;
             zlistx_delete (box->job_ids, zlistx_cursor (box->job_ids));
         }
     }
@@ -355,10 +358,13 @@ s_answer_waiters (s_server_t *self, drv_job_t *job)
 static void
 s_post_result (s_server_t *self, drv_job_t *job)
 {
-    if (!job->detached) {
+    //  At most once in the outbox: a client resending its tags again and
+    //  again must not make the list, and every flush, grow with each.
+    if (!job->detached && !job->in_outbox) {
         s_outbox_t *box = s_outbox (self, job->client, job->client_len);
         if (box) {
             zlistx_add_end (box->job_ids, (void *) (uintptr_t) job->id);
+            job->in_outbox = true;
             if (!box->busy_handle)
                 box->busy_handle = zlistx_add_end (self->busy, box);
         }
@@ -399,7 +405,10 @@ s_redeliver (s_server_t *self)
                 continue;
             job->delivered = false;
             self->redelivered++;
+            if (job->in_outbox)
+                continue;
             zlistx_add_end (box->job_ids, (void *) (uintptr_t) job->id);
+            job->in_outbox = true;
             if (!box->busy_handle)
                 box->busy_handle = zlistx_add_end (self->busy, box);
         }

@@ -61,6 +61,7 @@ typedef struct {
     bool dead;                       //  failed for good: in the dead-letter list
     bool detached;                   //  its client does not take the result
     bool follower_done;              //  finished with its leader's result
+    bool in_outbox;                  //  its id waits in its client's outbox (drv_broker)
     uint8_t client_len;              //  bytes in client
     uint8_t client [DRV_PEER_ID_MAX]; //  submitting client's routing id
 } drv_job_t;
