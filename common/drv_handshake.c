@@ -113,7 +113,7 @@ s_dropped (drv_handshake_t *self, const char *detail)
     if (self->curve)
         s_fail (self,
                 "the broker dropped the CURVE handshake %d times in a row (%s): --broker-key is "
-                "probably not the broker's public certificate",
+                "probably not the broker's public certificate, or the broker does not use CURVE",
                 self->dropped, detail);
     else
         s_fail (self, "the broker dropped the handshake %d times in a row (%s): is it a drover "
