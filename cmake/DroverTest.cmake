@@ -21,5 +21,5 @@ function (drover_add_test name source)
     set_tests_properties (${name} PROPERTIES
         TIMEOUT ${ARG_TIMEOUT}
         FAIL_REGULAR_EXPRESSION "ERROR: [A-Za-z]+Sanitizer|runtime error:|Tested: [0-9]+ \\| Passing: [0-9]+ \\| Failing: [1-9]"
-        ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0;UBSAN_OPTIONS=print_stacktrace=1")
+        ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:malloc_context_size=2;LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0;UBSAN_OPTIONS=print_stacktrace=1")
 endfunction ()

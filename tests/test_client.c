@@ -419,7 +419,7 @@ Test (client, big_batches_are_split_to_fit_a_message, .timeout = 240)
         payloads [i] = data;
         sizes [i] = SIZE;
     }
-    cr_assert_eq (drover_client_map (client, "echo", COUNT, payloads, sizes, NULL, 60000,
+    cr_assert_eq (drover_client_map (client, "echo", COUNT, payloads, sizes, NULL, 200000,
                                      results),
                   0, "%s", drover_client_error (client));
     for (int i = 0; i < COUNT; i++) {
