@@ -158,6 +158,28 @@ s_store (const char *name, size_t jobs)
     rmdir (dir);
 }
 
+//  Configuration files as the daemons read them (drv_config): a broker's
+//  and a worker's, with every kind of key.
+static void
+s_configs (void)
+{
+    const char *broker =
+        "#   drover-broker\n"
+        "clients = tcp://0.0.0.0:7700\n"
+        "workers = tcp://0.0.0.0:7701\n"
+        "data = /var/lib/drover\n"
+        "max-queue = 100000\n"
+        "insecure = false\n"
+        "verbose = true\n";
+    const char *worker =
+        "broker = tcp://10.0.0.1:7701\n"
+        "slots = 4\n"
+        "function = \"wc=exec:wc -w\"\n"
+        "function = \"upper=exec:tr a-z A-Z\"\n";
+    s_write ("config", "broker.cfg", broker, strlen (broker));
+    s_write ("config", "worker.cfg", worker, strlen (worker));
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -170,5 +192,6 @@ main (int argc, char *argv [])
     s_envelopes ();
     s_store ("empty.db", 0);
     s_store ("jobs.db", 6);
+    s_configs ();
     return 0;
 }
