@@ -531,9 +531,12 @@ s_resend_stuck (drover_client_t *self, int64_t now)
 //  again (the broker knows the tags: nothing is queued twice).
 
 static void
-s_reconnect_if_silent (drover_client_t *self, int64_t now)
+s_reconnect_if_silent (drover_client_t *self, int64_t now, int64_t waiting_since)
 {
-    bool silent = self->instance_size && now - self->last_heard >= S_RECONNECT_MS
+    //  Silence counts only while we wait: a client that was not reading
+    //  (its program busy elsewhere) has not been ignored by the broker.
+    int64_t quiet_from = self->last_heard > waiting_since ? self->last_heard : waiting_since;
+    bool silent = self->instance_size && now - quiet_from >= S_RECONNECT_MS
                   && now - self->last_connect >= S_RECONNECT_MS;
     bool stalled = self->refused_since && now - self->refused_since >= S_SEND_STALL_MS
                    && now - self->last_connect >= S_SEND_STALL_MS;
@@ -565,7 +568,8 @@ s_receive (drover_client_t *self, int timeout_ms)
     int rc;
     //  A message already queued is taken without a poll: that is one
     //  system call less per message when results stream in.
-    s_reconnect_if_silent (self, zclock_mono ());
+    //  What is queued already is taken first: it may be all we wait for.
+    int64_t waiting_since = zclock_mono ();
     bool queued = (zsock_events (self->dealer) & ZMQ_POLLIN) != 0;
     if (queued) {
         int64_t now = zclock_mono ();
@@ -575,7 +579,7 @@ s_receive (drover_client_t *self, int timeout_ms)
     }
     while (!queued) {
         int64_t now = zclock_mono ();
-        s_reconnect_if_silent (self, now);
+        s_reconnect_if_silent (self, now, waiting_since);
         s_ping (self, now);
         s_resend_stuck (self, now);
         //  s_reconnect_if_silent may have made a new socket and watch.

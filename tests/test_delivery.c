@@ -287,3 +287,38 @@ Test (delivery, silent_broker_gets_a_new_connection, .timeout = 90)
     zframe_destroy (&identity);
     s_fake_finish (&fake);
 }
+
+//  A client whose program does not read for a while (busy elsewhere) has
+//  not been ignored by the broker: when it waits again it takes what was
+//  queued for it, without a new connection (which would drop that).
+Test (delivery, a_client_that_did_not_read_keeps_its_connection, .timeout = 60)
+{
+    zsys_init ();
+    char *log = NULL;
+    size_t log_size = 0;
+    FILE *stream = open_memstream (&log, &log_size);
+    drover_set_logstream (stream);
+    drover_broker_t *broker = drover_broker_new ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
+    cr_assert_eq (drover_broker_start (broker), 0, "%s", drover_broker_error (broker));
+    drover_worker_t *worker = drover_worker_new (drover_broker_workers_endpoint (broker));
+    cr_assert_eq (drover_worker_add_handler (worker, "echo", s_echo, NULL), 0);
+    cr_assert_eq (drover_worker_start (worker), 0);
+    drover_client_t *client = drover_client_new (drover_broker_clients_endpoint (broker));
+    cr_assert_not_null (client);
+    uint64_t job_id;
+    cr_assert_eq (drover_client_submit (client, "echo", "later", 5, NULL, &job_id), 0);
+    //  Longer than the client's 10 s silence bound, not reading at all.
+    zclock_sleep (11000);
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_client_wait (client, job_id, 5000, &result), 0, "%s",
+                  drover_client_error (client));
+    cr_assert_eq (result->size, 5);
+    drover_result_destroy (&result);
+    drover_client_destroy (&client);
+    drover_worker_destroy (&worker);
+    drover_broker_destroy (&broker);
+    drover_set_logstream (NULL);
+    fclose (stream);
+    cr_assert_null (strstr (log, "connecting again"), "made a new connection:\n%s", log);
+    free (log);
+}
