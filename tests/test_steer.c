@@ -298,7 +298,14 @@ Test (steer, paused_queue_takes_jobs_and_runs_them_on_resume)
     free (text);
     uint64_t a = s_detach ("square", "3", NULL);
     uint64_t b = s_detach ("square", "4", NULL);
+    //  The worker may still be registering: wait (bounded) until the
+    //  broker counts it, then the paused jobs must still be queued.
     text = s_queue ("queue", "square", NULL);
+    for (int tries = 0; tries < 100 && !strstr (text, "workers 1"); tries++) {
+        free (text);
+        zclock_sleep (100);
+        text = s_queue ("queue", "square", NULL);
+    }
     cr_assert (strstr (text, "queued 2, delayed 0, running 0, workers 1"), "%s", text);
     free (text);
     cr_assert_eq (s_status (a).state, DROVER_JOB_QUEUED);
