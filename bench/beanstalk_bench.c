@@ -400,6 +400,7 @@ s_num (const char *text)
 int
 main (int argc, char *argv [])
 {
+    bench_tune_malloc ();
     const char *mode = argc > 1 ? argv [1] : "";
     if (strcmp (mode, "worker") == 0 && argc == 6)
         s_worker (argv [2], argv [3], argv [4], s_num (argv [5]));

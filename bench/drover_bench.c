@@ -270,6 +270,7 @@ s_num (const char *text)
 int
 main (int argc, char *argv [])
 {
+    bench_tune_malloc ();
     const char *mode = argc > 1 ? argv [1] : "";
     if (streq (mode, "worker") && argc == 6)
         return s_worker (argv [2], (unsigned) s_num (argv [3]), (unsigned) s_num (argv [4]),

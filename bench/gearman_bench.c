@@ -256,6 +256,7 @@ s_num (const char *text)
 int
 main (int argc, char *argv [])
 {
+    bench_tune_malloc ();
     const char *mode = argc > 1 ? argv [1] : "";
     if (strcmp (mode, "worker") == 0 && argc == 4)
         return s_worker (argv [2], argv [3]);

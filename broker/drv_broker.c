@@ -170,10 +170,11 @@ s_send (zsock_t *sock, const uint8_t *identity, size_t identity_len, zframe_t **
     *frame_p = NULL;
     if (!frame)
         return -1;
-    void *handle = zsock_resolve (sock);
-    int rc = zmq_send (handle, identity, identity_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    //  The frame's message goes to libzmq as it is, not copied again.
+    int rc = zmq_send (zsock_resolve (sock), identity, identity_len,
+                       ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (rc != -1)
-        rc = zmq_send (handle, zframe_data (frame), zframe_size (frame), ZMQ_DONTWAIT);
+        rc = zframe_send (&frame, sock, ZFRAME_DONTWAIT);
     zframe_destroy (&frame);
     return rc == -1 ? -1 : 0;
 }
@@ -700,6 +701,8 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
             }
             continue;
         }
+        //  The job keeps the decoded payload's block: no copy.
+        opts.owned_payload = drv_msg_take_payload (msg, created);
         job = drv_store_submit_opts (self->store, queue, task->id, zframe_data (identity),
                                      zframe_size (identity), task->payload, task->size, &opts);
         if (!job)

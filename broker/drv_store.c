@@ -463,21 +463,25 @@ drv_store_can_accept (drv_store_t *self, drv_queue_t *queue, size_t count, char 
 }
 
 //  A new QUEUED job with this id, in the tables but in no queue yet.
+//  The payload is copied, or adopted when owned is set (then it is the
+//  job's, or freed if there is no job).
 static drv_job_t *
 s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
           const uint8_t *client, size_t client_len, const void *payload, size_t size,
-          uint32_t timeout_ms)
+          uint8_t *owned, uint32_t timeout_ms)
 {
     assert (client_len <= DRV_PEER_ID_MAX);
     drv_job_t *job = (drv_job_t *) calloc (1, sizeof *job);
-    if (!job)
+    if (!job) {
+        free (owned);
         return NULL;
-    job->payload = (uint8_t *) malloc (size ? size : 1);
+    }
+    job->payload = owned ? owned : (uint8_t *) malloc (size ? size : 1);
     if (!job->payload) {
         free (job);
         return NULL;
     }
-    if (size)
+    if (size && !owned)
         memcpy (job->payload, payload, size);
     job->size = size;
     job->id = id;
@@ -579,7 +583,7 @@ drv_store_submit_opts (drv_store_t *self, drv_queue_t *queue, uint64_t tag,
                        size_t size, const drv_submit_opts_t *opts)
 {
     drv_job_t *job = s_insert (self, queue, self->next_id, tag, client, client_len, payload,
-                               size, opts->timeout_ms);
+                               size, opts->owned_payload, opts->timeout_ms);
     if (!job)
         return NULL;
     job->retries = opts->retries;
@@ -687,7 +691,7 @@ s_restore_one (const drv_record_t *record, void *arg)
     if (!queue || record->client_len > DRV_PEER_ID_MAX)
         return -1;
     drv_job_t *job = s_insert (self, queue, record->id, record->tag, record->client,
-                               record->client_len, record->payload, record->size,
+                               record->client_len, record->payload, record->size, NULL,
                                record->timeout_ms);
     if (!job)
         return -1;

@@ -155,6 +155,8 @@ typedef struct {
     int64_t run_at_ms;               //  not queued before this (now_ms's clock); 0: at once
     const char *unique;              //  unique key, or NULL
     bool detached;                   //  its client does not take the result
+    uint8_t *owned_payload;          //  malloc'd block holding the payload, taken
+                                     //  instead of a copy (freed if no job); or NULL
 } drv_submit_opts_t;
 
 //  A new QUEUED job, as drv_store_submit, with opts. It joins its queue

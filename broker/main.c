@@ -139,6 +139,7 @@ main (int argc, char *argv [])
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
+    drover_tune_malloc ();
     const char *clients = NULL, *workers = NULL, *data = NULL;
     const char *curve_secret = NULL, *allow_clients = NULL, *allow_workers = NULL;
     unsigned long long max_payload = 0, max_message = 0, max_queue = 0, keep = 0;

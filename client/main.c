@@ -595,6 +595,7 @@ main (int argc, char *argv [])
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
+    drover_tune_malloc ();
     const char *broker = getenv ("DROVER_BROKER");
     const char *curve_secret = getenv ("DROVER_CURVE_SECRET");
     const char *broker_key = getenv ("DROVER_BROKER_KEY");

@@ -3,6 +3,7 @@
 #include "drv_util.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdatomic.h>
 
 _Static_assert (sizeof (uintptr_t) >= sizeof (uint64_t), "job ids are stored as pointers");
@@ -23,6 +24,16 @@ drover_set_logstream (FILE *stream)
 {
     atomic_store (&s_log_chosen, true);
     zsys_set_logstream (stream);
+}
+
+void
+drover_tune_malloc (void)
+{
+    if (getenv ("MALLOC_MMAP_THRESHOLD_") || getenv ("MALLOC_TRIM_THRESHOLD_")
+        || getenv ("GLIBC_TUNABLES"))
+        return;
+    mallopt (M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt (M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 }
 
 static size_t

@@ -136,6 +136,17 @@ const char *drover_error_name (drover_error_t error);
 //  stderr unless set; NULL for none.
 void drover_set_logstream (FILE *stream);
 
+//  Tune this process's malloc for large payloads: blocks up to 32 MiB
+//  come from the heap instead of a fresh mmap each, and up to 64 MiB of
+//  freed heap stays in the process instead of going back to the kernel.
+//  Each first touch of a fresh page is a page fault, and on a small
+//  virtual machine a 1 MiB payload through fresh pages costs several ms.
+//  The drover daemons and command call it; a library should not decide
+//  it for its program, so an SDK program that moves large payloads calls
+//  it itself, first thing. Does nothing when MALLOC_MMAP_THRESHOLD_,
+//  MALLOC_TRIM_THRESHOLD_ or GLIBC_TUNABLES set the same from outside.
+void drover_tune_malloc (void);
+
 //  Destroy a result and NULL the pointer.
 void drover_result_destroy (drover_result_t **self_p);
 

@@ -1,10 +1,13 @@
 /*  drv_codec - drover's own message structs and their wire form.
 
     Decode: size check, protobuf-c unpack, then one pass that validates
-    each field and copies it into a single arena. Everything copied came
-    out of the frame, so the arena needs at most the frame's size plus a
-    NUL and alignment per copied field plus the arrays: it is sized once,
-    up front, and the protobuf-c message is freed before returning.
+    each field. Strings and bytes are not copied again: protobuf-c has
+    already copied each into a block of its own, and the unpacked message
+    lives as long as the drv_msg_t that points into it. The unpack
+    allocator gives every block one zeroed byte more, so bytes end in a
+    NUL as strings do. The arrays of our own structs come from a single
+    arena, sized once up front. A payload is thus copied once on its way
+    in (out of the frame, by protobuf-c) instead of twice.
 
     Encode: protobuf-c structs that point into the caller's data, packed
     straight into a frame of the exact size.
@@ -33,17 +36,15 @@ s_arena_alloc (s_arena_t *arena, size_t size)
     return arena->base + start;
 }
 
-//  Copy size bytes plus a NUL into the arena.
+//  A bytes or string field of the unpacked envelope, kept where it is:
+//  it is followed by a NUL (see s_unpack_alloc) and lives as long as the
+//  message. An empty field may have no block at all. The arena is not
+//  used; the name stays for the callers' sake.
 static const uint8_t *
 s_arena_bytes (s_arena_t *arena, const void *data, size_t size)
 {
-    uint8_t *copy = (uint8_t *) s_arena_alloc (arena, size + 1);
-    if (!copy)
-        return NULL;
-    if (size)
-        memcpy (copy, data, size);
-    copy [size] = 0;
-    return copy;
+    (void) arena;
+    return size && data ? (const uint8_t *) data : (const uint8_t *) "";
 }
 
 static const char *
@@ -51,6 +52,30 @@ s_arena_string (s_arena_t *arena, const char *text)
 {
     return (const char *) s_arena_bytes (arena, text, text ? strlen (text) : 0);
 }
+
+//  protobuf-c's allocator for unpacking: one zeroed byte beyond each
+//  block, so that a bytes field, which protobuf-c copies into a block of
+//  its own, is followed by a NUL.
+static void *
+s_unpack_alloc (void *data, size_t size)
+{
+    (void) data;
+    uint8_t *block = (uint8_t *) malloc (size + 1);
+    if (block)
+        block [size] = 0;
+    return block;
+}
+
+static void
+s_unpack_free (void *data, void *block)
+{
+    (void) data;
+    free (block);
+}
+
+static ProtobufCAllocator s_unpacker = {
+    .alloc = s_unpack_alloc, .free = s_unpack_free, .allocator_data = NULL
+};
 
 drv_limits_t
 drv_limits_default (void)
@@ -507,7 +532,7 @@ drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits, drv
                          "message of %zu bytes is larger than the limit of %zu", size,
                          limits->max_message);
 
-    Drover__Envelope *env = drover__envelope__unpack (NULL, size, (const uint8_t *) data);
+    Drover__Envelope *env = drover__envelope__unpack (&s_unpacker, size, (const uint8_t *) data);
     if (!env)
         return s_reject (DROVER_ERR_MALFORMED, err, err_size,
                          "message is not a drover protocol envelope");
@@ -518,7 +543,7 @@ drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits, drv
         rc = s_reject (DROVER_ERR_BAD_VERSION, err, err_size,
                        "protocol version %u is not spoken here (this side speaks %d)",
                        env->version, DROVER_PROTOCOL_VERSION);
-        drover__envelope__free_unpacked (env, NULL);
+        drover__envelope__free_unpacked (env, &s_unpacker);
         return rc;
     }
     //  Each item copies at most five strings or byte fields, each needing
@@ -527,40 +552,68 @@ drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits, drv
     if (env->instance.len > DRV_INSTANCE_MAX) {
         rc = s_reject (DROVER_ERR_INVALID, err, err_size, "instance id is longer than %d bytes",
                        DRV_INSTANCE_MAX);
-        drover__envelope__free_unpacked (env, NULL);
+        drover__envelope__free_unpacked (env, &s_unpacker);
         return rc;
     }
     size_t items = s_item_count (env);
-    size_t cap = size + 64 + items * (5 * 8 + sizeof (drv_jobinfo_t));
+    size_t cap = 64 + items * (5 * 8 + sizeof (drv_jobinfo_t));
     drv_msg_t *msg = (drv_msg_t *) calloc (1, sizeof (drv_msg_t) + cap);
     if (!msg) {
-        drover__envelope__free_unpacked (env, NULL);
+        drover__envelope__free_unpacked (env, &s_unpacker);
         return s_reject (DROVER_ERR_INTERNAL, err, err_size, "out of memory");
     }
     s_arena_t arena = {.base = (char *) (msg + 1), .used = 0, .cap = cap};
     msg->type = (drv_msg_type_t) env->body_case;
     msg->seq = env->seq;
-    msg->arena = NULL;
+    msg->arena = env;
     if (env->instance.len) {
         msg->instance = s_arena_bytes (&arena, env->instance.data, env->instance.len);
         msg->instance_size = env->instance.len;
     }
     rc = s_decode_body (env, msg, &arena, limits, err, err_size);
-    drover__envelope__free_unpacked (env, NULL);
     if (rc) {
-        free (msg);
+        drv_msg_destroy (&msg);
         return rc;
     }
     *msg_p = msg;
     return DROVER_ERR_NONE;
 }
 
+uint8_t *
+drv_msg_take_payload (drv_msg_t *msg, size_t index)
+{
+    assert (msg);
+    Drover__Envelope *env = (Drover__Envelope *) msg->arena;
+    if (!env || index >= msg->ntasks)
+        return NULL;
+    ProtobufCBinaryData *field;
+    if (msg->type == DRV_MSG_SUBMIT)
+        field = &env->submit->tasks [index]->payload;
+    else
+    if (msg->type == DRV_MSG_DISPATCH)
+        field = &env->dispatch->tasks [index]->payload;
+    else
+        return NULL;
+    uint8_t *block = field->len ? field->data : NULL;
+    if (block) {
+        field->data = NULL;
+        field->len = 0;
+        msg->tasks [index].payload = (const uint8_t *) "";
+    }
+    return block;
+}
+
 void
 drv_msg_destroy (drv_msg_t **self_p)
 {
     assert (self_p);
-    free (*self_p);
-    *self_p = NULL;
+    drv_msg_t *self = *self_p;
+    if (self) {
+        if (self->arena)
+            drover__envelope__free_unpacked ((Drover__Envelope *) self->arena, &s_unpacker);
+        free (self);
+        *self_p = NULL;
+    }
 }
 
 //  Fill a protobuf Result from ours; pointers are borrowed.

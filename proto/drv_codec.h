@@ -1,11 +1,12 @@
 /*  drv_codec - drover's own message structs and their wire form.
 
     The only module that knows protobuf-c. Decoding validates every field
-    and copies what it keeps into one allocation owned by the drv_msg_t, so
-    the protobuf-c message is freed before decode returns and nothing the
-    peer sent is trusted past this file. Encoding builds protobuf-c structs
-    on the stack that point into the caller's data and packs them into one
-    zframe. It is not a transport: no sockets here.
+    before it returns, so nothing the peer sent is trusted past this file;
+    the drv_msg_t keeps the unpacked protobuf-c message and points into it
+    (strings and bytes are not copied a second time), and frees it with
+    itself. Encoding builds protobuf-c structs on the stack that point
+    into the caller's data and packs them into one zframe. It is not a
+    transport: no sockets here.
 */
 
 #ifndef DRV_CODEC_H_INCLUDED
@@ -106,7 +107,8 @@ typedef struct {
 } drv_queue_info_t;
 
 //  One decoded (or to-be-encoded) message. Only the fields of its type
-//  are meaningful. Decoded messages own all pointed-to data.
+//  are meaningful. Decoded messages own all pointed-to data; every
+//  string and bytes field of one is followed by a NUL.
 typedef struct {
     drv_msg_type_t type;         //  which body
     uint64_t seq;                //  request sequence, echoed in replies
@@ -136,7 +138,8 @@ typedef struct {
     const char *name;            //  READY
     drover_error_t code;         //  ERROR
     const char *text;            //  ERROR
-    void *arena;                 //  decoded: owns everything above
+    void *arena;                 //  decoded: the unpacked envelope that the
+                                 //  strings and bytes above point into
 } drv_msg_t;
 
 //  What a decoder accepts at most.
@@ -167,6 +170,13 @@ drover_error_t drv_codec_decode (const void *data, size_t size, const drv_limits
 //  Encode msg into a new frame, the caller's. NULL if it does not encode
 //  (a field out of range).
 zframe_t *drv_codec_encode (const drv_msg_t *msg);
+
+//  Take the block that holds the payload of task index of a decoded
+//  SUBMIT or DISPATCH, to keep it without a copy: the caller's to free,
+//  its size bytes followed by a NUL. The task's payload then reads ""
+//  (its size is unchanged). NULL if the payload is empty (it has no
+//  block) or was taken already.
+uint8_t *drv_msg_take_payload (drv_msg_t *msg, size_t index);
 
 //  Free a decoded message and NULL the pointer.
 void drv_msg_destroy (drv_msg_t **self_p);

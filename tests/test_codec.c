@@ -158,6 +158,34 @@ Test (codec, submit_round_trips_every_field)
     cr_assert_null (got);
 }
 
+Test (codec, a_taken_payload_is_the_callers_and_leaves_an_empty_one)
+{
+    drv_msg_t msg = s_submit ();
+    drv_msg_t *got = s_round_trip (&msg);
+    for (size_t i = 0; i < 3; i++) {
+        const drv_task_t *sent = &s_submit_tasks [i];
+        uint8_t *block = drv_msg_take_payload (got, i);
+        if (sent->size == 0) {
+            cr_assert_null (block, "an empty payload has no block");
+            continue;
+        }
+        cr_assert_not_null (block);
+        cr_assert_arr_eq (block, sent->payload, sent->size);
+        cr_assert_eq (block [sent->size], 0, "a taken payload %zu is not NUL-terminated", i);
+        cr_assert_str_eq ((const char *) got->tasks [i].payload, "");
+        cr_assert_eq (got->tasks [i].size, sent->size, "the size stays");
+        cr_assert_null (drv_msg_take_payload (got, i), "a payload is taken once");
+        free (block);
+    }
+    cr_assert_null (drv_msg_take_payload (got, 3), "no task 3");
+    drv_msg_destroy (&got);
+
+    drv_msg_t ack = {.type = DRV_MSG_ACK, .seq = 1, .job_ids = (uint64_t []) {1}, .njob_ids = 1};
+    got = s_round_trip (&ack);
+    cr_assert_null (drv_msg_take_payload (got, 0), "an Ack has no payloads");
+    drv_msg_destroy (&got);
+}
+
 Test (codec, submit_ack_round_trips_ids_and_workers)
 {
     uint64_t ids [] = {1, 2, UINT64_MAX};

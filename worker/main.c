@@ -172,6 +172,7 @@ main (int argc, char *argv [])
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
+    drover_tune_malloc ();
     const char *shortopts = "b:f:s:n:H:L:hVP:TK:I:M:C:F:R:U:";
     //  The file's flags go first, so the command line's win.
     char err [512];
