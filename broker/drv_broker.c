@@ -1521,31 +1521,15 @@ drover_broker_wait (drover_broker_t *self, int timeout_ms)
 {
     if (!self->actor)
         return -1;
+    //  A report that drover_broker_ping came across first counts.
     zmsg_t *report = self->report;
     self->report = NULL;
-    int64_t deadline = zclock_mono () + timeout_ms;
-    zpoller_t *poller = report ? NULL : zpoller_new (self->actor, NULL);
-    while (!report && poller) {
-        int64_t left = deadline - zclock_mono ();
-        if (!zpoller_wait (poller, timeout_ms < 0 ? -1 : left > 0 ? (int) left : 0))
-            break;
-        report = zmsg_recv (self->actor);
-        if (report && drv_util_is_pong (report))
-            zmsg_destroy (&report);  //  a late answer to drover_broker_ping
-        else
-        if (!report)
-            break;
-    }
-    zpoller_destroy (&poller);
+    if (!report)
+        report = drv_util_wait_report (self->actor, timeout_ms);
     if (!report)
         return 0;
-    char *status = zmsg_popstr (report);
-    char *reason = zmsg_popstr (report);
-    snprintf (self->error, sizeof self->error, "%s",
-              reason ? reason : "the broker stopped by itself");
-    zstr_free (&status);
-    zstr_free (&reason);
-    zmsg_destroy (&report);
+    drv_util_report_reason (&report, "the broker stopped by itself", self->error,
+                            sizeof self->error);
     return -1;
 }
 

@@ -957,6 +957,21 @@ s_read_row (drv_persist_t *self, sqlite3_stmt *stmt, drv_record_t *job)
     return 0;
 }
 
+//  The end of a walk over a select's rows, whose last step returned rc
+//  and whose caller's result so far is result: a step that failed is an
+//  error of the store. Resets the statement; the walk's result.
+static int
+s_end_walk (drv_persist_t *self, sqlite3_stmt *stmt, int rc, int result)
+{
+    if (result == 0 && rc != SQLITE_DONE) {
+        s_set_error (self, "cannot read the job store in %s: %s", self->dir,
+                     sqlite3_errmsg (self->db));
+        result = -1;
+    }
+    sqlite3_reset (stmt);
+    return result;
+}
+
 int
 drv_persist_load (drv_persist_t *self, drv_persist_load_fn *fn, void *arg)
 {
@@ -979,13 +994,7 @@ drv_persist_load (drv_persist_t *self, drv_persist_load_fn *fn, void *arg)
             break;
         }
     }
-    if (result == 0 && rc != SQLITE_DONE) {
-        s_set_error (self, "cannot read the job store in %s: %s", self->dir,
-                     sqlite3_errmsg (self->db));
-        result = -1;
-    }
-    sqlite3_reset (stmt);
-    return result;
+    return s_end_walk (self, stmt, rc, result);
 }
 
 int
@@ -1056,13 +1065,7 @@ drv_persist_load_queues (drv_persist_t *self, drv_persist_queue_fn *fn, void *ar
             break;
         }
     }
-    if (result == 0 && rc != SQLITE_DONE) {
-        s_set_error (self, "cannot read the job store in %s: %s", self->dir,
-                     sqlite3_errmsg (self->db));
-        result = -1;
-    }
-    sqlite3_reset (stmt);
-    return result;
+    return s_end_walk (self, stmt, rc, result);
 }
 
 uint64_t

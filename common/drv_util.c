@@ -163,6 +163,39 @@ drv_util_ping (zactor_t *actor, int timeout_ms, zmsg_t **other_p)
     return rc;
 }
 
+zmsg_t *
+drv_util_wait_report (zactor_t *actor, int timeout_ms)
+{
+    zpoller_t *poller = zpoller_new (actor, NULL);
+    zmsg_t *report = NULL;
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (poller && !report) {
+        int64_t left = deadline - zclock_mono ();
+        if (!zpoller_wait (poller, timeout_ms < 0 ? -1 : left > 0 ? (int) left : 0))
+            break;
+        report = zmsg_recv (actor);
+        if (!report)
+            break;
+        if (drv_util_is_pong (report))
+            zmsg_destroy (&report);  //  a late answer to a ping
+    }
+    zpoller_destroy (&poller);
+    return report;
+}
+
+void
+drv_util_report_reason (zmsg_t **report_p, const char *fallback, char *error,
+                        size_t error_size)
+{
+    zmsg_t *report = *report_p;
+    char *status = zmsg_popstr (report);
+    char *reason = zmsg_popstr (report);
+    snprintf (error, error_size, "%s", reason ? reason : fallback);
+    zstr_free (&status);
+    zstr_free (&reason);
+    zmsg_destroy (report_p);
+}
+
 char *
 drv_util_hex (const uint8_t *bytes, size_t length, char *out)
 {

@@ -52,6 +52,16 @@ int drv_util_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg);
 //  *other_p, else *other_p is NULL. Only the actor's owner thread calls.
 int drv_util_ping (zactor_t *actor, int timeout_ms, zmsg_t **other_p);
 
+//  Wait up to timeout_ms (-1: forever) for the report an actor sends when
+//  it stops by itself, dropping late PONGs. The report, the caller's, or
+//  NULL if none came (or the actor is gone).
+zmsg_t *drv_util_wait_report (zactor_t *actor, int timeout_ms);
+
+//  Write the reason a stop report gives (or fallback) into error, of
+//  error_size bytes, and destroy the report.
+void drv_util_report_reason (zmsg_t **report_p, const char *fallback, char *error,
+                             size_t error_size);
+
 //  True if msg is a PONG (one that came late, for the caller to drop).
 bool drv_util_is_pong (zmsg_t *msg);
 

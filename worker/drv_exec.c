@@ -230,20 +230,7 @@ static void
 s_exec_child (char *const argv [], int stdin_fd, int stdout_fd, int stderr_fd,
               int status_fd, const drv_sandbox_t *sandbox)
 {
-    setpgid (0, 0);
-
-    //  Default dispositions and an empty mask, whatever the parent had
-    struct sigaction action;
-    memset (&action, 0, sizeof action);
-    action.sa_handler = SIG_DFL;
-    sigemptyset (&action.sa_mask);
-    for (int signum = 1; signum < NSIG; signum++)
-        if (signum != SIGKILL && signum != SIGSTOP)
-            sigaction (signum, &action, NULL);  //  Fails harmlessly on
-                                                //  libc-reserved signals
-    sigset_t no_signals;
-    sigemptyset (&no_signals);
-    sigprocmask (SIG_SETMASK, &no_signals, NULL);
+    drv_sandbox_reset_child ();
 
     //  All pipe ends are above stdio and distinct, so order is safe
     if (dup2 (stdin_fd, STDIN_FILENO) == -1

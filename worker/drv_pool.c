@@ -495,18 +495,7 @@ s_close_private_fds (int keep)
 static void
 s_member_main (drv_pool_t *self, s_member_t *member, int fd)
 {
-    setpgid (0, 0);
-    //  Default signal dispositions and an empty mask, as for a program.
-    struct sigaction action;
-    memset (&action, 0, sizeof action);
-    action.sa_handler = SIG_DFL;
-    sigemptyset (&action.sa_mask);
-    for (int signum = 1; signum < NSIG; signum++)
-        if (signum != SIGKILL && signum != SIGSTOP)
-            sigaction (signum, &action, NULL);
-    sigset_t none;
-    sigemptyset (&none);
-    sigprocmask (SIG_SETMASK, &none, NULL);
+    drv_sandbox_reset_child ();
     s_close_private_fds (fd);
     const drv_sandbox_t *sandbox = self->config.sandbox;
     if (drv_sandbox_enter (sandbox, drv_sandbox_vm_size ()) == -1) {

@@ -27,6 +27,23 @@
 //  The CPU hard limit a pool member may not raise past; set by enter.
 static rlim_t s_cpu_hard = RLIM_INFINITY;
 
+void
+drv_sandbox_reset_child (void)
+{
+    setpgid (0, 0);
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = SIG_DFL;
+    sigemptyset (&action.sa_mask);
+    for (int signum = 1; signum < NSIG; signum++)
+        if (signum != SIGKILL && signum != SIGSTOP)
+            sigaction (signum, &action, NULL);  //  fails harmlessly on
+                                                //  libc-reserved signals
+    sigset_t none;
+    sigemptyset (&none);
+    sigprocmask (SIG_SETMASK, &none, NULL);
+}
+
 bool
 drv_sandbox_active (const drv_sandbox_t *self)
 {

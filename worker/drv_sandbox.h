@@ -53,6 +53,12 @@ int
 int
     drv_sandbox_check (const drv_sandbox_t *self, char *err, size_t err_size);
 
+//  In a forked child, first thing: its own process group, default
+//  dispositions for every signal and an empty signal mask, as a freshly
+//  started program has, whatever the worker had. Async-signal-safe.
+void
+    drv_sandbox_reset_child (void);
+
 //  In a forked child: apply the limits, then switch user. base_vm is
 //  added to the memory limit (a pool member's own size); only
 //  async-signal-safe calls. 0, or -1 with errno set.

@@ -1012,30 +1012,12 @@ drover_worker_wait (drover_worker_t *self, int timeout_ms)
 {
     if (!self->actor)
         return -1;
-    zpoller_t *poller = zpoller_new (self->actor, NULL);
-    zmsg_t *report = NULL;
-    int64_t deadline = zclock_mono () + timeout_ms;
-    while (poller && !report) {
-        int64_t left = deadline - zclock_mono ();
-        if (!zpoller_wait (poller, timeout_ms < 0 ? -1 : left > 0 ? (int) left : 0))
-            break;
-        report = zmsg_recv (self->actor);
-        if (!report)
-            break;
-        if (drv_util_is_pong (report))
-            zmsg_destroy (&report);  //  a late answer to drover_worker_ping
-    }
-    zpoller_destroy (&poller);
+    zmsg_t *report = drv_util_wait_report (self->actor, timeout_ms);
     if (!report)
         return 0;
     //  The agent stopped by itself and said why.
-    char *status = zmsg_popstr (report);
-    char *reason = zmsg_popstr (report);
-    snprintf (self->error, sizeof self->error, "%s",
-              reason ? reason : "the worker stopped by itself");
-    zstr_free (&status);
-    zstr_free (&reason);
-    zmsg_destroy (&report);
+    drv_util_report_reason (&report, "the worker stopped by itself", self->error,
+                            sizeof self->error);
     zactor_destroy (&self->actor);
     return -1;
 }
@@ -1075,13 +1057,8 @@ drover_worker_ping (drover_worker_t *self, int timeout_ms)
     int rc = drv_util_ping (self->actor, timeout_ms, &other);
     if (other) {
         //  The agent stopped by itself: as drover_worker_wait would say.
-        char *status = zmsg_popstr (other);
-        char *reason = zmsg_popstr (other);
-        snprintf (self->error, sizeof self->error, "%s",
-                  reason ? reason : "the worker stopped by itself");
-        zstr_free (&status);
-        zstr_free (&reason);
-        zmsg_destroy (&other);
+        drv_util_report_reason (&other, "the worker stopped by itself", self->error,
+                                sizeof self->error);
         zactor_destroy (&self->actor);
     }
     return rc;
