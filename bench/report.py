@@ -30,6 +30,15 @@ def main(results_path, memory_path, counts_path, report_path):
         counts[(workload, system)] = count
     figure = {}
     lines = []
+    # The machine's load around the run (bench/run passes it): figures
+    # from a busy machine compare with each other, not with a quiet run.
+    load = os.environ.get("BENCH_LOAD", "").split()
+    if len(load) == 2:
+        cpus = os.cpu_count() or 1
+        lines.append("Machine: %d CPUs, load average %s at the start, %s at the end%s" % (
+            cpus, load[0], load[1],
+            "" if max(float(x) for x in load) < cpus else
+            " (busy: compare the rows of this run with each other only)"))
     for workload in "ABCDE":
         these = [r for r in rows if r["workload"] == workload]
         if not these:
