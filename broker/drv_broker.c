@@ -10,6 +10,14 @@
     Peer input is never asserted on: a bad message is counted, logged with
     its peer, answered with an Error where the peer can be told, and the
     loop carries on.
+
+    Progress reports from workers are checked (the job runs on that
+    worker), kept in memory as the job's last report for Status, and
+    passed on at once to the clients that asked for them: the job's
+    submitter, those attached to it by its unique key, those waiting for
+    it with Wait. Best effort: a client that is gone or not reading
+    misses them; nothing is stored on disk or sent again, and a job's
+    report goes when it finishes or is dispatched again.
 */
 
 #include "drv_broker.h"
@@ -72,7 +80,25 @@ typedef struct {
     bool flush_due;                  //  a burst queued results
     size_t restored;                 //  jobs restored from the job store
     size_t restored_results;         //  of which finished, to deliver
+    zhashx_t *reports;               //  job id -> s_report_t, last progress of running jobs
+    size_t report_bytes;             //  partial output bytes kept in reports
 } s_server_t;
+
+//  A running job's last progress report, for Status.
+typedef struct {
+    void *worker;                    //  the drv_peer_t that sent it (compared only)
+    uint32_t attempt;                //  the job's attempt it was sent in
+    uint64_t done;                   //  as reported
+    uint64_t total;                  //  as reported
+    uint8_t *partial;                //  partial output, owned, or NULL
+    size_t size;                     //  bytes in partial
+} s_report_t;
+
+//  Partial output kept for Status in all, at most: past it, reports keep
+//  their numbers only (clients are still sent the partial output).
+#define S_REPORT_BYTES_MAX (64 * 1024 * 1024)
+//  Partial output bytes in one Progress to a client before another.
+#define S_PROGRESS_BYTES_PER_MESSAGE (1024 * 1024)
 
 //  A SubmitAck to send once the jobs it acknowledges are on disk.
 typedef struct {
@@ -90,6 +116,7 @@ typedef struct {
     uint8_t identity [DRV_PEER_ID_MAX];  //  client routing id
     size_t identity_len;             //  bytes in identity
     uint64_t seq;                    //  the Wait's seq
+    bool progress;                   //  send it the job's progress reports
 } s_waiter_t;
 
 //  Waits held at most, so that a flood of them cannot grow the broker.
@@ -321,8 +348,17 @@ s_job_info (s_server_t *self, drv_job_t *job)
         .attempts = where->attempts,
         .priority = job->priority,
     };
-    if (where->state == DROVER_JOB_RUNNING)
+    if (where->state == DROVER_JOB_RUNNING) {
         info.worker = drv_peer_name ((drv_peer_t *) where->worker);
+        s_report_t *report = (s_report_t *) drv_util_u64_lookup (self->reports, where->id);
+        if (report && report->worker == where->worker && report->attempt == where->attempts) {
+            info.has_progress = true;
+            info.progress = (drv_progress_t) {.job_id = where->id, .done = report->done,
+                                              .total = report->total,
+                                              .partial = report->partial,
+                                              .size = report->size};
+        }
+    }
     if (where->state == DROVER_JOB_QUEUED && where->due_slot != DRV_HEAP_NONE
         && where->due_ms > self->now_ms)
         info.run_in_ms = (uint64_t) (where->due_ms - self->now_ms);
@@ -331,6 +367,28 @@ s_job_info (s_server_t *self, drv_job_t *job)
         info.result = s_job_result (job);
     }
     return info;
+}
+
+//  Forget a job's last progress report (it finished, or runs again).
+static void
+s_report_forget (s_server_t *self, uint64_t job_id)
+{
+    s_report_t *report = (s_report_t *) drv_util_u64_lookup (self->reports, job_id);
+    if (report) {
+        self->report_bytes -= report->size;
+        zhashx_delete (self->reports, drv_util_u64_key (job_id));
+    }
+}
+
+static void
+s_report_destroy (void **item)
+{
+    s_report_t *report = (s_report_t *) *item;
+    if (report) {
+        free (report->partial);
+        free (report);
+        *item = NULL;
+    }
 }
 
 //  Answer the clients that wait for this finished job (Wait).
@@ -359,6 +417,7 @@ s_answer_waiters (s_server_t *self, drv_job_t *job)
 static void
 s_post_result (s_server_t *self, drv_job_t *job)
 {
+    s_report_forget (self, job->id);
     //  At most once in the outbox: a client resending its tags again and
     //  again must not make the list, and every flush, grow with each.
     if (!job->detached && !job->in_outbox) {
@@ -480,6 +539,7 @@ s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
         size_t n = 0, bytes = 0;
         while (first + n < count && (n == 0 || bytes + jobs [first + n]->size <= S_BYTES_PER_MESSAGE)) {
             drv_job_t *job = jobs [first + n];
+            s_report_forget (self, job->id);   //  an earlier attempt's
             if (job->timeout_ms)
                 drv_store_lease_until (self->store, job,
                                        self->now_ms + job->timeout_ms + S_LEASE_GRACE_MS);
@@ -695,6 +755,7 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
             //  had queued), so it goes again.
             drv_job_t *leader = drv_store_leader (job);
             ids [created] = leader ? leader->id : job->id;
+            job->progress = msg->want_progress;
             if (job->state >= DROVER_JOB_SUCCEEDED && !job->acked) {
                 job->delivered = false;
                 s_post_result (self, job);
@@ -711,6 +772,7 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         //  it: the client is told that one's id, and gets its result.
         drv_job_t *leader = drv_store_leader (job);
         ids [created] = leader ? leader->id : job->id;
+        job->progress = msg->want_progress;
         fresh++;
     }
     if (!ids || created < msg->ntasks) {
@@ -916,6 +978,7 @@ s_client_wait (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         return;
     }
     waiter->seq = msg->seq;
+    waiter->progress = msg->want_progress;
 }
 
 //  QueueConfig: change what the set_ flags say, then describe the queue.
@@ -1038,6 +1101,8 @@ s_worker_done (s_server_t *self, drv_peer_t *peer, drv_msg_t *msg)
     for (size_t i = 0; i < msg->nresults; i++) {
         drv_result_t *result = &msg->results [i];
         drv_job_t *job = drv_sched_complete (self->sched, peer, result->job_id);
+        if (job)
+            s_report_forget (self, job->id);
         if (!job) {
             zsys_info ("broker: late result ignored job=%" PRIu64 " worker=%s", result->job_id,
                        drv_peer_name (peer));
@@ -1056,6 +1121,165 @@ s_worker_done (s_server_t *self, drv_peer_t *peer, drv_msg_t *msg)
     }
     self->flush_due = true;
     self->dispatch_due = true;
+}
+
+//  Progress reports on their way to clients: one batch per client.
+typedef struct {
+    uint8_t identity [DRV_PEER_ID_MAX];  //  client routing id
+    size_t identity_len;             //  bytes in identity
+    drv_progress_t *reports;         //  borrowed from the worker's message, owned array
+    size_t count;                    //  entries used
+    size_t capacity;                 //  entries allocated
+    size_t bytes;                    //  partial bytes in them
+} s_batch_t;
+
+typedef struct {
+    s_server_t *server;              //  borrowed
+    zhashx_t *batches;               //  hex identity -> s_batch_t
+    const drv_progress_t *report;    //  the report being passed on
+    uint64_t job_id;                 //  the id its clients know (the leader's)
+} s_relay_t;
+
+static void
+s_batch_send (s_server_t *self, s_batch_t *batch)
+{
+    if (batch->count) {
+        drv_msg_t msg = {.type = DRV_MSG_PROGRESS, .progress = batch->reports,
+                         .nprogress = batch->count};
+        //  Best effort: a client gone or not reading misses it.
+        s_send_msg (self, self->clients, batch->identity, batch->identity_len, &msg);
+    }
+    batch->count = batch->bytes = 0;
+}
+
+//  Add the report to the batch of one client.
+static void
+s_relay_to (s_relay_t *relay, const uint8_t *identity, size_t identity_len)
+{
+    char key [2 * DRV_PEER_ID_MAX + 1];
+    drv_util_hex (identity, identity_len, key);
+    s_batch_t *batch = (s_batch_t *) zhashx_lookup (relay->batches, key);
+    if (!batch) {
+        batch = (s_batch_t *) calloc (1, sizeof *batch);
+        if (!batch)
+            return;
+        memcpy (batch->identity, identity, identity_len);
+        batch->identity_len = identity_len;
+        zhashx_insert (relay->batches, key, batch);
+    }
+    for (size_t i = 0; i < batch->count; i++)
+        if (batch->reports [i].job_id == relay->job_id)
+            return;                  //  one report per job and client is plenty
+    if (batch->count && batch->bytes + relay->report->size > S_PROGRESS_BYTES_PER_MESSAGE)
+        s_batch_send (relay->server, batch);
+    if (batch->count == batch->capacity) {
+        size_t capacity = batch->capacity ? batch->capacity * 2 : 16;
+        drv_progress_t *grown = (drv_progress_t *) realloc (batch->reports,
+                                                            capacity * sizeof *grown);
+        if (!grown)
+            return;
+        batch->reports = grown;
+        batch->capacity = capacity;
+    }
+    batch->reports [batch->count] = *relay->report;
+    batch->reports [batch->count++].job_id = relay->job_id;
+    batch->bytes += relay->report->size;
+}
+
+//  drv_store_each_follower: a client attached by unique key.
+static void
+s_relay_follower (drv_job_t *follower, void *arg)
+{
+    if (follower->progress && !follower->detached)
+        s_relay_to ((s_relay_t *) arg, follower->client, follower->client_len);
+}
+
+static void
+s_batch_destroy (void **item)
+{
+    s_batch_t *batch = (s_batch_t *) *item;
+    if (batch) {
+        free (batch->reports);
+        free (batch);
+        *item = NULL;
+    }
+}
+
+//  Progress: keep each report of a job this worker runs as its last, and
+//  pass it on to the clients that asked. A report for a job the worker
+//  does not run (finished, cancelled, dispatched elsewhere, or never its)
+//  is refused.
+static void
+s_worker_progress (s_server_t *self, drv_peer_t *peer, zframe_t *identity, drv_msg_t *msg)
+{
+    s_relay_t relay = {.server = self, .batches = zhashx_new ()};
+    if (relay.batches)
+        zhashx_set_destructor (relay.batches, s_batch_destroy);
+    size_t refused = 0;
+    char why [200] = "";
+    for (size_t i = 0; i < msg->nprogress; i++) {
+        const drv_progress_t *in = &msg->progress [i];
+        drv_job_t *job = drv_store_lookup (self->store, in->job_id);
+        if (!job || job->state != DROVER_JOB_RUNNING || job->worker != (void *) peer) {
+            if (!refused++)
+                snprintf (why, sizeof why,
+                          "progress for job %" PRIu64 " refused: it does not run on this "
+                          "worker (finished, cancelled, dispatched elsewhere, or unknown)",
+                          in->job_id);
+            continue;
+        }
+        if (in->size > self->config->limits.max_payload) {
+            if (!refused++)
+                snprintf (why, sizeof why,
+                          "progress for job %" PRIu64 " refused: %zu bytes of partial output, "
+                          "more than the broker's --max-payload of %zu",
+                          in->job_id, in->size, self->config->limits.max_payload);
+            continue;
+        }
+        //  The job's last report, for Status.
+        s_report_t *report = (s_report_t *) drv_util_u64_lookup (self->reports, job->id);
+        if (!report && (report = (s_report_t *) calloc (1, sizeof *report)))
+            zhashx_insert (self->reports, drv_util_u64_key (job->id), report);
+        if (report) {
+            self->report_bytes -= report->size;
+            free (report->partial);
+            report->partial = NULL;
+            report->size = 0;
+            if (in->size && self->report_bytes + in->size <= S_REPORT_BYTES_MAX
+                && (report->partial = (uint8_t *) malloc (in->size))) {
+                memcpy (report->partial, in->partial, in->size);
+                report->size = in->size;
+                self->report_bytes += in->size;
+            }
+            report->worker = peer;
+            report->attempt = job->attempts;
+            report->done = in->done;
+            report->total = in->total;
+        }
+        if (!relay.batches)
+            continue;
+        relay.report = in;
+        relay.job_id = job->id;
+        if (job->progress && !job->detached)
+            s_relay_to (&relay, job->client, job->client_len);
+        drv_store_each_follower (job, s_relay_follower, &relay);
+        zlistx_t *waiters = (zlistx_t *) drv_util_u64_lookup (self->waiters, job->id);
+        for (s_waiter_t *waiter = waiters ? (s_waiter_t *) zlistx_first (waiters) : NULL; waiter;
+             waiter = (s_waiter_t *) zlistx_next (waiters))
+            if (waiter->progress)
+                s_relay_to (&relay, waiter->identity, waiter->identity_len);
+    }
+    for (s_batch_t *batch = relay.batches ? (s_batch_t *) zhashx_first (relay.batches) : NULL;
+         batch; batch = (s_batch_t *) zhashx_next (relay.batches))
+        s_batch_send (self, batch);
+    zhashx_destroy (&relay.batches);
+    if (refused) {
+        if (refused > 1) {
+            size_t length = strlen (why);
+            snprintf (why + length, sizeof why - length, " (and %zu more)", refused - 1);
+        }
+        s_refuse (self, self->workers, identity, msg->seq, DROVER_ERR_INVALID, why);
+    }
 }
 
 //  Handle one message from a worker.
@@ -1095,6 +1319,9 @@ s_worker_message (s_server_t *self, zsock_t *sock)
         if (msg->type == DRV_MSG_DONE)
             s_worker_done (self, peer, msg);
         else
+        if (msg->type == DRV_MSG_PROGRESS)
+            s_worker_progress (self, peer, identity, msg);
+        else
         if (msg->type == DRV_MSG_HEARTBEAT) {
             drv_msg_t reply = {.type = DRV_MSG_HEARTBEAT, .seq = msg->seq};
             s_send_msg (self, sock, zframe_data (identity), zframe_size (identity), &reply);
@@ -1108,7 +1335,7 @@ s_worker_message (s_server_t *self, zsock_t *sock)
         }
         else
             s_refuse (self, sock, identity, msg->seq, DROVER_ERR_UNEXPECTED,
-                      "workers may send Ready, Done, Heartbeat and Bye only");
+                      "workers may send Ready, Done, Progress, Heartbeat and Bye only");
         drv_msg_destroy (&msg);
     }
     zframe_destroy (&identity);
@@ -1324,16 +1551,19 @@ drv_broker_actor (zsock_t *pipe, void *args)
     self->sched = self->store ? drv_sched_new (self->store) : NULL;
     self->outboxes = zhashx_new ();
     self->waiters = drv_util_u64_hash_new ();
+    self->reports = drv_util_u64_hash_new ();
     self->busy = zlistx_new ();
     self->dead = zlistx_new ();
     self->acks = zlistx_new ();
     self->loop = zloop_new ();
-    if (!*err && !(self->store && self->sched && self->outboxes && self->waiters && self->busy
+    if (!*err && !(self->store && self->sched && self->outboxes && self->waiters && self->reports
+                   && self->busy
                    && self->dead && self->acks && self->loop && self->guard))
         snprintf (err, sizeof err, "out of memory");
     if (!*err) {
         zhashx_set_destructor (self->outboxes, s_outbox_destroy);
         zhashx_set_destructor (self->waiters, s_waiters_destroy);
+        zhashx_set_destructor (self->reports, s_report_destroy);
         zlistx_set_destructor (self->acks, s_ack_destroy);
     }
     if (!*err && self->config->data_dir) {
@@ -1384,6 +1614,7 @@ drv_broker_actor (zsock_t *pipe, void *args)
     zlistx_destroy (&self->busy);
     zhashx_destroy (&self->outboxes);
     zhashx_destroy (&self->waiters);
+    zhashx_destroy (&self->reports);
     drv_sched_destroy (&self->sched);
     drv_store_destroy (&self->store);
     zsock_destroy (&self->workers);

@@ -629,6 +629,16 @@ drv_store_leader (drv_job_t *job)
     return job->unique ? job->unique->leader : NULL;
 }
 
+void
+drv_store_each_follower (drv_job_t *job, void (*fn) (drv_job_t *follower, void *arg), void *arg)
+{
+    if (!job->unique || !job->unique->followers)
+        return;
+    for (drv_job_t *follower = (drv_job_t *) zlistx_first (job->unique->followers); follower;
+         follower = (drv_job_t *) zlistx_next (job->unique->followers))
+        fn (follower, arg);
+}
+
 const char *
 drv_store_unique_key (drv_job_t *job)
 {

@@ -62,6 +62,7 @@ typedef struct {
     bool detached;                   //  its client does not take the result
     bool follower_done;              //  finished with its leader's result
     bool in_outbox;                  //  its id waits in its client's outbox (drv_broker)
+    bool progress;                   //  its client asked for its progress reports (drv_broker)
     uint8_t client_len;              //  bytes in client
     uint8_t client [DRV_PEER_ID_MAX]; //  submitting client's routing id
 } drv_job_t;
@@ -173,6 +174,11 @@ drv_job_t *drv_store_find_unique (drv_store_t *self, drv_queue_t *queue, const c
 
 //  The job this one follows (same unique key), or NULL.
 drv_job_t *drv_store_leader (drv_job_t *job);
+
+//  Call fn (follower, arg) for each job that follows job (same unique
+//  key) while it is QUEUED or RUNNING.
+void drv_store_each_follower (drv_job_t *job, void (*fn) (drv_job_t *follower, void *arg),
+                              void *arg);
 
 //  The job's unique key, or NULL. Borrowed.
 const char *drv_store_unique_key (drv_job_t *job);

@@ -102,6 +102,8 @@ struct _drover_client_t {
     zhashx_t *warned;                //  functions a notice was given for
     drover_notice_fn *notice;        //  notice handler, or NULL
     void *notice_arg;                //  its argument
+    drover_progress_fn *progress;    //  progress handler, or NULL
+    void *progress_arg;              //  its argument
     int ack_timeout;                 //  ms to wait for an acknowledgement
     uint64_t status_seq;             //  the Status, Wait or QueueConfig awaited
     drv_msg_t *status_reply;         //  its reply (StatusReply, QueueInfo), once in
@@ -337,6 +339,13 @@ drover_client_set_notice (drover_client_t *self, drover_notice_fn *fn, void *arg
     self->notice_arg = arg;
 }
 
+void
+drover_client_set_progress (drover_client_t *self, drover_progress_fn *fn, void *arg)
+{
+    self->progress = fn;
+    self->progress_arg = arg;
+}
+
 int
 drover_client_set_curve (drover_client_t *self, const char *secret_file,
                          const char *broker_key_file)
@@ -434,6 +443,21 @@ s_on_results (drover_client_t *self, drv_msg_t *msg)
         if (frame && zframe_send (&frame, self->dealer, ZFRAME_DONTWAIT) == -1)
             zframe_destroy (&frame);
         free (ids);
+    }
+}
+
+//  Progress reports: to the handler, under the job ids the caller knows.
+static void
+s_on_progress (drover_client_t *self, drv_msg_t *msg)
+{
+    for (size_t i = 0; self->progress && i < msg->nprogress; i++) {
+        const drv_progress_t *in = &msg->progress [i];
+        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_id, in->job_id);
+        if (job && job->result)
+            continue;               //  its result is in: that says more
+        uint64_t job_id = job && job->first_id ? job->first_id : in->job_id;
+        self->progress (job_id, in->done, in->total, in->partial ? in->partial : (const uint8_t *) "",
+                        in->partial ? in->size : 0, self->progress_arg);
     }
 }
 
@@ -633,6 +657,7 @@ s_receive (drover_client_t *self, int timeout_ms)
         case DRV_MSG_SUBMIT_ACK: s_on_ack (self, msg); break;
         case DRV_MSG_RESULTS: s_on_results (self, msg); break;
         case DRV_MSG_ERROR: s_on_error (self, msg); break;
+        case DRV_MSG_PROGRESS: s_on_progress (self, msg); break;
         case DRV_MSG_STATUS_REPLY:
         case DRV_MSG_QUEUE_INFO:
             if (msg->seq == self->status_seq) {
@@ -751,6 +776,7 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         .delay_ms = delay_ms,
         .unique = unique,
         .detach = options && options->detach,
+        .want_progress = self->progress != NULL,
         .tasks = tasks,
         .ntasks = count,
     };
@@ -1013,7 +1039,7 @@ static int
 s_send_wait (drover_client_t *self, uint64_t job_id)
 {
     drv_msg_t msg = {.type = DRV_MSG_WAIT, .seq = ++self->seq, .job_ids = &job_id,
-                     .njob_ids = 1};
+                     .njob_ids = 1, .want_progress = self->progress != NULL};
     zframe_t *frame = drv_codec_encode (&msg);
     if (!frame || zframe_send (&frame, self->dealer, 0) == -1) {
         zframe_destroy (&frame);
@@ -1272,6 +1298,22 @@ s_query (drover_client_t *self, drv_msg_type_t type, uint64_t job_id, drover_sta
             status->outcome = info->result.outcome;
         status->priority = info->priority;
         status->run_in_ms = info->run_in_ms;
+        if (info->has_progress) {
+            status->has_progress = true;
+            status->progress_done = info->progress.done;
+            status->progress_total = info->progress.total;
+            status->progress_size = info->progress.size;
+            size_t keep = info->progress.size < sizeof status->progress_partial
+                              ? info->progress.size
+                              : sizeof status->progress_partial - 1;
+            //  Cut text between characters, not inside one.
+            while (keep && keep < info->progress.size
+                   && (info->progress.partial [keep] & 0xc0) == 0x80)
+                keep--;
+            if (keep)
+                memcpy (status->progress_partial, info->progress.partial, keep);
+            status->progress_partial [keep] = 0;
+        }
         if (info->state == DROVER_JOB_UNKNOWN)
             rc = s_fail (self, DROVER_ERR_UNKNOWN_JOB, ENOENT,
                          "the broker has no job %" PRIu64 " (never submitted, or expired)",

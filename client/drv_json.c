@@ -138,6 +138,12 @@ drv_json_status (FILE *out, const drover_status_t *status)
     }
     if (status->state == DROVER_JOB_QUEUED && status->run_in_ms)
         fprintf (out, ",\"run_in_ms\":%" PRIu64, status->run_in_ms);
+    if (status->has_progress) {
+        fprintf (out, ",\"progress\":{\"done\":%" PRIu64 ",\"total\":%" PRIu64 ",\"partial\":",
+                 status->progress_done, status->progress_total);
+        s_text (out, status->progress_partial);
+        fprintf (out, ",\"partial_size\":%zu}", status->progress_size);
+    }
     fputs ("}\n", out);
 }
 

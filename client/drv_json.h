@@ -20,7 +20,9 @@ void drv_json_result (FILE *out, const drover_result_t *result, size_t line);
 //  {"job_id":N} (drover submit --detach).
 void drv_json_job_id (FILE *out, uint64_t job_id);
 
-//  {"job_id":N,"state":"running","function":"f",...} (status, cancel).
+//  {"job_id":N,"state":"running","function":"f",...} (status, cancel);
+//  a running job's last progress report as "progress":{"done":D,
+//  "total":T,"partial":"text","partial_size":N}.
 void drv_json_status (FILE *out, const drover_status_t *status);
 
 //  {"function":"f","paused":false,"limit":0,...} (queue commands).

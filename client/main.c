@@ -53,7 +53,11 @@ s_usage (FILE *out)
         "                                  submitted with --detach) and print it as submit\n"
         "                                  does; the broker keeps results for its\n"
         "                                  --keep-results\n"
-        "  status JOB_ID                   print a job's state\n"
+        "                                  submit and wait show the task's progress\n"
+        "                                  (DONE/TOTAL PCT%% TEXT) on stderr when it is a\n"
+        "                                  terminal and the task reports any\n"
+        "  status JOB_ID                   print a job's state (and a running task's last\n"
+        "                                  progress report)\n"
         "  cancel JOB_ID                   cancel a job: a queued one is removed, a running\n"
         "                                  one is killed; its client gets 'cancelled'\n"
         "  dead [list]                     list dead letters: jobs that failed for good\n"
@@ -159,6 +163,54 @@ s_read_stdin (size_t *size)
 
 static int s_print_result (drover_result_t *result);
 
+//  A task's progress on stderr while submit or wait waits for it, when
+//  stderr is a terminal: "drover: job N: done/total pct% text".
+static bool s_progress_drawn;        //  a progress line is on the terminal
+
+//  Write up to width characters of text on one line: the first line of
+//  it, control characters as '?'.
+static void
+s_print_snippet (FILE *out, const uint8_t *text, size_t size, size_t width)
+{
+    size_t i = 0;
+    for (; i < size && i < width && text [i] != '\n'; i++)
+        fputc (text [i] < 0x20 || text [i] == 0x7f ? '?' : text [i], out);
+    if (i < size && text [i] != '\n')
+        fputs ("...", out);
+}
+
+//  drover_progress_fn
+static void
+s_show_progress (uint64_t job_id, uint64_t done, uint64_t total, const uint8_t *partial,
+                 size_t size, void *arg)
+{
+    (void) arg;
+    fprintf (stderr, "\r\033[Kdrover: job %" PRIu64 ": ", job_id);
+    if (total)
+        fprintf (stderr, "%" PRIu64 "/%" PRIu64 " %.0f%%", done, total, 100.0 * done / total);
+    else
+        fprintf (stderr, "%" PRIu64 " done", done);
+    if (size) {
+        fputc (' ', stderr);
+        s_print_snippet (stderr, partial, size, 60);
+    }
+    fflush (stderr);
+    s_progress_drawn = true;
+}
+
+//  Wait for a job's result, showing its progress on a terminal.
+static int
+s_wait_shown (drover_client_t *client, uint64_t job_id, drover_result_t **result_p)
+{
+    int rc = drover_client_wait (client, job_id, -1, result_p);
+    if (s_progress_drawn) {
+        fputs ("\r\033[K", stderr);
+        fflush (stderr);
+        s_progress_drawn = false;
+    }
+    return rc;
+}
+
 static int
 s_submit (drover_client_t *client, const char *function, const char *data,
           const drover_options_t *options)
@@ -187,7 +239,7 @@ s_submit (drover_client_t *client, const char *function, const char *data,
         return 0;
     }
     if (rc == 0)
-        rc = drover_client_wait (client, job_id, -1, &result);
+        rc = s_wait_shown (client, job_id, &result);
     if (rc == -1) {
         fprintf (stderr, "drover: %s\n", drover_client_error (client));
         return S_EXIT_BROKER;
@@ -200,7 +252,7 @@ static int
 s_wait (drover_client_t *client, uint64_t job_id)
 {
     drover_result_t *result = NULL;
-    if (drover_client_wait (client, job_id, -1, &result) == -1) {
+    if (s_wait_shown (client, job_id, &result) == -1) {
         fprintf (stderr, "drover: %s\n", drover_client_error (client));
         return drover_client_error_code (client) == DROVER_ERR_UNKNOWN_JOB ? S_EXIT_FAILED
                                                                            : S_EXIT_BROKER;
@@ -399,6 +451,21 @@ s_status (drover_client_t *client, uint64_t id, bool cancel)
         printf ("runs in: %" PRIu64 " ms\n", status.run_in_ms);
     if (status.state == DROVER_JOB_RUNNING)
         printf ("worker: %s\n", status.worker);
+    if (status.has_progress) {
+        if (status.progress_total)
+            printf ("progress: %" PRIu64 "/%" PRIu64 " (%.0f%%)\n", status.progress_done,
+                    status.progress_total,
+                    100.0 * status.progress_done / status.progress_total);
+        else
+            printf ("progress: %" PRIu64 " done\n", status.progress_done);
+        if (status.progress_size) {
+            size_t shown = strlen (status.progress_partial);
+            printf ("partial output: %s%s", status.progress_partial,
+                    shown && status.progress_partial [shown - 1] == '\n' ? "" : "\n");
+            if (shown < status.progress_size)
+                printf ("(the first %zu bytes of %zu)\n", shown, status.progress_size);
+        }
+    }
     return 0;
 }
 
@@ -821,6 +888,8 @@ main (int argc, char *argv [])
     }
     drover_client_set_notice (client, s_notice, NULL);
     drover_client_set_ack_timeout (client, 10000);
+    if ((streq (command, "submit") || streq (command, "wait")) && isatty (STDERR_FILENO))
+        drover_client_set_progress (client, s_show_progress, NULL);
     int status = 0;
     if (here && s_local_wait (client, arg) == -1)
         status = S_EXIT_BROKER;

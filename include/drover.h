@@ -30,6 +30,10 @@ extern "C" {
 #define DROVER_VERSION_PATCH 0
 #define DROVER_PROTOCOL_VERSION 1
 
+//  Most bytes of partial output one progress report carries
+//  (drover_task_progress); more is cut to this.
+#define DROVER_PROGRESS_PARTIAL_MAX 65536
+
 //  How a task ended. Numbers match the wire protocol's Outcome.
 typedef enum {
     DROVER_OUTCOME_OK = 1,         //  the handler succeeded
@@ -110,6 +114,12 @@ typedef struct {
     drover_outcome_t outcome;  //  how it ended, once SUCCEEDED or FAILED; else 0
     int32_t priority;          //  as submitted
     uint64_t run_in_ms;        //  QUEUED and waiting for its time: ms left
+    bool has_progress;         //  RUNNING and its task reported progress:
+    uint64_t progress_done;    //  its last report (drover_task_progress):
+    uint64_t progress_total;   //  done of total (0: unknown),
+    char progress_partial [1024];  //  the partial output's first 1023
+                               //  bytes, NUL-terminated,
+    size_t progress_size;      //  and its whole size at the broker
 } drover_status_t;
 
 //  One function's queue at the broker: its settings and what it holds.
@@ -169,6 +179,13 @@ typedef void (drover_notice_fn) (const char *text, void *arg);
 //  call; call from the thread that runs drover_client_poll/join.
 typedef void (drover_callback_fn) (const drover_result_t *result, void *arg);
 
+//  Told how far a running job has got (drover_task_progress, or an exec:
+//  task's DROVER_PROGRESS_FD): done of total (0: unknown), and partial
+//  output so far (borrowed for the call, followed by a NUL that size
+//  does not count; at most DROVER_PROGRESS_PARTIAL_MAX bytes).
+typedef void (drover_progress_fn) (uint64_t job_id, uint64_t done, uint64_t total,
+                                   const uint8_t *partial, size_t size, void *arg);
+
 //  Connect to a broker's client endpoint, e.g. "tcp://127.0.0.1:7700".
 //  Returns NULL if the endpoint is not valid (connecting itself is
 //  asynchronous: a broker that is not up yet is waited for).
@@ -190,6 +207,17 @@ void drover_client_set_ack_timeout (drover_client_t *self, int timeout_ms);
 
 //  Be told of notices; default prints nothing.
 void drover_client_set_notice (drover_client_t *self, drover_notice_fn *fn, void *arg);
+
+//  Be told of the progress of this client's running jobs: those it
+//  submits after this call, and those it waits for with
+//  drover_client_wait. fn runs inside the calls that receive from the
+//  broker (wait, poll, join, map, imap, and a submit waiting for its
+//  acknowledgement); it must not call this client. Reports are best
+//  effort: a few a second per job at most, none kept or sent again,
+//  the result supersedes the last; a job dispatched again starts over.
+//  NULL stops them for later submits; a client without fn is never
+//  sent any. With an unknown total, done may be all there is.
+void drover_client_set_progress (drover_client_t *self, drover_progress_fn *fn, void *arg);
 
 //  Talk CURVE: secret_file is this client's secret certificate (the
 //  _secret file of drover_keygen), broker_key_file the broker's public
@@ -392,6 +420,20 @@ int drover_task_reply (drover_task_t *task, const void *data, size_t size);
 //  Fail the task with a reason, printf-style.
 void drover_task_fail (drover_task_t *task, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
+
+//  Say how far the task has got: done out of total (total 0: unknown;
+//  else done <= total), with partial output so far (may be NULL, size
+//  0; cut to DROVER_PROGRESS_PARTIAL_MAX bytes, and dropped by a broker
+//  whose --max-payload is smaller). The clients waiting for the job
+//  that asked for progress (drover_client_set_progress) are told, and
+//  drover_client_status shows the last report. Best effort and cheap to
+//  call per item: a report made within 50 ms of the task's last one is
+//  dropped (the next supersedes it), the worker sends each task's latest
+//  report at most every 200 ms, and the result supersedes any report
+//  not yet sent; none is stored or sent again. 0, or -1 (errno EINVAL)
+//  if done > total.
+int drover_task_progress (drover_task_t *task, uint64_t done, uint64_t total,
+                          const void *partial, size_t size);
 
 //  Create a worker for the broker's worker endpoint, e.g.
 //  "tcp://127.0.0.1:7701". Returns NULL if the endpoint is not valid.

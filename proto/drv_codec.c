@@ -193,6 +193,48 @@ s_decode_results (Drover__Result **in, size_t count, drv_msg_t *msg, s_arena_t *
     return DROVER_ERR_NONE;
 }
 
+//  Validate one progress report; its partial output stays in the envelope.
+static drover_error_t
+s_decode_report (const Drover__ProgressReport *in, drv_progress_t *out, s_arena_t *arena,
+                 char *err, size_t err_size)
+{
+    if (in->job_id == 0)
+        return s_reject (DROVER_ERR_INVALID, err, err_size, "progress report has no job id");
+    if (in->total && in->done > in->total)
+        return s_reject (DROVER_ERR_INVALID, err, err_size,
+                         "progress of job %" PRIu64 " says %" PRIu64 " done of %" PRIu64,
+                         in->job_id, (uint64_t) in->done, (uint64_t) in->total);
+    if (in->partial.len > DRV_PROGRESS_PARTIAL_MAX)
+        return s_reject (DROVER_ERR_TOO_LARGE, err, err_size,
+                         "partial output of job %" PRIu64 " is %zu bytes, more than %d",
+                         in->job_id, in->partial.len, DRV_PROGRESS_PARTIAL_MAX);
+    out->job_id = in->job_id;
+    out->done = in->done;
+    out->total = in->total;
+    out->partial = s_arena_bytes (arena, in->partial.data, in->partial.len);
+    out->size = in->partial.len;
+    if (!out->partial)
+        return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+    return DROVER_ERR_NONE;
+}
+
+static drover_error_t
+s_decode_progress (const Drover__Progress *in, drv_msg_t *msg, s_arena_t *arena,
+                   const drv_limits_t *limits, char *err, size_t err_size)
+{
+    drover_error_t rc = s_check_batch (in->n_reports, limits, "progress", err, err_size);
+    if (rc)
+        return rc;
+    msg->progress = (drv_progress_t *) s_arena_alloc (arena, in->n_reports * sizeof (drv_progress_t));
+    if (!msg->progress)
+        return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+    msg->nprogress = in->n_reports;
+    for (size_t i = 0; i < in->n_reports; i++)
+        if ((rc = s_decode_report (in->reports [i], &msg->progress [i], arena, err, err_size)))
+            return rc;
+    return DROVER_ERR_NONE;
+}
+
 //  The job id list of a SubmitAck, Status, Ack or Cancel.
 static const uint64_t *
 s_id_list (const Drover__Envelope *env, size_t *count)
@@ -252,6 +294,7 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
             msg->retries = in->retries;
             msg->delay_ms = in->delay_ms;
             msg->detach = in->detach;
+            msg->want_progress = in->progress;
             if (in->unique && *in->unique) {
                 msg->unique = s_arena_string (arena, in->unique);
                 if (!msg->unique)
@@ -387,6 +430,16 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                 }
                 job->priority = info->priority;
                 job->run_in_ms = info->run_in_ms;
+                if (info->progress_done || info->progress_total || info->progress_partial.len) {
+                    Drover__ProgressReport report = DROVER__PROGRESS_REPORT__INIT;
+                    report.job_id = info->job_id ? info->job_id : 1;
+                    report.done = info->progress_done;
+                    report.total = info->progress_total;
+                    report.partial = info->progress_partial;
+                    if ((rc = s_decode_report (&report, &job->progress, arena, err, err_size)))
+                        return rc;
+                    job->has_progress = true;
+                }
                 if (info->result) {
                     job->has_result = true;
                     if ((rc = s_decode_result (info->result, &job->result, arena, limits, err,
@@ -444,7 +497,10 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                 return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
             msg->job_ids [0] = env->wait->job_id;
             msg->njob_ids = 1;
+            msg->want_progress = env->wait->progress;
             break;
+        case DROVER__ENVELOPE__BODY_PROGRESS:
+            return s_decode_progress (env->progress, msg, arena, limits, err, err_size);
         case DROVER__ENVELOPE__BODY_QUEUE_CONFIG: {
             const Drover__QueueConfig *in = env->queue_config;
             if (!drv_codec_valid_function (in->function))
@@ -512,6 +568,7 @@ s_item_count (const Drover__Envelope *env)
         case DROVER__ENVELOPE__BODY_DONE: return env->done->n_results;
         case DROVER__ENVELOPE__BODY_STATUS_REPLY: return env->status_reply->n_jobs;
         case DROVER__ENVELOPE__BODY_READY: return env->ready->n_functions;
+        case DROVER__ENVELOPE__BODY_PROGRESS: return env->progress->n_reports;
         default: return 0;
     }
 }
@@ -657,6 +714,8 @@ drv_codec_encode (const drv_msg_t *msg)
     size_t count = msg->ntasks > msg->nresults ? msg->ntasks : msg->nresults;
     if (msg->njobs > count)
         count = msg->njobs;
+    if (msg->nprogress > count)
+        count = msg->nprogress;
     void *structs = NULL;
     void **pointers = NULL;
     Drover__Result *job_results = NULL;
@@ -668,6 +727,8 @@ drv_codec_encode (const drv_msg_t *msg)
             largest = sizeof (Drover__JobInfo);
         if (sizeof (Drover__TaskSpec) > largest)
             largest = sizeof (Drover__TaskSpec);
+        if (sizeof (Drover__ProgressReport) > largest)
+            largest = sizeof (Drover__ProgressReport);
         structs = malloc (count * largest);
         pointers = (void **) malloc (count * sizeof (void *));
         if (!structs || !pointers) {
@@ -688,6 +749,7 @@ drv_codec_encode (const drv_msg_t *msg)
     Drover__Ready ready = DROVER__READY__INIT;
     Drover__Dispatch dispatch = DROVER__DISPATCH__INIT;
     Drover__Done done = DROVER__DONE__INIT;
+    Drover__Progress progress = DROVER__PROGRESS__INIT;
     Drover__Heartbeat heartbeat = DROVER__HEARTBEAT__INIT;
     Drover__Bye bye = DROVER__BYE__INIT;
     Drover__Error error = DROVER__ERROR__INIT;
@@ -715,6 +777,7 @@ drv_codec_encode (const drv_msg_t *msg)
             submit.delay_ms = msg->delay_ms;
             submit.unique = (char *) (msg->unique ? msg->unique : "");
             submit.detach = msg->detach;
+            submit.progress = msg->want_progress;
             env.submit = &submit;
             valid = msg->function != NULL;
             break;
@@ -802,6 +865,12 @@ drv_codec_encode (const drv_msg_t *msg)
                 infos [i].payload.len = job->payload ? job->size : 0;
                 infos [i].priority = job->priority;
                 infos [i].run_in_ms = job->run_in_ms;
+                if (job->has_progress) {
+                    infos [i].progress_done = job->progress.done;
+                    infos [i].progress_total = job->progress.total;
+                    infos [i].progress_partial.data = (uint8_t *) job->progress.partial;
+                    infos [i].progress_partial.len = job->progress.partial ? job->progress.size : 0;
+                }
                 if (job->has_result) {
                     s_encode_result (&job->result, &job_results [i]);
                     infos [i].result = &job_results [i];
@@ -820,6 +889,23 @@ drv_codec_encode (const drv_msg_t *msg)
             ready.name = (char *) (msg->name ? msg->name : "");
             env.ready = &ready;
             break;
+        case DRV_MSG_PROGRESS: {
+            Drover__ProgressReport *reports = (Drover__ProgressReport *) structs;
+            for (size_t i = 0; i < msg->nprogress; i++) {
+                const drv_progress_t *in = &msg->progress [i];
+                drover__progress_report__init (&reports [i]);
+                reports [i].job_id = in->job_id;
+                reports [i].done = in->done;
+                reports [i].total = in->total;
+                reports [i].partial.data = (uint8_t *) in->partial;
+                reports [i].partial.len = in->partial ? in->size : 0;
+                pointers [i] = &reports [i];
+            }
+            progress.n_reports = msg->nprogress;
+            progress.reports = (Drover__ProgressReport **) pointers;
+            env.progress = &progress;
+            break;
+        }
         case DRV_MSG_HEARTBEAT:
             env.heartbeat = &heartbeat;
             break;
@@ -828,6 +914,7 @@ drv_codec_encode (const drv_msg_t *msg)
             break;
         case DRV_MSG_WAIT:
             wait.job_id = msg->njob_ids ? msg->job_ids [0] : 0;
+            wait.progress = msg->want_progress;
             env.wait = &wait;
             valid = msg->njob_ids == 1;
             break;

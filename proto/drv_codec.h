@@ -31,6 +31,7 @@ typedef enum {
     DRV_MSG_READY = 20,
     DRV_MSG_DISPATCH = 21,
     DRV_MSG_DONE = 22,
+    DRV_MSG_PROGRESS = 23,
     DRV_MSG_HEARTBEAT = 30,
     DRV_MSG_BYE = 31,
     DRV_MSG_ERROR = 32,
@@ -48,6 +49,8 @@ typedef enum {
 #define DRV_INSTANCE_MAX 64
 //  Longest unique key, in bytes.
 #define DRV_UNIQUE_MAX 255
+//  Most partial output one Progress report carries, in bytes.
+#define DRV_PROGRESS_PARTIAL_MAX DROVER_PROGRESS_PARTIAL_MAX
 //  Longest delay a Submit may ask for: 366 days, in ms.
 #define DRV_DELAY_MAX ((uint64_t) 366 * 24 * 3600 * 1000)
 
@@ -74,6 +77,15 @@ typedef struct {
     uint32_t attempts;           //  dispatches so far
 } drv_result_t;
 
+//  One Progress report: how far a running job has got.
+typedef struct {
+    uint64_t job_id;             //  the broker's id
+    uint64_t done;               //  units done
+    uint64_t total;              //  units in all; 0: unknown
+    const uint8_t *partial;      //  partial output, or NULL
+    size_t size;                 //  bytes in partial, <= DRV_PROGRESS_PARTIAL_MAX
+} drv_progress_t;
+
 //  One job's state, in StatusReply.
 typedef struct {
     uint64_t job_id;             //  the broker's id
@@ -87,6 +99,8 @@ typedef struct {
     size_t size;                 //  bytes in payload
     int32_t priority;            //  as submitted
     uint64_t run_in_ms;          //  ms until a waiting job's time, or 0
+    bool has_progress;           //  progress is set (RUNNING, reported)
+    drv_progress_t progress;     //  its last Progress report (job_id unused)
 } drv_jobinfo_t;
 
 //  One function's queue settings and counts, in QueueConfig (settings
@@ -121,6 +135,9 @@ typedef struct {
     uint64_t delay_ms;           //  SUBMIT
     const char *unique;          //  SUBMIT: unique key, or NULL
     bool detach;                 //  SUBMIT
+    bool want_progress;          //  SUBMIT, WAIT: send Progress reports
+    drv_progress_t *progress;    //  PROGRESS
+    size_t nprogress;            //  entries in progress
     drv_queue_info_t queue;      //  QUEUE_CONFIG, QUEUE_INFO
     drv_task_t *tasks;           //  SUBMIT, DISPATCH
     size_t ntasks;               //  entries in tasks

@@ -2,7 +2,8 @@
     --function 'NAME=plugin:PATH.so:SYMBOL' and --initializer, for tests.
     Symbols: echo, crash (SIGSEGV), nap (sleeps the payload's ms),
     spin (burns CPU for ever), hog (allocates until it cannot), whoami
-    (uid and pid), init_value (what init set), and init.
+    (uid and pid), init_value (what init set), progress ("N MS": reports
+    step i of N, napping MS between, then answers "done N"), and init.
 */
 
 #include <signal.h>
@@ -95,5 +96,27 @@ init_value (drover_task_t *task, void *arg)
     char out [64];
     int length = snprintf (out, sizeof out, "%s",
                            s_initialized == (int) getpid () ? "initialized" : "not initialized");
+    return drover_task_reply (task, out, (size_t) length);
+}
+
+int
+progress (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    size_t size;
+    const char *text = (const char *) drover_task_payload (task, &size);
+    char *end;
+    long steps = strtol (text, &end, 10);
+    long ms = strtol (end, NULL, 10);
+    for (long i = 1; i <= steps; i++) {
+        char partial [32];
+        int length = snprintf (partial, sizeof partial, "step %ld", i);
+        if (drover_task_progress (task, (uint64_t) i, (uint64_t) steps, partial, (size_t) length))
+            return -1;
+        struct timespec wait = {ms / 1000, (ms % 1000) * 1000000};
+        nanosleep (&wait, NULL);
+    }
+    char out [32];
+    int length = snprintf (out, sizeof out, "done %ld\n", steps);
     return drover_task_reply (task, out, (size_t) length);
 }

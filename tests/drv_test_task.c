@@ -2,12 +2,16 @@
     tests. Built without sanitizers: they run under rlimits that a
     sanitizer's own reservations would not fit in.
 
-    Usage: drover-test-task spin|hog|bomb|limits
+    Usage: drover-test-task spin|hog|bomb|limits|progress
       spin    burn CPU for ever
       hog     touch memory a MiB at a time until allocation fails; exit 1
       bomb    fork for ever, every child too (napping 10 ms after a
               failed fork, so that a contained bomb does not also burn CPU)
       limits  print the limits it runs under and its uid
+      progress  read "N MS" on stdin; write "i N step i" lines on the
+              descriptor $DROVER_PROGRESS_FD names, napping MS between,
+              with a line that does not parse and a long one in the
+              middle; then print "done N" (exit 3 without the variable)
 */
 
 #include <stdio.h>
@@ -53,6 +57,32 @@ main (int argc, char *argv [])
                 (int) getuid ());
         return 0;
     }
-    fprintf (stderr, "usage: drover-test-task spin|hog|bomb|limits\n");
+    if (strcmp (mode, "progress") == 0) {
+        const char *fd_text = getenv ("DROVER_PROGRESS_FD");
+        if (!fd_text) {
+            fprintf (stderr, "DROVER_PROGRESS_FD is not set\n");
+            return 3;
+        }
+        int fd = atoi (fd_text);
+        long steps = 0, ms = 0;
+        if (scanf ("%ld %ld", &steps, &ms) < 1)
+            return 2;
+        for (long i = 1; i <= steps; i++) {
+            if (i == 2)
+                dprintf (fd, "not a progress line\n");
+            if (i == 3) {
+                //  Longer than a report carries: cut, not refused.
+                static char text [70001];
+                memset (text, 'x', sizeof text - 1);
+                dprintf (fd, "%ld %ld %s\n", i, steps, text);
+            }
+            else
+                dprintf (fd, "%ld %ld step %ld\n", i, steps, i);
+            usleep ((useconds_t) ms * 1000);
+        }
+        printf ("done %ld\n", steps);
+        return 0;
+    }
+    fprintf (stderr, "usage: drover-test-task spin|hog|bomb|limits|progress\n");
     return 2;
 }

@@ -3,7 +3,10 @@
     (exec: starts a process per task). Offers "square" (decimal in,
     decimal out), "echo", "nap" (sleeps the payload's milliseconds,
     then answers with the payload), and "where" (naps like nap, and
-    answers "$DROVER_TEST_HOST payload", to tell which host ran a task).
+    answers "$DROVER_TEST_HOST payload", to tell which host ran a task),
+    "progress" ("N MS": reports step i of N with partial output "step
+    i", napping MS between, then answers "done N") and "flood" ("N":
+    reports N times as fast as it can, then answers "flooded N").
     Talks CURVE when DROVER_CURVE_SECRET and DROVER_BROKER_KEY are set,
     as drover does. Stops on SIGTERM/SIGINT like drover-worker.
 
@@ -47,6 +50,42 @@ s_nap (drover_task_t *task, void *arg)
     return drover_task_reply (task, out, (size_t) length);
 }
 
+static int
+s_progress (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    size_t size;
+    const char *text = (const char *) drover_task_payload (task, &size);
+    char *end;
+    long steps = strtol (text, &end, 10);
+    int ms = (int) strtol (end, NULL, 10);
+    for (long i = 1; i <= steps; i++) {
+        char partial [32];
+        int length = snprintf (partial, sizeof partial, "step %ld", i);
+        if (drover_task_progress (task, (uint64_t) i, (uint64_t) steps, partial, (size_t) length))
+            return -1;
+        zclock_sleep (ms);
+    }
+    char out [32];
+    int length = snprintf (out, sizeof out, "done %ld\n", steps);
+    return drover_task_reply (task, out, (size_t) length);
+}
+
+static int
+s_flood (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    size_t size;
+    const char *text = (const char *) drover_task_payload (task, &size);
+    long reports = strtol (text, NULL, 10);
+    for (long i = 1; i <= reports; i++)
+        if (drover_task_progress (task, (uint64_t) i, (uint64_t) reports, "flooding", 8))
+            return -1;
+    char out [32];
+    int length = snprintf (out, sizeof out, "flooded %ld\n", reports);
+    return drover_task_reply (task, out, (size_t) length);
+}
+
 //  $DROVER_TEST_HOST, read before the pool forks.
 static const char *s_host = "";
 
@@ -77,6 +116,8 @@ main (int argc, char *argv [])
         || drover_worker_add_handler (worker, "echo", s_echo, NULL) == -1
         || drover_worker_add_handler (worker, "nap", s_nap, NULL) == -1
         || drover_worker_add_handler (worker, "where", s_where, NULL) == -1
+        || drover_worker_add_handler (worker, "progress", s_progress, NULL) == -1
+        || drover_worker_add_handler (worker, "flood", s_flood, NULL) == -1
         || (argc > 3 && drover_worker_set_prefetch (worker, (unsigned) atoi (argv [3])) == -1))
         return 1;
     drover_worker_set_threads (worker, argc > 4 && streq (argv [4], "threads"));

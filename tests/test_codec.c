@@ -664,3 +664,69 @@ Test (codec, encode_refuses_submit_without_function)
     msg.function = NULL;
     cr_assert_null (drv_codec_encode (&msg));
 }
+
+Test (codec, progress_round_trips_reports_and_the_flags_that_ask_for_them)
+{
+    drv_progress_t reports [] = {
+        {.job_id = 7, .done = 3, .total = 10, .partial = s_binary, .size = sizeof s_binary},
+        {.job_id = 8, .done = 12345, .total = 0},
+    };
+    drv_msg_t msg = {.type = DRV_MSG_PROGRESS, .seq = 9, .progress = reports, .nprogress = 2};
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->nprogress, 2);
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq (got->progress [i].job_id, reports [i].job_id);
+        cr_assert_eq (got->progress [i].done, reports [i].done);
+        cr_assert_eq (got->progress [i].total, reports [i].total);
+        cr_assert_eq (got->progress [i].size, reports [i].size);
+    }
+    cr_assert_eq (memcmp (got->progress [0].partial, s_binary, sizeof s_binary), 0);
+    drv_msg_destroy (&got);
+
+    drv_task_t task = {.id = 1, .payload = s_binary, .size = 1};
+    drv_msg_t submit = {.type = DRV_MSG_SUBMIT, .seq = 10, .function = "f", .tasks = &task,
+                        .ntasks = 1, .want_progress = true};
+    got = s_round_trip (&submit);
+    cr_assert (got->want_progress);
+    drv_msg_destroy (&got);
+    submit.want_progress = false;
+    got = s_round_trip (&submit);
+    cr_assert_not (got->want_progress);
+    drv_msg_destroy (&got);
+    uint64_t id = 7;
+    drv_msg_t wait = {.type = DRV_MSG_WAIT, .seq = 11, .job_ids = &id, .njob_ids = 1,
+                      .want_progress = true};
+    got = s_round_trip (&wait);
+    cr_assert (got->want_progress);
+    drv_msg_destroy (&got);
+
+    drv_jobinfo_t job = {.job_id = 7, .state = DROVER_JOB_RUNNING, .function = "f",
+                         .worker = "w", .has_progress = true,
+                         .progress = {.done = 1, .total = 2, .partial = (const uint8_t *) "half",
+                                      .size = 4}};
+    drv_msg_t reply = {.type = DRV_MSG_STATUS_REPLY, .seq = 12, .jobs = &job, .njobs = 1};
+    got = s_round_trip (&reply);
+    cr_assert (got->jobs [0].has_progress);
+    cr_assert_eq (got->jobs [0].progress.done, 1);
+    cr_assert_eq (got->jobs [0].progress.total, 2);
+    cr_assert_str_eq ((const char *) got->jobs [0].progress.partial, "half");
+    drv_msg_destroy (&got);
+}
+
+Test (codec, progress_over_its_limits_or_past_its_total_is_refused)
+{
+    drv_progress_t report = {.job_id = 7, .done = 11, .total = 10};
+    drv_msg_t msg = {.type = DRV_MSG_PROGRESS, .seq = 9, .progress = &report, .nprogress = 1};
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+    report = (drv_progress_t) {.job_id = 0, .done = 1, .total = 10};
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_INVALID);
+    uint8_t *big = (uint8_t *) calloc (1, DRV_PROGRESS_PARTIAL_MAX + 1);
+    report = (drv_progress_t) {.job_id = 7, .done = 1, .total = 10, .partial = big,
+                               .size = DRV_PROGRESS_PARTIAL_MAX + 1};
+    s_expect_reject_msg (&msg, NULL, DROVER_ERR_TOO_LARGE);
+    report.size = DRV_PROGRESS_PARTIAL_MAX;
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert_eq (got->progress [0].size, DRV_PROGRESS_PARTIAL_MAX);
+    drv_msg_destroy (&got);
+    free (big);
+}

@@ -617,14 +617,15 @@ Test (exec, stderr_tail_keeps_the_end)
 Test (exec, child_gets_clean_fds_and_signals)
 {
     //  A descriptor the parent leaks (not close-on-exec) must not reach
-    //  the child; ls itself holds 3 while it reads the directory
+    //  the child; 3 is its progress pipe (DROVER_PROGRESS_FD), and ls
+    //  itself holds 4 while it reads the directory
     int stray = open ("/dev/null", O_RDONLY);
     cr_assert_geq (stray, 0);
     char **argv = drv_exec_argv_new ("ls -1 /proc/self/fd");
     test_task_t task = { 0 };
     s_run_one (&task, argv, NULL, 0, 0, 1024);
     cr_assert_eq (drv_exec_outcome (task.exec), DROVER_OUTCOME_OK);
-    cr_assert_str_eq ((const char *) drv_exec_output (task.exec, NULL), "0\n1\n2\n3\n");
+    cr_assert_str_eq ((const char *) drv_exec_output (task.exec, NULL), "0\n1\n2\n3\n4\n");
     drv_exec_destroy (&task.exec);
     drv_exec_argv_destroy (&argv);
     close (stray);

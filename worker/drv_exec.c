@@ -37,6 +37,8 @@
 #define READS_PER_EVENT  16             //  Reads per readable event (fairness)
 #define WRITES_PER_EVENT 16             //  Writes per writable event
 #define READS_TO_DRAIN   1024           //  Most reads when draining at exit
+#define PROGRESS_FD      3              //  The child's progress pipe
+#define PROGRESS_LINE_MAX (DROVER_PROGRESS_PARTIAL_MAX + 64)   //  Bytes of one line kept
 
 //  Why we killed the task's process group; the first cause wins
 typedef enum {
@@ -57,6 +59,19 @@ struct _drv_exec_t {
     int stdin_fd;                       //  Write end of child's stdin, or -1
     int stdout_fd;                      //  Read end of child's stdout, or -1
     int stderr_fd;                      //  Read end of child's stderr, or -1
+    int progress_fd;                    //  Read end of child's progress pipe, or -1
+    char *line;                         //  Progress line being read, owned
+    size_t line_size;                   //  Bytes in line
+    bool line_cut;                      //  Line was longer than we keep
+    char *latest;                       //  Last whole valid line, owned
+    uint64_t latest_done;               //  Its numbers
+    uint64_t latest_total;
+    size_t latest_at;                   //  Where its partial output starts
+    size_t latest_size;                 //  Bytes of partial output
+    bool latest_new;                    //  Not yet reported
+    bool progress_warned;               //  A bad line was logged
+    drv_exec_progress_fn *progress;     //  Told of progress, or NULL
+    void *progress_arg;                 //  Its argument
     int timer_id;                       //  Our timeout timer, or -1
     uint32_t timeout_ms;                //  Timeout asked for, 0 for none
     uint8_t *payload;                   //  Payload still to write, owned
@@ -228,7 +243,7 @@ s_report_failure (int status_fd)
 
 static void
 s_exec_child (char *const argv [], int stdin_fd, int stdout_fd, int stderr_fd,
-              int status_fd, const drv_sandbox_t *sandbox)
+              int status_fd, int progress_fd, char **envp, const drv_sandbox_t *sandbox)
 {
     drv_sandbox_reset_child ();
 
@@ -237,11 +252,24 @@ s_exec_child (char *const argv [], int stdin_fd, int stdout_fd, int stderr_fd,
     ||  dup2 (stdout_fd, STDOUT_FILENO) == -1
     ||  dup2 (stderr_fd, STDERR_FILENO) == -1)
         s_report_failure (status_fd);
+    //  The progress pipe goes to PROGRESS_FD, the status pipe above it
+    if (status_fd == PROGRESS_FD) {
+        status_fd = fcntl (status_fd, F_DUPFD_CLOEXEC, PROGRESS_FD + 1);
+        if (status_fd == -1)
+            _exit (127);
+    }
+    if (progress_fd == PROGRESS_FD) {
+        if (fcntl (PROGRESS_FD, F_SETFD, 0) == -1)
+            s_report_failure (status_fd);
+    }
+    else
+    if (dup2 (progress_fd, PROGRESS_FD) == -1)
+        s_report_failure (status_fd);
 
     //  Close every other descriptor; the status pipe closes on exec
     int rc = 0;
-    if (status_fd > STDERR_FILENO + 1)
-        rc = close_range (STDERR_FILENO + 1, (unsigned) status_fd - 1, 0);
+    if (status_fd > PROGRESS_FD + 1)
+        rc = close_range (PROGRESS_FD + 1, (unsigned) status_fd - 1, 0);
     if (rc == 0)
         rc = close_range ((unsigned) status_fd + 1, ~0U, 0);
     if (rc == -1) {
@@ -250,12 +278,14 @@ s_exec_child (char *const argv [], int stdin_fd, int stdout_fd, int stderr_fd,
         if (getrlimit (RLIMIT_NOFILE, &limit) == 0
         &&  limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < 65536)
             max_fd = (int) limit.rlim_cur;
-        for (int fd = STDERR_FILENO + 1; fd < max_fd; fd++)
+        for (int fd = PROGRESS_FD + 1; fd < max_fd; fd++)
             if (fd != status_fd)
                 close (fd);
     }
     if (drv_sandbox_enter (sandbox, 0) == -1)
         s_report_failure (status_fd);
+    if (envp)
+        environ = envp;
     execvp (argv [0], argv);
     s_report_failure (status_fd);
 }
@@ -376,6 +406,7 @@ s_detach (drv_exec_t *self)
     s_end_stdin (self);
     s_end_fd (self, &self->stdout_fd);
     s_end_fd (self, &self->stderr_fd);
+    s_end_fd (self, &self->progress_fd);
     s_end_fd (self, &self->pidfd);
     if (self->timer_id != -1) {
         zloop_timer_end (self->loop, self->timer_id);
@@ -515,6 +546,88 @@ s_read_stderr (drv_exec_t *self, size_t max_reads)
             break;
         else                            //  EOF or error: no more stderr
             s_end_fd (self, &self->stderr_fd);
+    }
+}
+
+
+//  A whole progress line is in self->line: keep it as the latest if it
+//  reads "DONE TOTAL [PARTIAL]"
+
+static void
+s_take_line (drv_exec_t *self)
+{
+    char *line = self->line;
+    size_t size = self->line_size;
+    line [size] = 0;
+    char *end = NULL;
+    bool ok = isdigit ((unsigned char) line [0]);
+    errno = 0;
+    uint64_t done = ok? strtoull (line, &end, 10): 0;
+    ok = ok && errno == 0 && *end == ' ' && isdigit ((unsigned char) end [1]);
+    uint64_t total = ok? strtoull (end + 1, &end, 10): 0;
+    ok = ok && errno == 0 && (*end == 0 || *end == ' ') && (total == 0 || done <= total);
+    if (!ok) {
+        if (!self->progress_warned)
+            zsys_warning ("exec: progress line not understood (write DONE TOTAL [TEXT]): "
+                          "%.80s", line);
+        self->progress_warned = true;
+        return;
+    }
+    size_t at = *end == ' '? (size_t) (end + 1 - line): size;
+    size_t partial = size - at;
+    if (partial > DROVER_PROGRESS_PARTIAL_MAX)
+        partial = DROVER_PROGRESS_PARTIAL_MAX;
+    //  Swap the buffers: the line becomes the latest, no copy
+    self->line = self->latest;
+    self->latest = line;
+    self->latest_done = done;
+    self->latest_total = total;
+    self->latest_at = at;
+    self->latest_size = partial;
+    self->latest_new = true;
+}
+
+
+//  Read what the progress pipe has, up to max_reads reads, and report the
+//  last whole line
+
+static void
+s_read_progress (drv_exec_t *self, size_t max_reads)
+{
+    char buffer [16384];
+    size_t reads = 0;
+    while (self->progress_fd != -1 && reads++ < max_reads) {
+        ssize_t rc = read (self->progress_fd, buffer, sizeof buffer);
+        if (rc > 0) {
+            for (size_t at = 0; at < (size_t) rc;) {
+                char *newline = (char *) memchr (buffer + at, '\n', (size_t) rc - at);
+                size_t length = newline? (size_t) (newline - buffer) - at: (size_t) rc - at;
+                size_t room = PROGRESS_LINE_MAX - self->line_size;
+                if (length > room)
+                    self->line_cut = true;
+                memcpy (self->line + self->line_size, buffer + at, length < room? length: room);
+                self->line_size += length < room? length: room;
+                at += length + (newline? 1: 0);
+                if (newline) {
+                    s_take_line (self);
+                    self->line_size = 0;
+                    self->line_cut = false;
+                }
+            }
+        }
+        else
+        if (rc == -1 && errno == EINTR)
+            continue;
+        else
+        if (rc == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        else                            //  EOF or error: no more progress
+            s_end_fd (self, &self->progress_fd);
+    }
+    if (self->latest_new && self->progress) {
+        self->latest_new = false;
+        self->progress (self, self->progress_arg, self->latest_done, self->latest_total,
+                        (const uint8_t *) self->latest + self->latest_at, self->latest_size);
     }
 }
 
@@ -662,6 +775,19 @@ s_handle_stderr (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 }
 
 
+//  The child's progress pipe has data or is closed
+
+static int
+s_handle_progress (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void) loop;
+    drv_exec_t *self = s_find_exec (arg);
+    if (self && !self->finished && item->fd == self->progress_fd)
+        s_read_progress (self, READS_PER_EVENT);
+    return 0;
+}
+
+
 //  The pidfd is readable: the child has exited. Kill what is left of its
 //  group while the leader's pid still pins the group id, reap it, drain
 //  the pipes and report.
@@ -731,6 +857,30 @@ s_add_poller (drv_exec_t *self, int fd, short events, zloop_fn *handler)
         return -1;
     zloop_poller_set_tolerant (self->loop, &item);
     return 0;
+}
+
+
+//  The environment for a task: ours, with DROVER_PROGRESS_FD naming its
+//  progress pipe. Built before fork, as the child may only make
+//  async-signal-safe calls. The array is the caller's; the strings are
+//  borrowed from environ. NULL if out of memory.
+
+static char **
+s_progress_environ (void)
+{
+    static char progress [] = "DROVER_PROGRESS_FD=3";
+    size_t count = 0;
+    while (environ && environ [count])
+        count++;
+    char **envp = (char **) calloc (count + 2, sizeof (char *));
+    if (!envp)
+        return NULL;
+    size_t used = 0;
+    for (size_t index = 0; index < count; index++)
+        if (strncmp (environ [index], "DROVER_PROGRESS_FD=", 19) != 0)
+            envp [used++] = environ [index];
+    envp [used] = progress;
+    return envp;
 }
 
 
@@ -812,6 +962,7 @@ drv_exec_start (zloop_t *loop, char *const argv[], const void *payload, size_t s
     }
     self->loop = loop;
     self->pidfd = self->stdin_fd = self->stdout_fd = self->stderr_fd = -1;
+    self->progress_fd = -1;
     self->timer_id = -1;
     self->timeout_ms = timeout_ms;
     self->max_output = max_output;
@@ -826,23 +977,37 @@ drv_exec_start (zloop_t *loop, char *const argv[], const void *payload, size_t s
     int stdout_pipe [2] = { -1, -1 };
     int stderr_pipe [2] = { -1, -1 };
     int status_pipe [2] = { -1, -1 };
+    int progress_pipe [2] = { -1, -1 };
+    self->line = (char *) malloc (PROGRESS_LINE_MAX + 1);
+    self->latest = (char *) malloc (PROGRESS_LINE_MAX + 1);
+    char **envp = s_progress_environ ();
+    if (!self->line || !self->latest || !envp) {
+        free (envp);
+        s_set_error (err, err_size, "out of memory");
+        drv_exec_destroy (&self);
+        return NULL;
+    }
     if (s_open_pipe (stdin_pipe) == -1
     ||  s_open_pipe (stdout_pipe) == -1
     ||  s_open_pipe (stderr_pipe) == -1
-    ||  s_open_pipe (status_pipe) == -1) {
+    ||  s_open_pipe (status_pipe) == -1
+    ||  s_open_pipe (progress_pipe) == -1) {
         s_set_error (err, err_size, "cannot create pipes: %s", strerror (errno));
         for (int end = 0; end < 2; end++) {
             s_close_fd (&stdin_pipe [end]);
             s_close_fd (&stdout_pipe [end]);
             s_close_fd (&stderr_pipe [end]);
             s_close_fd (&status_pipe [end]);
+            s_close_fd (&progress_pipe [end]);
         }
+        free (envp);
         drv_exec_destroy (&self);
         return NULL;
     }
     self->stdin_fd = stdin_pipe [1];
     self->stdout_fd = stdout_pipe [0];
     self->stderr_fd = stderr_pipe [0];
+    self->progress_fd = progress_pipe [0];
 
     //  Block all signals across fork so no handler of ours runs in the
     //  child before it resets them
@@ -852,13 +1017,15 @@ drv_exec_start (zloop_t *loop, char *const argv[], const void *payload, size_t s
     pid_t pid = fork ();
     if (pid == 0)
         s_exec_child (argv, stdin_pipe [0], stdout_pipe [1], stderr_pipe [1],
-                      status_pipe [1], sandbox);
+                      status_pipe [1], progress_pipe [1], envp, sandbox);
     int fork_errno = errno;
     pthread_sigmask (SIG_SETMASK, &old_mask, NULL);
+    free (envp);
     s_close_fd (&stdin_pipe [0]);
     s_close_fd (&stdout_pipe [1]);
     s_close_fd (&stderr_pipe [1]);
     s_close_fd (&status_pipe [1]);
+    s_close_fd (&progress_pipe [1]);
     if (pid == -1) {
         s_close_fd (&status_pipe [0]);
         s_set_error (err, err_size, "cannot fork: %s", strerror (fork_errno));
@@ -881,6 +1048,7 @@ drv_exec_start (zloop_t *loop, char *const argv[], const void *payload, size_t s
     s_set_nonblocking (self->stdin_fd);
     s_set_nonblocking (self->stdout_fd);
     s_set_nonblocking (self->stderr_fd);
+    s_set_nonblocking (self->progress_fd);
 
     if (exec_errno) {
         //  The child exits with 127; we report it when the pidfd says so
@@ -923,6 +1091,7 @@ drv_exec_start (zloop_t *loop, char *const argv[], const void *payload, size_t s
     if (s_add_poller (self, self->pidfd, ZMQ_POLLIN, s_handle_exit)
     ||  s_add_poller (self, self->stdout_fd, ZMQ_POLLIN, s_handle_stdout)
     ||  s_add_poller (self, self->stderr_fd, ZMQ_POLLIN, s_handle_stderr)
+    ||  s_add_poller (self, self->progress_fd, ZMQ_POLLIN, s_handle_progress)
     ||  s_add_poller (self, self->stdin_fd, ZMQ_POLLOUT, s_handle_stdin)) {
         s_set_error (err, err_size, "cannot poll the task's descriptors");
         drv_exec_destroy (&self);
@@ -938,6 +1107,18 @@ drv_exec_start (zloop_t *loop, char *const argv[], const void *payload, size_t s
         }
     }
     return self;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Be told of the task's progress lines.
+
+void
+drv_exec_set_progress (drv_exec_t *self, drv_exec_progress_fn *progress, void *arg)
+{
+    assert (self);
+    self->progress = progress;
+    self->progress_arg = arg;
 }
 
 
@@ -1022,6 +1203,8 @@ drv_exec_destroy (drv_exec_t **self_p)
     }
     free (self->payload);
     free (self->output);
+    free (self->line);
+    free (self->latest);
     free (self);
     *self_p = NULL;
 }

@@ -7,6 +7,14 @@
 
       request  [size u32][function u32][job id u64][timeout ms u32][payload size u32][payload]
       reply    [size u32][outcome u32][job id u64][data size u32][reason size u32][data][reason]
+      progress [size u32][KIND_PROGRESS u32][job id u64][16 u32][partial size u32]
+               [done u64][total u64][partial]
+
+    A progress record (drover_task_progress) is written while its task
+    runs, after the replies buffered before it, so it always names the
+    task at the head of the member's journal; it answers nothing. A task
+    writes one at most every PROGRESS_EVERY_MS: a report made sooner is
+    dropped, as the next one supersedes it.
 
     A member answers in the order it was asked; its first reply (job id 0)
     is its hello, sent once its initializer has run, with its resident
@@ -62,6 +70,8 @@
 #define READ_CHUNK 65536             //  least room made for one read
 #define TIMEOUT_POLL_MS 20           //  recheck when a member's task is not yet known
 #define EVENTS_MAX 64                //  epoll events taken per pass
+#define KIND_PROGRESS 0x50524f47     //  reply kind of a progress record ("PROG")
+#define PROGRESS_EVERY_MS 50         //  a task writes a progress record at most this often
 
 //  A request or reply header; the buffers keep every record 8-aligned.
 typedef struct {
@@ -122,6 +132,7 @@ struct _drv_pool_t {
     drv_pool_config_t config;        //  copy; pointers in it borrowed
     drv_pool_result_fn *result;      //  result callback
     drv_pool_pass_fn *pass;          //  end-of-pass callback
+    drv_pool_progress_fn *progress;  //  progress callback, or NULL
     void *arg;                       //  their argument
     int epfd;                        //  all member sockets and pidfds
     s_member_t *members;             //  config.size of them
@@ -285,6 +296,41 @@ drover_task_fail (drover_task_t *task, const char *format, ...)
     task->reason = reason ? reason : strdup ("handler failed");
 }
 
+static bool s_write_all (int fd, s_buf_t *buf);
+
+int
+drover_task_progress (drover_task_t *task, uint64_t done, uint64_t total, const void *partial,
+                      size_t size)
+{
+    if (!task || (total && done > total) || (size && !partial)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!task->out)
+        return 0;                    //  not running in a pool member
+    int64_t now = s_now_ms ();
+    if (task->progress_ms && now - task->progress_ms < PROGRESS_EVERY_MS)
+        return 0;                    //  the next report supersedes this one
+    if (size > DROVER_PROGRESS_PARTIAL_MAX)
+        size = DROVER_PROGRESS_PARTIAL_MAX;
+    uint64_t numbers [2] = {done, total};
+    s_buf_t *out = (s_buf_t *) task->out;
+    //  After the replies buffered before it, so that the agent reads it
+    //  as the running task's.
+    if (s_append (out, NULL, false, KIND_PROGRESS, task->job_id, sizeof numbers, numbers,
+                  sizeof numbers, partial, size)
+        == -1) {
+        errno = ENOMEM;
+        return -1;
+    }
+    task->progress_ms = now;
+    if (!s_write_all (task->fd, out)) {
+        errno = EPIPE;
+        return -1;
+    }
+    return 0;
+}
+
 //  ---------------------------------------------------------------------
 //  The member side: runs in a forked process or a thread.
 
@@ -344,6 +390,7 @@ s_run (drv_pool_t *self, s_shared_t *shared, drover_task_t *task, const s_header
     task->size = request->second;
     task->reply_size = 0;
     task->reason = NULL;
+    task->progress_ms = 0;
     int rc = function ? function->handler (task, function->arg) : -1;
     atomic_store_explicit (&shared->since_ms, 0, memory_order_release);
     drover_outcome_t outcome = DROVER_OUTCOME_OK;
@@ -388,7 +435,7 @@ s_member_loop (drv_pool_t *self, s_member_t *member, int fd, uint64_t base_rss)
 {
     s_shared_t *shared = &self->shared [member->index];
     s_buf_t in = {0}, out = {0};
-    drover_task_t task = {0};
+    drover_task_t task = {.fd = fd, .out = &out};
     int64_t out_since = 0;
     while (true) {
         while (s_used (&in) >= HEADER_SIZE) {
@@ -740,11 +787,23 @@ s_parse (drv_pool_t *self, s_member_t *member)
         }
         if (!member->inflight
             || s_header_at (&member->journal, member->journal.head)->job_id != job_id
-            || kind < DROVER_OUTCOME_OK || kind > DROVER_OUTCOME_CANCELLED)
+            || ((kind < DROVER_OUTCOME_OK || kind > DROVER_OUTCOME_CANCELLED)
+                && kind != KIND_PROGRESS))
             return false;
         //  The record always holds a byte past its contents.
         if (HEADER_SIZE + size + reason_size >= record)
             return false;
+        if (kind == KIND_PROGRESS) {
+            uint64_t numbers [2];
+            if (size != sizeof numbers || reason_size > DROVER_PROGRESS_PARTIAL_MAX)
+                return false;
+            memcpy (numbers, data, sizeof numbers);
+            input->head += record;
+            if (self->progress)
+                self->progress (self->arg, job_id, numbers [0], numbers [1], data + size,
+                                reason_size);
+            continue;
+        }
         char *reason = (char *) data + size;
         reason [reason_size] = 0;
         input->head += record;
@@ -1308,6 +1367,12 @@ drv_pool_cancel (drv_pool_t *self, uint64_t job_id)
         }
     }
     return false;
+}
+
+void
+drv_pool_set_progress (drv_pool_t *self, drv_pool_progress_fn *progress)
+{
+    self->progress = progress;
 }
 
 size_t

@@ -37,6 +37,9 @@ struct _drover_task_t {
     size_t reply_size;               //  bytes in reply
     size_t reply_capacity;           //  bytes reply holds (reused across tasks)
     char *reason;                    //  failure reason, owned, or NULL
+    int fd;                          //  the member's socket, for progress records
+    void *out;                       //  the member's unsent replies, written first
+    int64_t progress_ms;             //  when its last progress report went, or 0
 };
 
 //  One function a pool can run, by index.
@@ -63,6 +66,10 @@ typedef struct {
 typedef void (drv_pool_result_fn) (void *arg, uint64_t job_id, drover_outcome_t outcome,
                                    const uint8_t *data, size_t size, const char *reason);
 
+//  A running task's progress report; partial is borrowed for the call.
+typedef void (drv_pool_progress_fn) (void *arg, uint64_t job_id, uint64_t done, uint64_t total,
+                                     const uint8_t *partial, size_t size);
+
 //  The end of a loop pass in which results were given: flush them now.
 typedef void (drv_pool_pass_fn) (void *arg);
 
@@ -70,6 +77,11 @@ typedef void (drv_pool_pass_fn) (void *arg);
 drv_pool_t *
     drv_pool_new (zloop_t *loop, const drv_pool_config_t *config, drv_pool_result_fn *result,
                   drv_pool_pass_fn *pass, void *arg, char *err, size_t err_size);
+
+//  Be told of the progress reports handlers make (drover_task_progress);
+//  without this they are dropped.
+void
+    drv_pool_set_progress (drv_pool_t *self, drv_pool_progress_fn *progress);
 
 //  Stop the members (killed and reaped; threads joined) and NULL the pointer.
 void

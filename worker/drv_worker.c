@@ -9,6 +9,12 @@
     or crashing handler never stalls the loop, the heartbeats or the other
     tasks. Results that finish in one loop pass go out in one Done.
 
+    Progress reports of running tasks (drover_task_progress from the pool,
+    lines on an exec: task's DROVER_PROGRESS_FD) are coalesced: the agent
+    keeps each task's latest, and one timer sends what changed at most
+    every PROGRESS_EVERY_MS, in one Progress message; a task's result drops
+    its report not yet sent. Nothing is stored or sent again.
+
     The worker heartbeats the broker every second; if the broker answers
     that it does not know this worker (it restarted), the worker announces
     itself again. A broker that refuses the worker's handshake (CURVE key
@@ -29,6 +35,8 @@
 #include "drv_util.h"
 
 #define DONE_BYTES_MAX (32 * 1024 * 1024)   //  result bytes in one Done before another
+#define PROGRESS_EVERY_MS 200                //  a task's progress goes at most this often
+#define PROGRESS_BYTES_MAX (1024 * 1024)     //  partial bytes in one Progress before another
 
 //  One offered function.
 typedef struct {
@@ -78,6 +86,15 @@ struct _s_running_t {
     struct _s_agent_t *agent;        //  owner
 };
 
+//  A running task's latest progress report, not yet sent.
+typedef struct {
+    uint64_t job_id;                 //  the broker's id
+    uint64_t done;                   //  as reported
+    uint64_t total;                  //  as reported
+    uint8_t *partial;                //  partial output, owned, or NULL
+    size_t size;                     //  bytes in partial
+} s_report_t;
+
 typedef struct _s_agent_t {
     drover_worker_t *worker;         //  configuration, borrowed
     zsock_t *pipe;                   //  to the owner
@@ -102,6 +119,10 @@ typedef struct _s_agent_t {
     int64_t last_heard;              //  when the broker last sent anything
     int64_t reconnect_at;            //  next reconnect while it is silent, or 0
     int64_t backoff_ms;              //  wait before the reconnect after that
+    zhashx_t *reports;               //  job id -> s_report_t not yet sent, owned
+    int progress_timer;              //  sends the reports, or -1
+    uint64_t progress_seq;           //  seq of the last Progress sent
+    bool progress_off;               //  this broker does not take Progress
 } s_agent_t;
 
 //  ---------------------------------------------------------------------
@@ -133,6 +154,113 @@ s_send (s_agent_t *self, drv_msg_t *msg)
     if (!frame)
         return -1;
     return zframe_send (&frame, self->dealer, 0);
+}
+
+//  ---------------------------------------------------------------------
+//  Progress: the latest report per task, sent by one timer.
+
+static void
+s_report_destroy (void **item)
+{
+    s_report_t *report = (s_report_t *) *item;
+    if (report) {
+        free (report->partial);
+        free (report);
+        *item = NULL;
+    }
+}
+
+//  Send every report kept, in Progress messages of at most
+//  PROGRESS_BYTES_MAX partial bytes (at least one report each).
+static int
+s_on_progress_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    s_agent_t *self = (s_agent_t *) arg;
+    self->progress_timer = -1;
+    size_t count = zhashx_size (self->reports);
+    drv_progress_t *batch = count ? (drv_progress_t *) calloc (count, sizeof *batch) : NULL;
+    size_t n = 0, bytes = 0;
+    for (s_report_t *report = (s_report_t *) zhashx_first (self->reports); batch && report;
+         report = (s_report_t *) zhashx_next (self->reports)) {
+        if (n && bytes + report->size > PROGRESS_BYTES_MAX) {
+            drv_msg_t msg = {.type = DRV_MSG_PROGRESS, .progress = batch, .nprogress = n};
+            s_send (self, &msg);
+            self->progress_seq = msg.seq;
+            n = bytes = 0;
+        }
+        batch [n++] = (drv_progress_t) {.job_id = report->job_id, .done = report->done,
+                                        .total = report->total, .partial = report->partial,
+                                        .size = report->size};
+        bytes += report->size;
+    }
+    if (n) {
+        drv_msg_t msg = {.type = DRV_MSG_PROGRESS, .progress = batch, .nprogress = n};
+        s_send (self, &msg);
+        self->progress_seq = msg.seq;
+    }
+    free (batch);
+    zhashx_purge (self->reports);
+    return 0;
+}
+
+//  Keep a task's latest report; the timer sends it.
+static void
+s_keep_progress (s_agent_t *self, uint64_t job_id, uint64_t done, uint64_t total,
+                 const uint8_t *partial, size_t size)
+{
+    if (self->progress_off || !self->reports || !job_id)
+        return;
+    if (size > DRV_PROGRESS_PARTIAL_MAX)
+        size = DRV_PROGRESS_PARTIAL_MAX;
+    s_report_t *report = (s_report_t *) drv_util_u64_lookup (self->reports, job_id);
+    if (!report) {
+        report = (s_report_t *) calloc (1, sizeof *report);
+        if (!report)
+            return;
+        report->job_id = job_id;
+        zhashx_insert (self->reports, drv_util_u64_key (job_id), report);
+    }
+    uint8_t *copy = NULL;
+    if (size && !(copy = (uint8_t *) malloc (size)))
+        size = 0;                   //  the numbers at least
+    if (size)
+        memcpy (copy, partial, size);
+    free (report->partial);
+    report->partial = copy;
+    report->size = size;
+    report->done = done;
+    report->total = total;
+    if (self->progress_timer == -1)
+        self->progress_timer
+            = zloop_timer (self->loop, PROGRESS_EVERY_MS, 1, s_on_progress_timer, self);
+}
+
+//  A task finished: its result supersedes a report not yet sent.
+static void
+s_drop_progress (s_agent_t *self, uint64_t job_id)
+{
+    if (self->reports && job_id && zhashx_size (self->reports))
+        zhashx_delete (self->reports, drv_util_u64_key (job_id));
+}
+
+//  drv_pool_progress_fn
+static void
+s_on_pool_progress (void *arg, uint64_t job_id, uint64_t done, uint64_t total,
+                    const uint8_t *partial, size_t size)
+{
+    s_keep_progress ((s_agent_t *) arg, job_id, done, total, partial, size);
+}
+
+//  drv_exec_progress_fn
+static void
+s_on_exec_progress (drv_exec_t *exec, void *arg, uint64_t done, uint64_t total,
+                    const uint8_t *partial, size_t size)
+{
+    (void) exec;
+    s_running_t *task = (s_running_t *) arg;
+    s_keep_progress (task->agent, task->job_id, done, total, partial, size);
 }
 
 static void
@@ -227,6 +355,7 @@ s_on_pool_result (void *arg, uint64_t job_id, drover_outcome_t outcome, const ui
         zsys_error ("worker: out of memory for result job=%" PRIu64, job_id);
         return;
     }
+    s_drop_progress (self, job_id);
     if (outcome != DROVER_OUTCOME_OK)
         zsys_info ("worker: task failed job=%" PRIu64 " reason=%s", job_id, reason);
     //  The protocol carries reasons of up to DRV_TEXT_MAX bytes.
@@ -259,6 +388,7 @@ s_finish (s_agent_t *self, s_running_t *task, drover_outcome_t outcome, const vo
         drv_util_strlcpy (shortened, reason, sizeof shortened);
         reason = shortened;
     }
+    s_drop_progress (self, task->job_id);
     drover_result_t *result = drv_util_result_new (task->job_id, outcome, data, size, reason, 0);
     if (result)
         zlistx_add_end (self->done, result);
@@ -316,6 +446,8 @@ s_run_backlog (s_agent_t *self)
         task->payload = NULL;
         if (!task->exec)
             s_finish (self, task, DROVER_OUTCOME_ERROR, NULL, 0, err);
+        else
+            drv_exec_set_progress (task->exec, s_on_exec_progress, task);
     }
 }
 
@@ -421,6 +553,7 @@ s_on_broker (zloop_t *loop, zsock_t *sock, void *arg)
         memcpy (self->instance, msg->instance, msg->instance_size);
         self->instance_size = msg->instance_size;
         if (restarted) {
+            self->progress_off = false;
             zsys_info ("worker: broker restarted; announcing again");
             s_send_ready (self);
         }
@@ -441,6 +574,15 @@ s_on_broker (zloop_t *loop, zsock_t *sock, void *arg)
     }
     else
     if (msg->type == DRV_MSG_ERROR) {
+        if (msg->code == DROVER_ERR_MALFORMED && msg->seq && msg->seq == self->progress_seq
+            && !self->progress_off) {
+            //  A broker older than Progress: keep the reports to ourselves.
+            zsys_info ("worker: broker does not take progress reports (%s); not sending them",
+                       msg->text);
+            self->progress_off = true;
+            zhashx_purge (self->reports);
+        }
+        else
         if (msg->code == DROVER_ERR_UNEXPECTED) {
             //  It dropped us (silence) or lost us (restart). Every message
             //  in flight gets this answer: announce once per interval.
@@ -516,14 +658,18 @@ s_agent_actor (zsock_t *pipe, void *args)
     self->running = zlistx_new ();
     self->backlog = zlistx_new ();
     self->done = zlistx_new ();
+    self->reports = drv_util_u64_hash_new ();
+    self->progress_timer = -1;
     self->loop = zloop_new ();
     self->dealer = zsock_new (ZMQ_DEALER);
-    if (!self->running || !self->backlog || !self->done || !self->loop || !self->dealer)
+    if (!self->running || !self->backlog || !self->done || !self->reports || !self->loop
+        || !self->dealer)
         snprintf (err, sizeof err, "out of memory");
     else {
         zlistx_set_destructor (self->running, s_running_destroy);
         zlistx_set_destructor (self->backlog, s_running_destroy);
         zlistx_set_destructor (self->done, s_result_destroy);
+        zhashx_set_destructor (self->reports, s_report_destroy);
         zuuid_t *uuid = zuuid_new ();
         char identity [40];
         snprintf (identity, sizeof identity, "W%.24s", zuuid_str (uuid));
@@ -569,9 +715,12 @@ s_agent_actor (zsock_t *pipe, void *args)
             .max_output = worker->max_output,
             .sandbox = drv_sandbox_active (&worker->sandbox) ? &worker->sandbox : NULL,
         };
-        if (self->pool_functions)
+        if (self->pool_functions) {
             self->pool = drv_pool_new (self->loop, &config, s_on_pool_result, s_on_pool_pass,
                                        self, err, sizeof err);
+            if (self->pool)
+                drv_pool_set_progress (self->pool, s_on_pool_progress);
+        }
         else
             snprintf (err, sizeof err, "out of memory");
     }
@@ -608,6 +757,7 @@ s_agent_actor (zsock_t *pipe, void *args)
     zlistx_destroy (&self->running);  //  kills and reaps exec children
     zlistx_destroy (&self->backlog);
     zlistx_destroy (&self->done);
+    zhashx_destroy (&self->reports);
     zloop_destroy (&self->loop);
     drv_handshake_destroy (&self->handshake);
     zsock_destroy (&self->dealer);
