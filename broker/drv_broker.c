@@ -28,6 +28,7 @@
 #include "drv_auth.h"
 #include "drv_heap.h"
 #include "drv_guard.h"
+#include "drv_metrics.h"
 #include "drv_sched.h"
 #include "drv_store.h"
 #include "drv_util.h"
@@ -82,6 +83,17 @@ typedef struct {
     size_t restored_results;         //  of which finished, to deliver
     zhashx_t *reports;               //  job id -> s_report_t, last progress of running jobs
     size_t report_bytes;             //  partial output bytes kept in reports
+    int64_t started_ms;              //  when the loop started (uptime)
+    uint64_t dispatched;             //  tasks sent to workers
+    uint64_t retried;                //  failed attempts queued again
+    uint64_t requeued;               //  running jobs queued again, worker gone
+    uint64_t too_large;              //  messages refused as too large
+    zsock_t *monitor;                //  the clients ROUTER's connection events
+    int64_t clients_connected;       //  client connections now
+    zsock_t *metrics;                //  STREAM for --metrics (HTTP), or NULL
+    zhashx_t *http;                  //  hex connection id -> s_http_t, owns
+    char closed [64][2 * 8 + 1];     //  hex ids of HTTP connections the broker closed
+    size_t next_closed;              //  where the next goes in closed
 } s_server_t;
 
 //  A running job's last progress report, for Status.
@@ -99,6 +111,21 @@ typedef struct {
 #define S_REPORT_BYTES_MAX (64 * 1024 * 1024)
 //  Partial output bytes in one Progress to a client before another.
 #define S_PROGRESS_BYTES_PER_MESSAGE (1024 * 1024)
+
+//  One HTTP connection to the --metrics endpoint: its request so far.
+typedef struct {
+    uint8_t id [DRV_PEER_ID_MAX];    //  the STREAM socket's id for it
+    size_t id_len;                   //  bytes in id
+    char request [4096];             //  what arrived, up to the blank line
+    size_t length;                   //  bytes in request
+    int64_t since_ms;                //  when it connected
+} s_http_t;
+
+//  HTTP connections open at most, how long one may take to send its
+//  request, and how often the sweep looks.
+#define S_HTTP_MAX 64
+#define S_HTTP_TIMEOUT_MS 10000
+#define S_HTTP_SWEEP_MS 1000
 
 //  A SubmitAck to send once the jobs it acknowledges are on disk.
 typedef struct {
@@ -504,6 +531,7 @@ s_settle (s_server_t *self, drv_job_t *job, drover_outcome_t outcome, const void
             step = S_RETRY_MAX_MS;
         int64_t delay = step / 2 + (int64_t) (random () % (step / 2 + 1));
         if (drv_store_delay (self->store, job, self->now_ms + delay) == 0) {
+            self->retried++;
             zsys_info ("broker: retry job=%" PRIu64 " failure=%u/%u in_ms=%" PRId64 " reason=%s",
                        job->id, job->failures, job->retries, delay, reason ? reason : "");
             return;
@@ -555,6 +583,8 @@ s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
         }
         drv_msg_t msg = {.type = DRV_MSG_DISPATCH, .tasks = tasks, .ntasks = n};
         sent = s_send_msg (self, self->workers, identity, length, &msg) == 0;
+        if (sent)
+            self->dispatched += n;
         first += n;
     }
     if (!sent) {
@@ -577,7 +607,7 @@ s_dispatch (s_server_t *self)
         drv_peer_t *peer;
         while ((peer = (drv_peer_t *) zlistx_first (self->dead))) {
             zlistx_delete (self->dead, zlistx_cursor (self->dead));
-            drv_sched_remove (self->sched, &peer, self->now_ms);
+            self->requeued += drv_sched_remove (self->sched, &peer, self->now_ms);
             removed++;
         }
     } while (removed);
@@ -591,7 +621,8 @@ static int s_end_burst (s_server_t *self);
 static void
 s_on_silent (drv_peer_t *peer, size_t requeued, void *arg)
 {
-    (void) arg;
+    s_server_t *self = (s_server_t *) arg;
+    self->requeued += requeued;
     zsys_warning ("broker: worker silent, dropped worker=%s requeued=%zu", drv_peer_name (peer),
                   requeued);
 }
@@ -698,6 +729,8 @@ s_receive (s_server_t *self, zsock_t *sock, const drv_limits_t *limits, zframe_t
     if (rc) {
         if (rc == DROVER_ERR_MALFORMED)
             self->malformed++;
+        if (rc == DROVER_ERR_TOO_LARGE)
+            self->too_large++;
         s_refuse (self, sock, identity, seq, rc, err);
         return NULL;
     }
@@ -740,6 +773,7 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         .run_at_ms = msg->delay_ms ? self->now_ms + (int64_t) msg->delay_ms : 0,
         .unique = msg->unique,
         .detached = msg->detach,
+        .now_ms = self->now_ms,
     };
     uint64_t *ids = (uint64_t *) malloc (msg->ntasks * sizeof (uint64_t));
     size_t created = 0, fresh = 0;
@@ -1027,6 +1061,296 @@ s_client_queue (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         self->dispatch_due = true;
 }
 
+//  ---------------------------------------------------------------------
+//  Admin views: jobs, workers, queues and counters. Each reply is
+//  bounded by its count limit and by --max-message: rows are estimated
+//  as they are added, and the list stops before it would not fit; the
+//  reply's total says how many there were.
+
+//  Room for rows in one reply: the message limit less the envelope.
+static size_t
+s_reply_budget (s_server_t *self)
+{
+    size_t max = self->config->limits.max_message;
+    return max > 1024 ? max - 1024 : max / 2;
+}
+
+//  A queue's settings and counts, as QueueInfo sends them.
+static drv_queue_info_t
+s_queue_info (s_server_t *self, drv_queue_t *queue)
+{
+    return (drv_queue_info_t) {
+        .function = drv_queue_name (queue),
+        .limit = drv_queue_limit (queue),
+        .paused = drv_queue_paused (queue),
+        .max_queue = drv_queue_max_queue (queue),
+        .max_queue_in_force = drv_store_max_queue (self->store, queue),
+        .queued = drv_queue_size (queue),
+        .delayed = drv_queue_delayed (queue),
+        .running = drv_queue_running (queue),
+        .workers = (uint32_t) drv_queue_workers (queue),
+    };
+}
+
+//  Does job pass the query's filter?
+static bool
+s_job_matches (drv_job_t *job, const drv_jobs_query_t *query)
+{
+    if (query->function && strcmp (drv_queue_name (job->queue), query->function) != 0)
+        return false;
+    drv_job_t *leader = drv_store_leader (job);
+    drv_job_t *where = leader ? leader : job;
+    bool delayed = drv_store_is_delayed (where);
+    switch (query->state) {
+        case DROVER_JOBS_ANY: return true;
+        case DROVER_JOBS_QUEUED: return where->state == DROVER_JOB_QUEUED && !delayed;
+        case DROVER_JOBS_DELAYED: return where->state == DROVER_JOB_QUEUED && delayed;
+        case DROVER_JOBS_RUNNING: return where->state == DROVER_JOB_RUNNING;
+        case DROVER_JOBS_SUCCEEDED: return job->state == DROVER_JOB_SUCCEEDED;
+        case DROVER_JOBS_FAILED: return job->state == DROVER_JOB_FAILED;
+        case DROVER_JOBS_FINISHED: return job->state >= DROVER_JOB_SUCCEEDED;
+    }
+    return false;
+}
+
+static int
+s_id_ascending (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+static int
+s_id_descending (const void *a, const void *b)
+{
+    return s_id_ascending (b, a);
+}
+
+//  JobsQuery: one pass over the jobs keeps the `limit` first by id in a
+//  buffer of twice that, sorted and cut whenever it fills, so the work is
+//  O(jobs log limit) and the memory O(limit).
+static void
+s_client_jobs (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
+{
+    const drv_jobs_query_t *query = &msg->jobs_query;
+    size_t limit = query->limit ? query->limit : DRV_JOBS_LIMIT_DEFAULT;
+    int (*order) (const void *, const void *) =
+        query->newest_first ? s_id_descending : s_id_ascending;
+    uint64_t *ids = (uint64_t *) malloc (2 * limit * sizeof (uint64_t));
+    drv_job_row_t *rows = (drv_job_row_t *) calloc (limit, sizeof *rows);
+    if (!ids || !rows) {
+        free (ids);
+        free (rows);
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    size_t count = 0, cursor = 0;
+    uint64_t total = 0, worst = 0;
+    bool cut = false;
+    drv_job_t *job;
+    while ((job = drv_store_next_job (self->store, &cursor))) {
+        if (!s_job_matches (job, query))
+            continue;
+        total++;
+        //  Once cut, only ids better than the worst kept can make it.
+        if (cut && order (&job->id, &worst) > 0)
+            continue;
+        ids [count++] = job->id;
+        if (count == 2 * limit) {
+            qsort (ids, count, sizeof *ids, order);
+            count = limit;
+            worst = ids [limit - 1];
+            cut = true;
+        }
+    }
+    qsort (ids, count, sizeof *ids, order);
+    if (count > limit)
+        count = limit;
+    size_t budget = s_reply_budget (self), used = 0, nrows = 0;
+    for (size_t i = 0; i < count; i++) {
+        job = drv_store_lookup (self->store, ids [i]);
+        drv_jobinfo_t info = s_job_info (self, job);
+        drv_job_t *leader = drv_store_leader (job);
+        drv_job_t *where = leader ? leader : job;
+        int64_t age = self->now_ms - (int64_t) job->since_s * 1000;
+        drv_job_row_t row = {
+            .job_id = job->id,
+            .function = info.function,
+            .state = info.state,
+            .delayed = info.state == DROVER_JOB_QUEUED && drv_store_is_delayed (where),
+            .priority = info.priority,
+            .attempts = info.attempts,
+            .worker = info.worker,
+            .age_ms = age > 0 ? (uint64_t) age : 0,
+            .run_in_ms = info.run_in_ms,
+            .outcome = job->state >= DROVER_JOB_SUCCEEDED ? job->outcome : 0,
+        };
+        size_t size = 64 + strlen (row.function) + strlen (row.worker);
+        if (used + size > budget)
+            break;
+        used += size;
+        rows [nrows++] = row;
+    }
+    drv_msg_t reply = {.type = DRV_MSG_JOB_LIST, .seq = msg->seq, .rows = rows, .nrows = nrows,
+                       .total = total};
+    s_send_msg (self, self->clients, zframe_data (identity), zframe_size (identity), &reply);
+    free (ids);
+    free (rows);
+}
+
+static int
+s_worker_by_name (const void *a, const void *b)
+{
+    const drv_worker_row_t *x = (const drv_worker_row_t *) a, *y = (const drv_worker_row_t *) b;
+    int rc = strcmp (x->name, y->name);
+    if (rc == 0 && x->identity_size == y->identity_size)
+        rc = memcmp (x->identity, y->identity, x->identity_size);
+    return rc;
+}
+
+//  WorkersQuery: every connected worker, by name, as many as fit.
+static void
+s_client_workers (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
+{
+    size_t total = drv_sched_size (self->sched);
+    drv_worker_row_t *rows = (drv_worker_row_t *) calloc (total ? total : 1, sizeof *rows);
+    size_t nfunctions = 0;
+    for (drv_peer_t *peer = drv_sched_first (self->sched); peer;
+         peer = drv_sched_next (self->sched))
+        nfunctions += drv_peer_functions (peer);
+    const char **names = (const char **) calloc (nfunctions ? nfunctions : 1, sizeof *names);
+    if (!rows || !names) {
+        free (rows);
+        free (names);
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    size_t count = 0, used_names = 0;
+    for (drv_peer_t *peer = drv_sched_first (self->sched); peer && count < total;
+         peer = drv_sched_next (self->sched)) {
+        drv_worker_row_t *row = &rows [count++];
+        row->name = drv_peer_name (peer);
+        row->identity = drv_peer_identity (peer, &row->identity_size);
+        row->functions = names + used_names;
+        row->nfunctions = drv_peer_functions (peer);
+        for (size_t i = 0; i < row->nfunctions; i++)
+            names [used_names++] = drv_peer_function (peer, i);
+        row->slots = drv_peer_slots (peer);
+        row->running = drv_peer_inflight (peer);
+        row->done = drv_peer_done (peer);
+        int64_t since = self->now_ms - drv_peer_since (peer);
+        int64_t heard = self->now_ms - drv_peer_last_seen (peer);
+        row->connected_ms = since > 0 ? (uint64_t) since : 0;
+        row->heard_ms = heard > 0 ? (uint64_t) heard : 0;
+    }
+    qsort (rows, count, sizeof *rows, s_worker_by_name);
+    size_t budget = s_reply_budget (self), used = 0, nrows = 0;
+    for (; nrows < count; nrows++) {
+        size_t size = 64 + strlen (rows [nrows].name) + rows [nrows].identity_size;
+        for (size_t i = 0; i < rows [nrows].nfunctions; i++)
+            size += 4 + strlen (rows [nrows].functions [i]);
+        if (used + size > budget)
+            break;
+        used += size;
+    }
+    drv_msg_t reply = {.type = DRV_MSG_WORKER_LIST, .seq = msg->seq, .worker_rows = rows,
+                       .nworker_rows = nrows, .total = total};
+    s_send_msg (self, self->clients, zframe_data (identity), zframe_size (identity), &reply);
+    free (rows);
+    free (names);
+}
+
+static int
+s_queue_by_name (const void *a, const void *b)
+{
+    return strcmp (((const drv_queue_info_t *) a)->function,
+                   ((const drv_queue_info_t *) b)->function);
+}
+
+//  Every queue's settings and counts, by function name, into a new
+//  array (the caller frees); *count of them. NULL if out of memory.
+static drv_queue_info_t *
+s_all_queues (s_server_t *self, size_t *count)
+{
+    size_t total = drv_store_queues (self->store);
+    drv_queue_info_t *queues = (drv_queue_info_t *) calloc (total ? total : 1, sizeof *queues);
+    *count = 0;
+    if (!queues)
+        return NULL;
+    for (drv_queue_t *queue = drv_store_first_queue (self->store); queue && *count < total;
+         queue = drv_store_next_queue (self->store))
+        queues [(*count)++] = s_queue_info (self, queue);
+    qsort (queues, *count, sizeof *queues, s_queue_by_name);
+    return queues;
+}
+
+//  QueuesQuery: every function's queue, by name, as many as fit.
+static void
+s_client_queues (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
+{
+    size_t count;
+    drv_queue_info_t *queues = s_all_queues (self, &count);
+    if (!queues) {
+        s_refuse (self, self->clients, identity, msg->seq, DROVER_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    size_t budget = s_reply_budget (self), used = 0, nqueues = 0;
+    for (; nqueues < count; nqueues++) {
+        size_t size = 96 + strlen (queues [nqueues].function);
+        if (used + size > budget)
+            break;
+        used += size;
+    }
+    drv_msg_t reply = {.type = DRV_MSG_QUEUE_LIST, .seq = msg->seq, .queues = queues,
+                       .nqueues = nqueues, .total = count};
+    s_send_msg (self, self->clients, zframe_data (identity), zframe_size (identity), &reply);
+    free (queues);
+}
+
+//  The broker's counters and gauges now.
+static drover_stats_t
+s_stats (s_server_t *self)
+{
+    drv_store_t *store = self->store;
+    uint64_t finished = 0;
+    for (int outcome = DROVER_OUTCOME_ERROR; outcome <= DROVER_OUTCOME_CANCELLED; outcome++)
+        if (outcome != DROVER_OUTCOME_CANCELLED)
+            finished += drv_store_finished_as (store, (drover_outcome_t) outcome);
+    int64_t uptime = self->now_ms - self->started_ms;
+    return (drover_stats_t) {
+        .uptime_ms = uptime > 0 ? (uint64_t) uptime : 0,
+        .submitted = drv_store_submitted (store),
+        .dispatched = self->dispatched,
+        .succeeded = drv_store_finished_as (store, DROVER_OUTCOME_OK),
+        .failed = finished,
+        .cancelled = drv_store_finished_as (store, DROVER_OUTCOME_CANCELLED),
+        .retried = self->retried,
+        .requeued = self->requeued,
+        .redelivered = self->redelivered,
+        .rejected = self->rejected,
+        .malformed = self->malformed,
+        .too_large = self->too_large,
+        .cut = self->cut,
+        .clients = self->clients_connected > 0 ? (uint32_t) self->clients_connected : 0,
+        .workers = (uint32_t) drv_sched_size (self->sched),
+        .jobs = drv_store_size (store),
+        .bytes = drv_store_bytes (store),
+        .heap = drv_guard_heap (),
+        .functions = (uint32_t) drv_store_queues (store),
+        .dead = drv_store_dead_count (store),
+        .durable = self->config->data_dir != NULL,
+        .commits = drv_store_commits (store),
+    };
+}
+
+//  StatsQuery: the counters.
+static void
+s_client_stats (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
+{
+    drv_msg_t reply = {.type = DRV_MSG_STATS, .seq = msg->seq, .stats = s_stats (self)};
+    s_send_msg (self, self->clients, zframe_data (identity), zframe_size (identity), &reply);
+}
+
 //  Ack: the client has these results. Only its own jobs count.
 static void
 s_client_ack (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
@@ -1074,12 +1398,25 @@ s_client_message (s_server_t *self, zsock_t *sock)
             case DRV_MSG_QUEUE_CONFIG:
                 s_client_queue (self, identity, msg);
                 break;
+            case DRV_MSG_JOBS_QUERY:
+                s_client_jobs (self, identity, msg);
+                break;
+            case DRV_MSG_WORKERS_QUERY:
+                s_client_workers (self, identity, msg);
+                break;
+            case DRV_MSG_QUEUES_QUERY:
+                s_client_queues (self, identity, msg);
+                break;
+            case DRV_MSG_STATS_QUERY:
+                s_client_stats (self, identity, msg);
+                break;
             case DRV_MSG_BYE:
                 break;
             default:
                 s_refuse (self, sock, identity, msg->seq, DROVER_ERR_UNEXPECTED,
                           "clients may send Submit, Status, Wait, Cancel, Dead, QueueConfig, "
-                          "Ack, Heartbeat and Bye only");
+                          "JobsQuery, WorkersQuery, QueuesQuery, StatsQuery, Ack, Heartbeat "
+                          "and Bye only");
         }
         drv_msg_destroy (&msg);
     }
@@ -1108,6 +1445,7 @@ s_worker_done (s_server_t *self, drv_peer_t *peer, drv_msg_t *msg)
                        drv_peer_name (peer));
             continue;
         }
+        drv_peer_add_done (peer, 1);
         if (result->size > self->config->limits.max_payload) {
             char reason [160];
             snprintf (reason, sizeof reason,
@@ -1330,7 +1668,7 @@ s_worker_message (s_server_t *self, zsock_t *sock)
         if (msg->type == DRV_MSG_BYE) {
             const char *name = drv_peer_name (peer);
             zsys_info ("broker: worker left worker=%s running=%u", name, drv_peer_inflight (peer));
-            drv_sched_remove (self->sched, &peer, self->now_ms);
+            self->requeued += drv_sched_remove (self->sched, &peer, self->now_ms);
             self->dispatch_due = true;
         }
         else
@@ -1516,6 +1854,308 @@ s_start_auth (s_server_t *self, char *err, size_t err_size)
     return 0;
 }
 
+//  ---------------------------------------------------------------------
+//  Client connections, counted from the clients ROUTER's monitor events.
+
+//  A monitor event: [event:2 value:4][endpoint]. Accepted and
+//  disconnected connections move the count.
+static int
+s_on_monitor (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    s_server_t *self = (s_server_t *) arg;
+    zmsg_t *msg = zmsg_recv (sock);
+    zframe_t *frame = msg ? zmsg_first (msg) : NULL;
+    if (frame && zframe_size (frame) >= 2) {
+        uint16_t event;
+        memcpy (&event, zframe_data (frame), sizeof event);
+        if (event == ZMQ_EVENT_ACCEPTED)
+            self->clients_connected++;
+        else
+        if (event == ZMQ_EVENT_DISCONNECTED && self->clients_connected > 0)
+            self->clients_connected--;
+    }
+    zmsg_destroy (&msg);
+    return 0;
+}
+
+//  Watch the clients ROUTER's connections. -1 with a reason.
+static int
+s_start_monitor (s_server_t *self, char *err, size_t err_size)
+{
+    char endpoint [80], hex [2 * sizeof self->instance + 1];
+    snprintf (endpoint, sizeof endpoint, "inproc://drover-broker-clients-%s",
+              drv_util_hex (self->instance, sizeof self->instance, hex));
+    if (zmq_socket_monitor (zsock_resolve (self->clients), endpoint,
+                            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
+        != 0) {
+        snprintf (err, err_size, "cannot monitor the clients socket: %s",
+                  zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    //  libzmq sends monitor events blocking from its I/O thread: the
+    //  pipe has no limit, and the loop drains it.
+    self->monitor = zsock_new (ZMQ_PAIR);
+    if (self->monitor)
+        zsock_set_rcvhwm (self->monitor, 0);
+    if (!self->monitor || zsock_connect (self->monitor, "%s", endpoint) == -1) {
+        snprintf (err, err_size, "cannot read the clients socket's events");
+        return -1;
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  --metrics: GET /metrics over HTTP/1.x on a ZMQ_STREAM socket. Each
+//  connection sends one request (at most 4 KiB, within 10 s) and gets one
+//  answer, then the broker closes it. No keep-alive, no chunking.
+
+static void
+s_http_destroy (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+//  Send raw bytes to a STREAM connection. An empty frame closes it; its
+//  id is remembered, so that libzmq's "closed" notice (also an empty
+//  frame) is not taken for a new connection.
+static void
+s_http_send (s_server_t *self, const uint8_t *id, size_t id_len, const void *data, size_t size)
+{
+    void *handle = zsock_resolve (self->metrics);
+    if (zmq_send (handle, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) != -1)
+        zmq_send (handle, data, size, ZMQ_DONTWAIT);
+    if (size == 0 && id_len <= 8) {
+        drv_util_hex (id, id_len, self->closed [self->next_closed]);
+        self->next_closed = (self->next_closed + 1) % 64;
+    }
+}
+
+//  Did the broker close this connection lately? Forgets it if so.
+static bool
+s_http_closed (s_server_t *self, const char *key)
+{
+    for (size_t i = 0; i < 64; i++)
+        if (streq (self->closed [i], key)) {
+            self->closed [i][0] = 0;
+            return true;
+        }
+    return false;
+}
+
+//  Close a connection and forget it.
+static void
+s_http_close (s_server_t *self, s_http_t *conn)
+{
+    s_http_send (self, conn->id, conn->id_len, "", 0);
+    char key [2 * DRV_PEER_ID_MAX + 1];
+    zhashx_delete (self->http, drv_util_hex (conn->id, conn->id_len, key));
+}
+
+//  The metrics page, the caller's to free; NULL if out of memory.
+static char *
+s_metrics_page (s_server_t *self)
+{
+    size_t count = 0;
+    drv_queue_info_t *infos = s_all_queues (self, &count);
+    drover_queue_t *queues = (drover_queue_t *) calloc (count ? count : 1, sizeof *queues);
+    char *text = NULL;
+    if (infos && queues) {
+        for (size_t i = 0; i < count; i++) {
+            drv_util_strlcpy (queues [i].function, infos [i].function, sizeof queues [i].function);
+            queues [i].limit = infos [i].limit;
+            queues [i].paused = infos [i].paused;
+            queues [i].max_queue = infos [i].max_queue;
+            queues [i].max_queue_in_force = infos [i].max_queue_in_force;
+            queues [i].queued = infos [i].queued;
+            queues [i].delayed = infos [i].delayed;
+            queues [i].running = infos [i].running;
+            queues [i].workers = infos [i].workers;
+        }
+        drover_stats_t stats = s_stats (self);
+        text = drv_metrics_text (&stats, queues, count, count);
+    }
+    free (infos);
+    free (queues);
+    return text;
+}
+
+//  Answer a complete request and close the connection.
+static void
+s_http_answer (s_server_t *self, s_http_t *conn)
+{
+    char method [16] = "", path [256] = "";
+    //  "GET /metrics HTTP/1.1": the target may carry a query string.
+    if (sscanf (conn->request, "%15s %255s HTTP/1.", method, path) != 2)
+        method [0] = 0;
+    char *query = strchr (path, '?');
+    if (query)
+        *query = 0;
+    const char *status = "200 OK";
+    char *body = NULL;
+    bool head = streq (method, "HEAD");
+    if (!*method)
+        status = "400 Bad Request";
+    else
+    if (!streq (method, "GET") && !head)
+        status = "405 Method Not Allowed";
+    else
+    if (!streq (path, "/metrics"))
+        status = "404 Not Found";
+    else
+    if (!(body = s_metrics_page (self)))
+        status = "500 Internal Server Error";
+    char fallback [64];
+    if (!body) {
+        snprintf (fallback, sizeof fallback, "%s\n", status);
+        body = strdup (fallback);
+    }
+    size_t length = body ? strlen (body) : 0;
+    char header [256];
+    int size = snprintf (header, sizeof header,
+                         "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; "
+                         "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                         status, length);
+    if (self->config->verbose)
+        zsys_info ("broker: metrics %s %s -> %s", method, path, status);
+    //  One message: header and body, sent as the connection drains.
+    char *answer = (char *) malloc ((size_t) size + length);
+    if (answer) {
+        memcpy (answer, header, (size_t) size);
+        if (!head && length)
+            memcpy (answer + size, body, length);
+        s_http_send (self, conn->id, conn->id_len, answer, (size_t) size + (head ? 0 : length));
+    }
+    free (answer);
+    free (body);
+    s_http_close (self, conn);
+}
+
+//  One message on the STREAM socket: [id][bytes]. Empty bytes are a
+//  connection opened or closed.
+static int
+s_on_metrics (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    s_server_t *self = (s_server_t *) arg;
+    zmsg_t *msg = zmsg_recv (sock);
+    zframe_t *id = msg ? zmsg_first (msg) : NULL;
+    zframe_t *data = msg ? zmsg_next (msg) : NULL;
+    if (!id || !data || zframe_size (id) > DRV_PEER_ID_MAX) {
+        zmsg_destroy (&msg);
+        return 0;
+    }
+    char key [2 * DRV_PEER_ID_MAX + 1];
+    drv_util_hex (zframe_data (id), zframe_size (id), key);
+    s_http_t *conn = (s_http_t *) zhashx_lookup (self->http, key);
+    if (zframe_size (data) == 0) {
+        //  The peer closed it, or we did; else it is a new connection.
+        if (conn)
+            zhashx_delete (self->http, key);
+        else
+        if (s_http_closed (self, key)) {
+        }
+        else
+        if (zhashx_size (self->http) >= S_HTTP_MAX) {
+            zsys_warning ("broker: metrics: %d connections open already; closing a new one",
+                          S_HTTP_MAX);
+            s_http_send (self, zframe_data (id), zframe_size (id), "", 0);
+        }
+        else
+        if ((conn = (s_http_t *) calloc (1, sizeof *conn))) {
+            memcpy (conn->id, zframe_data (id), zframe_size (id));
+            conn->id_len = zframe_size (id);
+            conn->since_ms = zclock_mono ();
+            zhashx_insert (self->http, key, conn);
+        }
+        zmsg_destroy (&msg);
+        return 0;
+    }
+    if (!conn) {                    //  closed by us already, or never taken
+        zmsg_destroy (&msg);
+        return 0;
+    }
+    size_t room = sizeof conn->request - 1 - conn->length;
+    size_t size = zframe_size (data);
+    if (size > room) {
+        static const char too_large [] =
+            "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n";
+        s_http_send (self, conn->id, conn->id_len, too_large, sizeof too_large - 1);
+        s_http_close (self, conn);
+        zmsg_destroy (&msg);
+        return 0;
+    }
+    memcpy (conn->request + conn->length, zframe_data (data), size);
+    conn->length += size;
+    conn->request [conn->length] = 0;
+    zmsg_destroy (&msg);
+    if (strstr (conn->request, "\r\n\r\n") || strstr (conn->request, "\n\n")) {
+        self->now_ms = zclock_mono ();
+        s_http_answer (self, conn);
+    }
+    return 0;
+}
+
+//  Close connections that did not send a whole request in time.
+static int
+s_on_http_sweep (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    s_server_t *self = (s_server_t *) arg;
+    int64_t now = zclock_mono ();
+    zlistx_t *late = zlistx_new ();
+    for (s_http_t *conn = (s_http_t *) zhashx_first (self->http); conn && late;
+         conn = (s_http_t *) zhashx_next (self->http))
+        if (now - conn->since_ms >= S_HTTP_TIMEOUT_MS)
+            zlistx_add_end (late, conn);
+    for (s_http_t *conn = late ? (s_http_t *) zlistx_first (late) : NULL; conn;
+         conn = (s_http_t *) zlistx_next (late))
+        s_http_close (self, conn);
+    zlistx_destroy (&late);
+    return 0;
+}
+
+//  Bind the STREAM socket for --metrics: loopback and ipc only, unless
+//  --insecure (CURVE does not cover HTTP). -1 with a reason.
+static int
+s_start_metrics (s_server_t *self, char *err, size_t err_size)
+{
+    const char *endpoint = self->config->metrics_endpoint;
+    if (strncmp (endpoint, "tcp://", 6) != 0 && strncmp (endpoint, "ipc://", 6) != 0) {
+        snprintf (err, err_size, "--metrics wants tcp://HOST:PORT (or HOST:PORT), not %s",
+                  endpoint);
+        return -1;
+    }
+    if (!self->config->insecure && !s_is_local (endpoint)) {
+        snprintf (err, err_size,
+                  "refusing to serve metrics on %s: the metrics endpoint has no authentication, "
+                  "so it listens on loopback (127.0.0.1:PORT) only; give --insecure to serve "
+                  "them there anyway",
+                  endpoint);
+        return -1;
+    }
+    self->metrics = zsock_new (ZMQ_STREAM);
+    self->http = zhashx_new ();
+    if (!self->metrics || !self->http) {
+        snprintf (err, err_size, "out of memory");
+        return -1;
+    }
+    zhashx_set_destructor (self->http, s_http_destroy);
+    if (strchr (endpoint, '['))
+        zsock_set_ipv6 (self->metrics, 1);
+    zsock_set_linger (self->metrics, 0);
+    zsock_set_rcvhwm (self->metrics, S_RCVHWM);
+    if (zsock_bind (self->metrics, "%s", endpoint) == -1) {
+        snprintf (err, err_size, "cannot bind --metrics %s: %s", endpoint,
+                  zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
 void
 drv_broker_actor (zsock_t *pipe, void *args)
 {
@@ -1545,6 +2185,10 @@ drv_broker_actor (zsock_t *pipe, void *args)
     if (self->clients)
         self->workers = s_bind (self->config, self->config->workers_endpoint, DRV_AUTH_WORKERS,
                                 max_frame, S_WORKER_SNDHWM, err, sizeof err);
+    if (self->workers)
+        s_start_monitor (self, err, sizeof err);
+    if (!*err && self->config->metrics_endpoint)
+        s_start_metrics (self, err, sizeof err);
     self->store = drv_store_new (self->config->keep_results_ms, self->config->max_queue);
     if (self->store)
         drv_store_set_limits (self->store, self->config->max_bytes, self->config->max_functions);
@@ -1581,13 +2225,15 @@ drv_broker_actor (zsock_t *pipe, void *args)
     else {
         char *clients = zsock_last_endpoint (self->clients);
         char *workers = zsock_last_endpoint (self->workers);
+        char *metrics = self->metrics ? zsock_last_endpoint (self->metrics) : NULL;
         drv_guard_watch (self->guard, clients);
         drv_guard_watch (self->guard, workers);
-        zstr_sendx (pipe, "OK", clients, workers, NULL);
-        zsys_info ("broker: listening clients=%s workers=%s max_memory=%zu", clients, workers,
-                   max_memory);
+        zstr_sendx (pipe, "OK", clients, workers, metrics ? metrics : "", NULL);
+        zsys_info ("broker: listening clients=%s workers=%s max_memory=%zu%s%s", clients,
+                   workers, max_memory, metrics ? " metrics=" : "", metrics ? metrics : "");
         zstr_free (&clients);
         zstr_free (&workers);
+        zstr_free (&metrics);
 
         //  The owner handles signals; the loop runs until $TERM.
         zloop_set_nonstop (self->loop, true);
@@ -1595,7 +2241,13 @@ drv_broker_actor (zsock_t *pipe, void *args)
         zloop_reader (self->loop, self->clients, s_on_client, self);
         zloop_reader (self->loop, self->workers, s_on_worker, self);
         zloop_timer (self->loop, DRV_GUARD_INTERVAL_MS, 0, s_on_guard, self);
+        zloop_reader (self->loop, self->monitor, s_on_monitor, self);
+        if (self->metrics) {
+            zloop_reader (self->loop, self->metrics, s_on_metrics, self);
+            zloop_timer (self->loop, S_HTTP_SWEEP_MS, 0, s_on_http_sweep, self);
+        }
         self->now_ms = zclock_mono ();
+        self->started_ms = self->now_ms;
         self->next_liveness_ms = self->now_ms + self->config->heartbeat_ms;
         self->next_redeliver_ms =
             self->now_ms + (int64_t) self->config->heartbeat_ms * S_REDELIVER_INTERVALS;
@@ -1617,6 +2269,11 @@ drv_broker_actor (zsock_t *pipe, void *args)
     zhashx_destroy (&self->reports);
     drv_sched_destroy (&self->sched);
     drv_store_destroy (&self->store);
+    zhashx_destroy (&self->http);
+    zsock_destroy (&self->metrics);
+    if (self->monitor)
+        zmq_socket_monitor (zsock_resolve (self->clients), NULL, 0);
+    zsock_destroy (&self->monitor);
     zsock_destroy (&self->workers);
     zsock_destroy (&self->clients);
     drv_guard_destroy (&self->guard);
@@ -1631,6 +2288,8 @@ struct _drover_broker_t {
     char *workers_endpoint;          //  as asked
     char *clients_bound;             //  as bound, after start
     char *workers_bound;             //  as bound, after start
+    char *metrics_endpoint;          //  --metrics as asked, or NULL
+    char *metrics_bound;             //  as bound, after start, or NULL
     char *data_dir;                  //  durable mode, or NULL
     zcert_t *curve_cert;             //  CURVE key pair, or NULL
     char *allow_clients;             //  CURVE: client certificates
@@ -1675,6 +2334,7 @@ drover_broker_destroy (drover_broker_t **self_p)
         drover_broker_stop (self);
         free (self->clients_endpoint);
         free (self->workers_endpoint);
+        free (self->metrics_endpoint);
         free (self->data_dir);
         zcert_destroy (&self->curve_cert);
         free (self->allow_clients);
@@ -1870,13 +2530,17 @@ drover_broker_start (drover_broker_t *self)
         snprintf (self->error, sizeof self->error, "cannot start the broker thread");
         return -1;
     }
-    char *status = NULL, *first = NULL, *second = NULL;
-    zstr_recvx (self->actor, &status, &first, &second, NULL);
+    char *status = NULL, *first = NULL, *second = NULL, *third = NULL;
+    zstr_recvx (self->actor, &status, &first, &second, &third, NULL);
     int rc = 0;
     if (status && streq (status, "OK") && first && second) {
         self->clients_bound = first;
         self->workers_bound = second;
         first = second = NULL;
+        if (third && *third) {
+            self->metrics_bound = third;
+            third = NULL;
+        }
     }
     else {
         snprintf (self->error, sizeof self->error, "%s", first ? first : "broker failed to start");
@@ -1886,6 +2550,7 @@ drover_broker_start (drover_broker_t *self)
     zstr_free (&status);
     zstr_free (&first);
     zstr_free (&second);
+    zstr_free (&third);
     return rc;
 }
 
@@ -1893,6 +2558,34 @@ const char *
 drover_broker_clients_endpoint (drover_broker_t *self)
 {
     return self->clients_bound ? self->clients_bound : self->clients_endpoint;
+}
+
+int
+drover_broker_set_metrics (drover_broker_t *self, const char *endpoint)
+{
+    free (self->metrics_endpoint);
+    self->metrics_endpoint = NULL;
+    self->config.metrics_endpoint = NULL;
+    if (!endpoint || !*endpoint)
+        return 0;
+    //  HOST:PORT is short for tcp://HOST:PORT.
+    if (strstr (endpoint, "://"))
+        self->metrics_endpoint = strdup (endpoint);
+    else
+    if (asprintf (&self->metrics_endpoint, "tcp://%s", endpoint) == -1)
+        self->metrics_endpoint = NULL;
+    if (!self->metrics_endpoint) {
+        snprintf (self->error, sizeof self->error, "out of memory");
+        return -1;
+    }
+    self->config.metrics_endpoint = self->metrics_endpoint;
+    return 0;
+}
+
+const char *
+drover_broker_metrics_endpoint (drover_broker_t *self)
+{
+    return self->metrics_bound ? self->metrics_bound : self->metrics_endpoint;
 }
 
 const char *
@@ -1908,4 +2601,5 @@ drover_broker_stop (drover_broker_t *self)
     zmsg_destroy (&self->report);
     zstr_free (&self->clients_bound);
     zstr_free (&self->workers_bound);
+    zstr_free (&self->metrics_bound);
 }

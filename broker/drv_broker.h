@@ -33,10 +33,12 @@ typedef struct {
     zcert_t *curve_cert;             //  CURVE: the broker's key pair, or NULL
     const char *allow_clients;       //  CURVE: client certificates let in
     const char *allow_workers;       //  CURVE: worker certificates let in
+    const char *metrics_endpoint;    //  serve Prometheus metrics here, or NULL
 } drv_broker_config_t;
 
 //  The broker actor (zactor_fn). After binding it sends one message on
-//  its pipe: "OK" with the two bound endpoints, or "ERROR" with a reason.
+//  its pipe: "OK" with the two bound endpoints and the metrics one (""
+//  without --metrics), or "ERROR" with a reason.
 //  It ends on $TERM, or by itself when its job store fails, after sending
 //  "FAILED" with a reason.
 void drv_broker_actor (zsock_t *pipe, void *args);

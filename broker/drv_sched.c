@@ -25,6 +25,8 @@ struct _drv_peer_t {
     drv_job_t **batch;               //  jobs dealt in this dispatch
     size_t batch_size;               //  entries in batch
     int64_t last_seen;               //  last message, ms
+    int64_t since;                   //  its Ready, ms
+    uint64_t done;                   //  results it returned since (drv_broker counts)
 };
 
 struct _drv_sched_t {
@@ -123,6 +125,7 @@ drv_sched_ready (drv_sched_t *self, const uint8_t *identity, size_t identity_len
     peer->running = zlistx_new ();
     peer->slots = slots;
     peer->last_seen = now_ms;
+    peer->since = now_ms;
     void *item = peer;
     if (!peer->key || !peer->name || !peer->queues || !peer->batch || !peer->running) {
         s_peer_destroy (&item);
@@ -340,4 +343,46 @@ void
 drv_peer_set_last_seen (drv_peer_t *peer, int64_t now_ms)
 {
     peer->last_seen = now_ms;
+}
+
+int64_t
+drv_peer_since (drv_peer_t *peer)
+{
+    return peer->since;
+}
+
+uint64_t
+drv_peer_done (drv_peer_t *peer)
+{
+    return peer->done;
+}
+
+void
+drv_peer_add_done (drv_peer_t *peer, uint64_t count)
+{
+    peer->done += count;
+}
+
+size_t
+drv_peer_functions (drv_peer_t *peer)
+{
+    return peer->nqueues;
+}
+
+const char *
+drv_peer_function (drv_peer_t *peer, size_t index)
+{
+    return index < peer->nqueues ? drv_queue_name (peer->queues [index]) : NULL;
+}
+
+drv_peer_t *
+drv_sched_first (drv_sched_t *self)
+{
+    return (drv_peer_t *) zhashx_first (self->peers);
+}
+
+drv_peer_t *
+drv_sched_next (drv_sched_t *self)
+{
+    return (drv_peer_t *) zhashx_next (self->peers);
 }

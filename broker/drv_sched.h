@@ -83,6 +83,23 @@ const char *drv_peer_name (drv_peer_t *peer);
 uint32_t drv_peer_slots (drv_peer_t *peer);
 uint32_t drv_peer_inflight (drv_peer_t *peer);
 
+//  When the worker announced itself (its Ready), on now_ms's clock.
+int64_t drv_peer_since (drv_peer_t *peer);
+
+//  Tasks the worker finished since its Ready; the broker counts them.
+uint64_t drv_peer_done (drv_peer_t *peer);
+void drv_peer_add_done (drv_peer_t *peer, uint64_t count);
+
+//  The functions a worker offers: how many, and the name of one
+//  (borrowed; NULL past the end).
+size_t drv_peer_functions (drv_peer_t *peer);
+const char *drv_peer_function (drv_peer_t *peer, size_t index);
+
+//  Walk the workers, in no order: the first, then the next, or NULL at
+//  the end. The scheduler must not change meanwhile.
+drv_peer_t *drv_sched_first (drv_sched_t *self);
+drv_peer_t *drv_sched_next (drv_sched_t *self);
+
 //  When the worker was last heard from; the broker sets it.
 int64_t drv_peer_last_seen (drv_peer_t *peer);
 void drv_peer_set_last_seen (drv_peer_t *peer, int64_t now_ms);

@@ -70,6 +70,8 @@ struct _drv_store_t {
     uint64_t submitted;              //  jobs ever submitted
     uint64_t finished;               //  jobs ever finished
     zlistx_t *followed;              //  followers finished with their leader
+    uint64_t outcomes [8];           //  jobs finished, by drover_outcome_t
+    uint64_t commits;                //  durable commits that wrote something
     int64_t wall_offset;             //  wall clock minus now_ms's clock
 };
 
@@ -589,6 +591,7 @@ drv_store_submit_opts (drv_store_t *self, drv_queue_t *queue, uint64_t tag,
     job->retries = opts->retries;
     job->priority = opts->priority;
     job->detached = opts->detached;
+    job->since_s = opts->now_ms > 0 ? (uint32_t) (opts->now_ms / 1000) : 0;
     if (s_place_new (self, job, opts->unique, opts->run_at_ms) == -1) {
         if (job->unique && job->unique->leader)
             zlistx_delete (job->unique->leader->unique->followers, job->handle);
@@ -676,11 +679,13 @@ drv_store_commit (drv_store_t *self, char *err, size_t err_size)
 {
     if (!self->persist)
         return 0;
+    bool staged = drv_persist_staged (self->persist) > 0;
     if (self->disk_failed || drv_persist_commit (self->persist) == -1) {
         self->disk_failed = true;
         snprintf (err, err_size, "%s", drv_persist_error (self->persist));
         return -1;
     }
+    self->commits += staged;
     return 0;
 }
 
@@ -712,6 +717,7 @@ s_restore_one (const drv_record_t *record, void *arg)
     job->priority = record->priority;
     job->detached = record->detached;
     job->follower_done = record->finished && record->follower;
+    job->since_s = restore->now_ms > 0 ? (uint32_t) (restore->now_ms / 1000) : 0;
     int rc = 0;
     if (record->finished) {
         if (record->unique)
@@ -776,6 +782,7 @@ drv_store_attach (drv_store_t *self, const char *dir, int64_t now_ms,
     }
     self->next_id = drv_persist_max_id (persist) + 1;
     self->finished = 0;
+    memset (self->outcomes, 0, sizeof self->outcomes);
     return 0;
 }
 
@@ -910,6 +917,7 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
                                job->reason ? job->reason : "") == -1)
         self->disk_failed = true;
     self->finished++;
+    self->outcomes [outcome < 8 ? outcome : 0]++;
     if (job->dead) {
         job->handle = zlistx_add_end (self->dead, job);
         if (zlistx_size (self->dead) > self->max_dead)
@@ -1118,4 +1126,52 @@ uint64_t
 drv_store_finished (drv_store_t *self)
 {
     return self->finished;
+}
+
+uint64_t
+drv_store_finished_as (drv_store_t *self, drover_outcome_t outcome)
+{
+    return outcome >= 0 && outcome < 8 ? self->outcomes [outcome] : 0;
+}
+
+drv_job_t *
+drv_store_next_job (drv_store_t *self, size_t *cursor)
+{
+    return (drv_job_t *) drv_index_next (self->jobs, cursor);
+}
+
+drv_queue_t *
+drv_store_first_queue (drv_store_t *self)
+{
+    return (drv_queue_t *) zhashx_first (self->queues);
+}
+
+drv_queue_t *
+drv_store_next_queue (drv_store_t *self)
+{
+    return (drv_queue_t *) zhashx_next (self->queues);
+}
+
+size_t
+drv_store_queues (drv_store_t *self)
+{
+    return zhashx_size (self->queues);
+}
+
+size_t
+drv_store_dead_count (drv_store_t *self)
+{
+    return zlistx_size (self->dead);
+}
+
+bool
+drv_store_is_delayed (drv_job_t *job)
+{
+    return s_is_waiting (job);
+}
+
+uint64_t
+drv_store_commits (drv_store_t *self)
+{
+    return self->commits;
 }

@@ -51,6 +51,7 @@ typedef struct {
     uint32_t timeout_ms;             //  task timeout; 0: none
     uint32_t attempts;               //  times dispatched
     int32_t priority;                //  higher is dispatched first
+    uint32_t since_s;                //  now_ms / 1000 when submitted or restored (views)
     uint16_t retries;                //  failed attempts it may be retried after (<= 1000)
     uint16_t failures;               //  attempts that failed so far
     uint16_t lost;                   //  times its worker was lost while running it
@@ -158,6 +159,7 @@ typedef struct {
     bool detached;                   //  its client does not take the result
     uint8_t *owned_payload;          //  malloc'd block holding the payload, taken
                                      //  instead of a copy (freed if no job); or NULL
+    int64_t now_ms;                  //  now, for the job's age in views
 } drv_submit_opts_t;
 
 //  A new QUEUED job, as drv_store_submit, with opts. It joins its queue
@@ -270,5 +272,28 @@ size_t drv_store_size (drv_store_t *self);
 //  Jobs ever submitted and ever finished.
 uint64_t drv_store_submitted (drv_store_t *self);
 uint64_t drv_store_finished (drv_store_t *self);
+
+//  Jobs finished with this outcome since the store was made (restored
+//  ones do not count).
+uint64_t drv_store_finished_as (drv_store_t *self, drover_outcome_t outcome);
+
+//  Walk the jobs, in no order: start with *cursor = 0; each call returns
+//  the next job, or NULL at the end. The store must not change meanwhile.
+drv_job_t *drv_store_next_job (drv_store_t *self, size_t *cursor);
+
+//  Walk the queues, in no order: the first, then the next, or NULL at the
+//  end. The store must not change meanwhile.
+drv_queue_t *drv_store_first_queue (drv_store_t *self);
+drv_queue_t *drv_store_next_queue (drv_store_t *self);
+
+//  Function queues, and dead letters, held now.
+size_t drv_store_queues (drv_store_t *self);
+size_t drv_store_dead_count (drv_store_t *self);
+
+//  Is the job waiting for its time (a delay, a retry backoff)?
+bool drv_store_is_delayed (drv_job_t *job);
+
+//  Durable mode: commits that wrote something (each one fsync).
+uint64_t drv_store_commits (drv_store_t *self);
 
 #endif

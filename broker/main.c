@@ -55,6 +55,10 @@ s_usage (FILE *out)
         "  --insecure             listen beyond loopback without authentication; by\n"
         "                         default, without CURVE, only tcp://127.x.x.x, [::1],\n"
         "                         localhost and ipc:// endpoints are allowed\n"
+        "  --metrics ENDPOINT     serve Prometheus metrics (GET /metrics, the text\n"
+        "                         format) over HTTP at ENDPOINT, e.g. 127.0.0.1:9464;\n"
+        "                         off by default. No authentication: loopback only\n"
+        "                         unless --insecure, also with CURVE\n"
         "  -v, --verbose          log every submit\n"
         "  --config FILE          read flags from FILE first (czmq zconfig format): one\n"
         "                         'key = value' line per flag, the key its long name\n"
@@ -135,6 +139,7 @@ main (int argc, char *argv [])
         {"curve-secret", required_argument, 0, 'S'},
         {"allow-clients", required_argument, 0, 'C'},
         {"allow-workers", required_argument, 0, 'W'},
+        {"metrics", required_argument, 0, 257},
         {"config", required_argument, 0, 256},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
@@ -142,6 +147,7 @@ main (int argc, char *argv [])
     drover_tune_malloc ();
     const char *clients = NULL, *workers = NULL, *data = NULL;
     const char *curve_secret = NULL, *allow_clients = NULL, *allow_workers = NULL;
+    const char *metrics = NULL;
     unsigned long long max_payload = 0, max_message = 0, max_queue = 0, keep = 0;
     unsigned long long heartbeat = 1000, liveness = 3, max_bytes = 0, max_functions = 0;
     unsigned long long max_memory = 0;
@@ -177,6 +183,7 @@ main (int argc, char *argv [])
             case 'F': max_functions = s_number ("--max-functions", optarg, 0, any); break;
             case 'm': max_memory = s_number ("--max-memory", optarg, 0, any); break;
             case 256: break;         //  --config: read by drv_config_apply
+            case 257: metrics = optarg; break;
             case 'h': s_usage (stdout); rc = 0; goto done;
             case 'V':
                 printf ("drover-broker %d.%d.%d (protocol %d)\n", DROVER_VERSION_MAJOR,
@@ -238,6 +245,12 @@ main (int argc, char *argv [])
         rc = 2;
         goto done;
     }
+    if (drover_broker_set_metrics (broker, metrics) == -1) {
+        fprintf (stderr, "drover-broker: %s\n", drover_broker_error (broker));
+        drover_broker_destroy (&broker);
+        rc = 1;
+        goto done;
+    }
     drover_broker_set_heartbeat (broker, (unsigned) heartbeat, (unsigned) liveness);
     if (have_keep)
         drover_broker_set_keep_results (broker, (unsigned) keep);
@@ -250,8 +263,9 @@ main (int argc, char *argv [])
     }
     //  Both endpoints are bound: systemd may start what depends on us.
     //  Without NOTIFY_SOCKET in the environment these calls do nothing.
-    sd_notifyf (0, "READY=1\nSTATUS=serving clients=%s workers=%s",
-                drover_broker_clients_endpoint (broker), drover_broker_workers_endpoint (broker));
+    sd_notifyf (0, "READY=1\nSTATUS=serving clients=%s workers=%s%s%s",
+                drover_broker_clients_endpoint (broker), drover_broker_workers_endpoint (broker),
+                metrics ? " metrics=" : "", metrics ? drover_broker_metrics_endpoint (broker) : "");
     uint64_t watchdog_usec = 0;
     int64_t interval_ms = 0;
     if (sd_watchdog_enabled (0, &watchdog_usec) > 0)

@@ -23,6 +23,7 @@
 #include "drv_auth.h"
 #include "drv_codec.h"
 #include "drv_handshake.h"
+#include "drv_metrics.h"
 #include "drv_util.h"
 
 //  Tasks per Submit message, and bytes of payload per Submit at most.
@@ -105,8 +106,8 @@ struct _drover_client_t {
     drover_progress_fn *progress;    //  progress handler, or NULL
     void *progress_arg;              //  its argument
     int ack_timeout;                 //  ms to wait for an acknowledgement
-    uint64_t status_seq;             //  the Status, Wait or QueueConfig awaited
-    drv_msg_t *status_reply;         //  its reply (StatusReply, QueueInfo), once in
+    uint64_t status_seq;             //  the Status, Wait, QueueConfig or view awaited
+    drv_msg_t *status_reply;         //  its reply (StatusReply, QueueInfo, ...), once in
     uint8_t instance [DRV_INSTANCE_MAX];  //  the broker's run id, as last seen
     size_t instance_size;            //  bytes in instance; 0 before first contact
     int64_t last_heard;              //  when the broker last sent anything
@@ -660,6 +661,10 @@ s_receive (drover_client_t *self, int timeout_ms)
         case DRV_MSG_PROGRESS: s_on_progress (self, msg); break;
         case DRV_MSG_STATUS_REPLY:
         case DRV_MSG_QUEUE_INFO:
+        case DRV_MSG_JOB_LIST:
+        case DRV_MSG_WORKER_LIST:
+        case DRV_MSG_QUEUE_LIST:
+        case DRV_MSG_STATS:
             if (msg->seq == self->status_seq) {
                 drv_msg_destroy (&self->status_reply);
                 self->status_reply = msg;
@@ -1454,6 +1459,258 @@ drover_client_dead (drover_client_t *self, drover_dead_op_t op, uint64_t job_id,
     *count = reply->njobs;
     drv_msg_destroy (&reply);
     return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Admin views
+
+//  Send an admin view's query and wait for its reply, of type `type`.
+//  A broker that does not know the query (older than the views) answers
+//  ERR_MALFORMED: that is said plainly. `what` names the view.
+static int
+s_view_request (drover_client_t *self, drv_msg_t *msg, drv_msg_type_t type, const char *what,
+                drv_msg_t **reply_p)
+{
+    msg->seq = ++self->seq;
+    if (s_request (self, msg, reply_p) == -1) {
+        if (self->error_code == DROVER_ERR_MALFORMED) {
+            char said [sizeof self->error];
+            drv_util_strlcpy (said, self->error, sizeof said);
+            return s_fail (self, DROVER_ERR_MALFORMED, EPROTO,
+                           "the broker at %s is too old for %s: it does not know the request "
+                           "(upgrade drover-broker; %s)",
+                           self->endpoint, what, said);
+        }
+        return -1;
+    }
+    if ((*reply_p)->type != type) {
+        drv_msg_destroy (reply_p);
+        return s_fail (self, DROVER_ERR_MALFORMED, EPROTO,
+                       "the broker answered the %s request with something else", what);
+    }
+    return 0;
+}
+
+int
+drover_client_jobs (drover_client_t *self, const drover_jobs_query_t *query,
+                    drover_job_info_t **jobs_p, size_t *count, uint64_t *total)
+{
+    assert (jobs_p && count);
+    *jobs_p = NULL;
+    *count = 0;
+    drover_jobs_query_t defaults = {0};
+    if (!query)
+        query = &defaults;
+    if (query->function && !drv_codec_valid_function (query->function))
+        return s_fail (self, DROVER_ERR_INVALID, EINVAL,
+                       "function name '%s' is not valid: use 1 to %d characters of A-Z a-z 0-9 "
+                       "_ . : / -",
+                       query->function, DRV_FUNCTION_MAX);
+    if (query->limit > DRV_JOBS_LIMIT_MAX || (int) query->state < DROVER_JOBS_ANY
+        || (int) query->state > DROVER_JOBS_FINISHED)
+        return s_fail (self, DROVER_ERR_INVALID, EINVAL,
+                       "a job list holds 1 to %d jobs (0: %d), of a known state",
+                       DRV_JOBS_LIMIT_MAX, DRV_JOBS_LIMIT_DEFAULT);
+    drv_msg_t msg = {.type = DRV_MSG_JOBS_QUERY,
+                     .jobs_query = {.function = query->function, .state = query->state,
+                                    .limit = query->limit,
+                                    .newest_first = query->newest_first}};
+    drv_msg_t *reply = NULL;
+    if (s_view_request (self, &msg, DRV_MSG_JOB_LIST, "the job list (drover jobs)", &reply) == -1)
+        return -1;
+    drover_job_info_t *jobs =
+        (drover_job_info_t *) calloc (reply->nrows ? reply->nrows : 1, sizeof *jobs);
+    if (!jobs) {
+        drv_msg_destroy (&reply);
+        return s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < reply->nrows; i++) {
+        const drv_job_row_t *row = &reply->rows [i];
+        drover_job_info_t *job = &jobs [i];
+        job->job_id = row->job_id;
+        drv_util_strlcpy (job->function, row->function, sizeof job->function);
+        job->state = row->state;
+        job->delayed = row->delayed;
+        job->priority = row->priority;
+        job->attempts = row->attempts;
+        drv_util_strlcpy (job->worker, row->worker, sizeof job->worker);
+        job->age_ms = row->age_ms;
+        job->run_in_ms = row->run_in_ms;
+        job->outcome = row->outcome;
+    }
+    *jobs_p = jobs;
+    *count = reply->nrows;
+    if (total)
+        *total = reply->total;
+    drv_msg_destroy (&reply);
+    return 0;
+}
+
+void
+drover_jobs_destroy (drover_job_info_t **jobs_p)
+{
+    assert (jobs_p);
+    free (*jobs_p);
+    *jobs_p = NULL;
+}
+
+void
+drover_workers_destroy (drover_worker_info_t **workers_p, size_t count)
+{
+    assert (workers_p);
+    drover_worker_info_t *workers = *workers_p;
+    if (workers) {
+        for (size_t i = 0; i < count; i++) {
+            for (size_t f = 0; workers [i].functions && f < workers [i].nfunctions; f++)
+                free (workers [i].functions [f]);
+            free (workers [i].functions);
+        }
+        free (workers);
+        *workers_p = NULL;
+    }
+}
+
+//  A routing id for people: as it is when printable, else in hex.
+static void
+s_identity_text (const uint8_t *identity, size_t size, char *out, size_t out_size)
+{
+    bool printable = size > 0;
+    for (size_t i = 0; i < size; i++)
+        printable = printable && identity [i] > 32 && identity [i] < 127;
+    if (printable && size < out_size) {
+        memcpy (out, identity, size);
+        out [size] = 0;
+    }
+    else
+    if (2 * size < out_size)
+        drv_util_hex (identity, size, out);
+    else
+        out [0] = 0;
+}
+
+int
+drover_client_workers (drover_client_t *self, drover_worker_info_t **workers_p, size_t *count,
+                       size_t *total)
+{
+    assert (workers_p && count);
+    *workers_p = NULL;
+    *count = 0;
+    drv_msg_t msg = {.type = DRV_MSG_WORKERS_QUERY};
+    drv_msg_t *reply = NULL;
+    if (s_view_request (self, &msg, DRV_MSG_WORKER_LIST, "the worker list (drover workers)",
+                        &reply)
+        == -1)
+        return -1;
+    size_t n = reply->nworker_rows;
+    drover_worker_info_t *workers = (drover_worker_info_t *) calloc (n ? n : 1, sizeof *workers);
+    bool ok = workers != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        const drv_worker_row_t *row = &reply->worker_rows [i];
+        drover_worker_info_t *worker = &workers [i];
+        drv_util_strlcpy (worker->name, row->name, sizeof worker->name);
+        s_identity_text (row->identity, row->identity_size, worker->identity,
+                         sizeof worker->identity);
+        worker->functions = (char **) calloc (row->nfunctions ? row->nfunctions : 1,
+                                              sizeof (char *));
+        ok = worker->functions != NULL;
+        for (size_t f = 0; ok && f < row->nfunctions; f++) {
+            worker->functions [f] = strdup (row->functions [f]);
+            ok = worker->functions [f] != NULL;
+            worker->nfunctions = f + 1;
+        }
+        worker->slots = row->slots;
+        worker->running = row->running;
+        worker->done = row->done;
+        worker->connected_ms = row->connected_ms;
+        worker->heard_ms = row->heard_ms;
+    }
+    size_t listed_total = reply->total;
+    drv_msg_destroy (&reply);
+    if (!ok) {
+        drover_workers_destroy (&workers, n);
+        return s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    }
+    *workers_p = workers;
+    *count = n;
+    if (total)
+        *total = listed_total;
+    return 0;
+}
+
+int
+drover_client_queues (drover_client_t *self, drover_queue_t **queues_p, size_t *count,
+                      size_t *total)
+{
+    assert (queues_p && count);
+    *queues_p = NULL;
+    *count = 0;
+    drv_msg_t msg = {.type = DRV_MSG_QUEUES_QUERY};
+    drv_msg_t *reply = NULL;
+    if (s_view_request (self, &msg, DRV_MSG_QUEUE_LIST, "the queue list (drover queues)", &reply)
+        == -1)
+        return -1;
+    drover_queue_t *queues =
+        (drover_queue_t *) calloc (reply->nqueues ? reply->nqueues : 1, sizeof *queues);
+    if (!queues) {
+        drv_msg_destroy (&reply);
+        return s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < reply->nqueues; i++) {
+        const drv_queue_info_t *in = &reply->queues [i];
+        drover_queue_t *queue = &queues [i];
+        drv_util_strlcpy (queue->function, in->function, sizeof queue->function);
+        queue->limit = in->limit;
+        queue->paused = in->paused;
+        queue->max_queue = in->max_queue;
+        queue->max_queue_in_force = in->max_queue_in_force;
+        queue->queued = in->queued;
+        queue->delayed = in->delayed;
+        queue->running = in->running;
+        queue->workers = in->workers;
+    }
+    *queues_p = queues;
+    *count = reply->nqueues;
+    if (total)
+        *total = reply->total;
+    drv_msg_destroy (&reply);
+    return 0;
+}
+
+void
+drover_queues_destroy (drover_queue_t **queues_p)
+{
+    assert (queues_p);
+    free (*queues_p);
+    *queues_p = NULL;
+}
+
+int
+drover_client_stats (drover_client_t *self, drover_stats_t *stats)
+{
+    assert (stats);
+    drv_msg_t msg = {.type = DRV_MSG_STATS_QUERY};
+    drv_msg_t *reply = NULL;
+    if (s_view_request (self, &msg, DRV_MSG_STATS, "its counters (drover stats)", &reply) == -1)
+        return -1;
+    *stats = reply->stats;
+    drv_msg_destroy (&reply);
+    return 0;
+}
+
+char *
+drover_client_metrics (drover_client_t *self)
+{
+    drover_stats_t stats;
+    drover_queue_t *queues = NULL;
+    size_t count = 0, total = 0;
+    if (drover_client_stats (self, &stats) == -1
+        || drover_client_queues (self, &queues, &count, &total) == -1)
+        return NULL;
+    char *text = drv_metrics_text (&stats, queues, count, total);
+    drover_queues_destroy (&queues);
+    if (!text)
+        s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    return text;
 }
 
 //  ---------------------------------------------------------------------

@@ -160,3 +160,70 @@ drv_json_queue (FILE *out, const drover_queue_t *queue)
              queue->max_queue_in_force, queue->queued, queue->delayed, queue->running,
              queue->workers);
 }
+
+//  A job's state as the views name it: "delayed" for a queued job that
+//  waits for its time.
+const char *
+drv_json_job_state (const drover_job_info_t *job)
+{
+    return job->state == DROVER_JOB_QUEUED && job->delayed ? "delayed"
+                                                           : drover_state_name (job->state);
+}
+
+void
+drv_json_job (FILE *out, const drover_job_info_t *job)
+{
+    fprintf (out, "{\"job_id\":%" PRIu64 ",\"function\":", job->job_id);
+    s_text (out, job->function);
+    fputs (",\"state\":", out);
+    s_text (out, drv_json_job_state (job));
+    fprintf (out, ",\"priority\":%d,\"attempts\":%u,\"worker\":", job->priority, job->attempts);
+    s_text (out, job->worker);
+    fprintf (out, ",\"age_ms\":%" PRIu64 ",\"run_in_ms\":%" PRIu64, job->age_ms, job->run_in_ms);
+    if (job->outcome) {
+        fputs (",\"outcome\":", out);
+        s_text (out, drover_outcome_name (job->outcome));
+    }
+    fputs ("}\n", out);
+}
+
+void
+drv_json_worker (FILE *out, const drover_worker_info_t *worker)
+{
+    fputs ("{\"name\":", out);
+    s_text (out, worker->name);
+    fputs (",\"identity\":", out);
+    s_text (out, worker->identity);
+    fputs (",\"functions\":[", out);
+    for (size_t i = 0; i < worker->nfunctions; i++) {
+        if (i)
+            fputc (',', out);
+        s_text (out, worker->functions [i]);
+    }
+    fprintf (out,
+             "],\"slots\":%u,\"running\":%u,\"done\":%" PRIu64 ",\"connected_ms\":%" PRIu64
+             ",\"heard_ms\":%" PRIu64 "}\n",
+             worker->slots, worker->running, worker->done, worker->connected_ms,
+             worker->heard_ms);
+}
+
+void
+drv_json_stats (FILE *out, const drover_stats_t *stats)
+{
+    const drover_stats_t *s = stats;
+    fprintf (out,
+             "{\"uptime_ms\":%" PRIu64 ",\"submitted\":%" PRIu64 ",\"dispatched\":%" PRIu64
+             ",\"succeeded\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64
+             ",\"retried\":%" PRIu64 ",\"requeued\":%" PRIu64 ",\"redelivered\":%" PRIu64
+             ",\"rejected\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"too_large\":%" PRIu64
+             ",\"cut\":%" PRIu64 ",\"clients\":%u,\"workers\":%u,\"jobs\":%" PRIu64
+             ",\"bytes\":%" PRIu64 ",\"heap\":%" PRIu64 ",\"functions\":%u,\"dead\":%" PRIu64
+             ",\"durable\":%s",
+             s->uptime_ms, s->submitted, s->dispatched, s->succeeded, s->failed, s->cancelled,
+             s->retried, s->requeued, s->redelivered, s->rejected, s->malformed, s->too_large,
+             s->cut, s->clients, s->workers, s->jobs, s->bytes, s->heap, s->functions, s->dead,
+             s->durable ? "true" : "false");
+    if (s->durable)
+        fprintf (out, ",\"commits\":%" PRIu64, s->commits);
+    fputs ("}\n", out);
+}

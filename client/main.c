@@ -1,6 +1,7 @@
 /*  drover - the drover command line: submit a task, map over lines, ask
     for a job's state or wait for its result, steer a function's queue,
-    make CURVE keys. A thin program over the drover_client_* SDK. Without
+    show what the broker holds (jobs, workers, queues, stats), make CURVE
+    keys. A thin program over the drover_client_* SDK. Without
     a broker, submit and map run in local mode (drv_local): a broker and a
     worker in this process for the one job, stopped at exit.
 
@@ -71,6 +72,17 @@ s_usage (FILE *out)
         "  max-queue FUNCTION N            queue at most N waiting tasks of FUNCTION (more\n"
         "                                  are refused: queue full); 0: the broker's\n"
         "  queue FUNCTION                  print FUNCTION's queue settings and counts\n"
+        "  jobs                            list the jobs the broker holds (queued, delayed,\n"
+        "                                  running, finished and kept), oldest first: ID,\n"
+        "                                  FUNCTION, STATE, PRIO, ATTEMPTS, WORKER, AGE\n"
+        "  workers                         list the connected workers: NAME, IDENTITY,\n"
+        "                                  FUNCTIONS, SLOTS, RUNNING, DONE, CONNECTED, HEARD\n"
+        "  queues                          list every function's queue: QUEUED, DELAYED,\n"
+        "                                  RUNNING, LIMIT, PAUSED, MAX-QUEUE, WORKERS\n"
+        "  stats                           print the broker's counters: uptime, jobs\n"
+        "                                  submitted, dispatched, succeeded, failed,\n"
+        "                                  retried; refused messages; clients, workers,\n"
+        "                                  memory, store commits\n"
         "  keygen PATH                     write a new CURVE key pair: PATH, the public\n"
         "                                  certificate to hand out, and PATH_secret\n"
         "                                  (mode 0600) to keep; never overwrites\n"
@@ -94,10 +106,20 @@ s_usage (FILE *out)
         "                          queued or running, attach to it and print its result\n"
         "  --detach                submit: print the job id and exit; fetch the result\n"
         "                          with drover wait JOB_ID\n"
+        "  --function NAME         jobs: only NAME's jobs\n"
+        "  --state STATE           jobs: only those queued, delayed, running,\n"
+        "                          succeeded, failed, finished (either), or any\n"
+        "  --limit N               jobs: at most N (1 to 10000; default 100); a cut\n"
+        "                          list says on stderr how many there were\n"
+        "  --newest                jobs: newest first\n"
+        "  --prometheus            stats: the Prometheus text format, as the broker's\n"
+        "                          --metrics endpoint serves it (for a textfile\n"
+        "                          collector)\n"
         "  --unordered             map: print each result as it comes, not in input\n"
         "                          order (a failure still names its input line)\n"
-        "  --json                  submit, wait, map, status, cancel and the queue\n"
-        "                          commands: one JSON object per line on stdout, e.g.\n"
+        "  --json                  submit, wait, map, status, cancel, the queue\n"
+        "                          commands and jobs, workers, queues, stats: one JSON\n"
+        "                          object per line on stdout, e.g.\n"
         "                          {\"line\":1,\"job_id\":7,\"outcome\":\"ok\",\"data\":\"1\",\n"
         "                          \"reason\":\"\",\"attempts\":1}; output that is not\n"
         "                          UTF-8 comes as \"data_base64\". Exit status as without\n"
@@ -582,6 +604,282 @@ s_dead (drover_client_t *client, int argc, char *argv [])
     return 0;
 }
 
+//  ---------------------------------------------------------------------
+//  Admin views: aligned tables for people, JSON lines with --json.
+
+//  A table of text cells, printed with each column as wide as its widest
+//  cell; numeric columns align right, as ps does.
+typedef struct {
+    size_t ncols;                    //  columns
+    const char *const *header;       //  ncols titles
+    const bool *right;               //  ncols: align right
+    char **cells;                    //  rows * ncols, owned
+    size_t nrows;                    //  rows added
+    size_t capacity;                 //  rows allocated
+} s_table_t;
+
+//  Add a row of ncols cells, formatted by the caller; copies them.
+static void
+s_table_row (s_table_t *table, const char *const *cells)
+{
+    if (table->nrows == table->capacity) {
+        size_t capacity = table->capacity ? table->capacity * 2 : 64;
+        char **bigger = (char **) realloc (table->cells, capacity * table->ncols * sizeof (char *));
+        if (!bigger)
+            return;
+        table->cells = bigger;
+        table->capacity = capacity;
+    }
+    for (size_t c = 0; c < table->ncols; c++)
+        table->cells [table->nrows * table->ncols + c] = strdup (cells [c] ? cells [c] : "");
+    table->nrows++;
+}
+
+//  Print the table on stdout and free its cells.
+static void
+s_table_print (s_table_t *table)
+{
+    size_t width [16] = {0};
+    assert (table->ncols <= 16);
+    for (size_t c = 0; c < table->ncols; c++)
+        width [c] = strlen (table->header [c]);
+    for (size_t r = 0; r < table->nrows; r++)
+        for (size_t c = 0; c < table->ncols; c++) {
+            const char *cell = table->cells [r * table->ncols + c];
+            size_t length = cell ? strlen (cell) : 0;
+            if (length > width [c])
+                width [c] = length;
+        }
+    for (size_t r = 0; r <= table->nrows; r++) {
+        for (size_t c = 0; c < table->ncols; c++) {
+            const char *cell = r == 0 ? table->header [c] : table->cells [(r - 1) * table->ncols + c];
+            cell = cell ? cell : "";
+            bool last = c + 1 == table->ncols;
+            if (table->right [c])
+                printf ("%*s%s", (int) width [c], cell, last ? "" : "  ");
+            else
+                printf ("%-*s%s", last ? 0 : (int) width [c], cell, last ? "" : "  ");
+        }
+        putchar ('\n');
+    }
+    for (size_t i = 0; i < table->nrows * table->ncols; i++)
+        free (table->cells [i]);
+    free (table->cells);
+    table->cells = NULL;
+    table->nrows = table->capacity = 0;
+}
+
+//  A span of time for people: 45s, 12m, 5h, 3d (as kubectl shows ages).
+static char *
+s_span (uint64_t ms, char *out, size_t size)
+{
+    uint64_t seconds = ms / 1000;
+    if (seconds < 120)
+        snprintf (out, size, "%" PRIu64 "s", seconds);
+    else
+    if (seconds < 2 * 3600)
+        snprintf (out, size, "%" PRIu64 "m", seconds / 60);
+    else
+    if (seconds < 48 * 3600)
+        snprintf (out, size, "%" PRIu64 "h", seconds / 3600);
+    else
+        snprintf (out, size, "%" PRIu64 "d", seconds / 86400);
+    return out;
+}
+
+//  Say on stderr that a view was cut short, and how to see more.
+static void
+s_cut_note (const char *what, size_t shown, uint64_t total, const char *how)
+{
+    if (total > shown)
+        fprintf (stderr, "drover: showing %zu of %" PRIu64 " %s%s\n", shown, total, what, how);
+}
+
+//  The job states drover jobs --state takes, and their filters.
+static const struct {
+    const char *name;
+    drover_jobs_filter_t filter;
+} s_job_states [] = {
+    {"any", DROVER_JOBS_ANY},         {"queued", DROVER_JOBS_QUEUED},
+    {"delayed", DROVER_JOBS_DELAYED}, {"running", DROVER_JOBS_RUNNING},
+    {"succeeded", DROVER_JOBS_SUCCEEDED}, {"failed", DROVER_JOBS_FAILED},
+    {"finished", DROVER_JOBS_FINISHED},
+};
+
+//  drover jobs [--function F] [--state S] [--limit N] [--newest]
+static int
+s_jobs (drover_client_t *client, const drover_jobs_query_t *query)
+{
+    drover_job_info_t *jobs = NULL;
+    size_t count = 0;
+    uint64_t total = 0;
+    if (drover_client_jobs (client, query, &jobs, &count, &total) == -1) {
+        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        return S_EXIT_BROKER;
+    }
+    static const char *const header [] = {"ID", "FUNCTION", "STATE", "PRIO", "ATTEMPTS",
+                                          "WORKER", "AGE"};
+    static const bool right [] = {true, false, false, true, true, false, true};
+    s_table_t table = {.ncols = 7, .header = header, .right = right};
+    for (size_t i = 0; i < count; i++) {
+        drover_job_info_t *job = &jobs [i];
+        if (s_json) {
+            drv_json_job (stdout, job);
+            continue;
+        }
+        char id [24], state [64], priority [16], attempts [16], age [24];
+        snprintf (id, sizeof id, "%" PRIu64, job->job_id);
+        if (job->outcome && job->outcome != DROVER_OUTCOME_OK)
+            snprintf (state, sizeof state, "%s (%s)", drv_json_job_state (job),
+                      drover_outcome_name (job->outcome));
+        else
+            snprintf (state, sizeof state, "%s", drv_json_job_state (job));
+        snprintf (priority, sizeof priority, "%d", job->priority);
+        snprintf (attempts, sizeof attempts, "%u", job->attempts);
+        const char *cells [] = {id, job->function, state, priority, attempts,
+                                *job->worker ? job->worker : "-",
+                                s_span (job->age_ms, age, sizeof age)};
+        s_table_row (&table, cells);
+    }
+    if (!s_json)
+        s_table_print (&table);
+    s_cut_note ("jobs", count, total, "; narrow with --function and --state, or raise --limit");
+    drover_jobs_destroy (&jobs);
+    return 0;
+}
+
+//  drover workers
+static int
+s_workers (drover_client_t *client)
+{
+    drover_worker_info_t *workers = NULL;
+    size_t count = 0, total = 0;
+    if (drover_client_workers (client, &workers, &count, &total) == -1) {
+        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        return S_EXIT_BROKER;
+    }
+    static const char *const header [] = {"NAME", "IDENTITY", "FUNCTIONS", "SLOTS", "RUNNING",
+                                          "DONE", "CONNECTED", "HEARD"};
+    static const bool right [] = {false, false, false, true, true, true, true, true};
+    s_table_t table = {.ncols = 8, .header = header, .right = right};
+    for (size_t i = 0; i < count; i++) {
+        drover_worker_info_t *worker = &workers [i];
+        if (s_json) {
+            drv_json_worker (stdout, worker);
+            continue;
+        }
+        char functions [1024] = "", slots [16], running [16], done [24], since [24], heard [24];
+        for (size_t f = 0; f < worker->nfunctions; f++) {
+            size_t used = strlen (functions);
+            snprintf (functions + used, sizeof functions - used, "%s%s", f ? "," : "",
+                      worker->functions [f]);
+        }
+        snprintf (slots, sizeof slots, "%u", worker->slots);
+        snprintf (running, sizeof running, "%u", worker->running);
+        snprintf (done, sizeof done, "%" PRIu64, worker->done);
+        const char *cells [] = {worker->name, worker->identity, functions, slots, running, done,
+                                s_span (worker->connected_ms, since, sizeof since),
+                                s_span (worker->heard_ms, heard, sizeof heard)};
+        s_table_row (&table, cells);
+    }
+    if (!s_json)
+        s_table_print (&table);
+    s_cut_note ("workers", count, total, " (the reply is cut at the broker's --max-message)");
+    drover_workers_destroy (&workers, count);
+    return 0;
+}
+
+//  drover queues
+static int
+s_queues (drover_client_t *client)
+{
+    drover_queue_t *queues = NULL;
+    size_t count = 0, total = 0;
+    if (drover_client_queues (client, &queues, &count, &total) == -1) {
+        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        return S_EXIT_BROKER;
+    }
+    static const char *const header [] = {"FUNCTION", "QUEUED", "DELAYED", "RUNNING", "LIMIT",
+                                          "PAUSED", "MAX-QUEUE", "WORKERS"};
+    static const bool right [] = {false, true, true, true, true, false, true, true};
+    s_table_t table = {.ncols = 8, .header = header, .right = right};
+    for (size_t i = 0; i < count; i++) {
+        drover_queue_t *queue = &queues [i];
+        if (s_json) {
+            drv_json_queue (stdout, queue);
+            continue;
+        }
+        char queued [24], delayed [24], running [24], limit [16] = "-", max_queue [24],
+            workers [16];
+        snprintf (queued, sizeof queued, "%" PRIu64, queue->queued);
+        snprintf (delayed, sizeof delayed, "%" PRIu64, queue->delayed);
+        snprintf (running, sizeof running, "%" PRIu64, queue->running);
+        if (queue->limit)
+            snprintf (limit, sizeof limit, "%u", queue->limit);
+        snprintf (max_queue, sizeof max_queue, "%" PRIu64, queue->max_queue_in_force);
+        snprintf (workers, sizeof workers, "%u", queue->workers);
+        const char *cells [] = {queue->function, queued, delayed, running, limit,
+                                queue->paused ? "yes" : "no", max_queue, workers};
+        s_table_row (&table, cells);
+    }
+    if (!s_json)
+        s_table_print (&table);
+    s_cut_note ("functions", count, total, " (the reply is cut at the broker's --max-message)");
+    drover_queues_destroy (&queues);
+    return 0;
+}
+
+//  drover stats [--prometheus]
+static int
+s_stats (drover_client_t *client, bool prometheus)
+{
+    if (prometheus) {
+        char *text = drover_client_metrics (client);
+        if (!text) {
+            fprintf (stderr, "drover: %s\n", drover_client_error (client));
+            return S_EXIT_BROKER;
+        }
+        fputs (text, stdout);
+        free (text);
+        return 0;
+    }
+    drover_stats_t stats;
+    if (drover_client_stats (client, &stats) == -1) {
+        fprintf (stderr, "drover: %s\n", drover_client_error (client));
+        return S_EXIT_BROKER;
+    }
+    if (s_json) {
+        drv_json_stats (stdout, &stats);
+        return 0;
+    }
+    const drover_stats_t *s = &stats;
+    char uptime [24];
+    printf ("uptime               %s\n", s_span (s->uptime_ms, uptime, sizeof uptime));
+    printf ("jobs submitted       %" PRIu64 "\n", s->submitted);
+    printf ("jobs dispatched      %" PRIu64 "  (each attempt)\n", s->dispatched);
+    printf ("jobs succeeded       %" PRIu64 "\n", s->succeeded);
+    printf ("jobs failed          %" PRIu64 "\n", s->failed);
+    printf ("jobs cancelled       %" PRIu64 "\n", s->cancelled);
+    printf ("jobs retried         %" PRIu64 "\n", s->retried);
+    printf ("jobs requeued        %" PRIu64 "  (their worker left)\n", s->requeued);
+    printf ("results redelivered  %" PRIu64 "\n", s->redelivered);
+    printf ("requests refused     %" PRIu64 "  (malformed %" PRIu64 ", too large %" PRIu64
+            ")\n",
+            s->rejected, s->malformed, s->too_large);
+    printf ("connections cut      %" PRIu64 "\n", s->cut);
+    printf ("clients connected    %u\n", s->clients);
+    printf ("workers connected    %u\n", s->workers);
+    printf ("functions            %u\n", s->functions);
+    printf ("jobs held            %" PRIu64 "  (dead letters %" PRIu64 ")\n", s->jobs, s->dead);
+    printf ("bytes held           %" PRIu64 "\n", s->bytes);
+    printf ("heap in use          %" PRIu64 "\n", s->heap);
+    if (s->durable)
+        printf ("store commits        %" PRIu64 "\n", s->commits);
+    else
+        printf ("store commits        -  (no --data)\n");
+    return 0;
+}
+
 //  Local mode: start a broker and a worker here offering the functions,
 //  with jobs slots (0: one per CPU). 0, or an exit status after saying
 //  what is wrong (nothing left running).
@@ -659,6 +957,10 @@ main (int argc, char *argv [])
         {"curve-secret", required_argument, 0, 'S'},
         {"broker-key", required_argument, 0, 'K'},
         {"json", no_argument, 0, 'J'},
+        {"state", required_argument, 0, 258},
+        {"limit", required_argument, 0, 259},
+        {"newest", no_argument, 0, 260},
+        {"prometheus", no_argument, 0, 261},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -674,6 +976,9 @@ main (int argc, char *argv [])
     size_t nfunctions = 0;          //  entries in functions
     long jobs = 0;                  //  -j, local mode; 0: not given
     bool unordered = false;         //  map: print results as they come
+    drover_jobs_query_t query = {0};    //  drover jobs: which
+    bool filtered = false;          //  --state, --limit or --newest given
+    bool prometheus = false;        //  stats: the Prometheus text
     while ((opt = getopt_long (argc, argv, "b:d:t:r:p:f:j:hV", options, NULL)) != -1) {
         switch (opt) {
             case 'b': broker = optarg; break;
@@ -761,6 +1066,38 @@ main (int argc, char *argv [])
                 task_options.detach = true;
                 steered = true;
                 break;
+            case 258: {
+                size_t i, n = sizeof s_job_states / sizeof s_job_states [0];
+                for (i = 0; i < n && !streq (s_job_states [i].name, optarg); i++)
+                    ;
+                if (i == n) {
+                    fprintf (stderr, "drover: --state wants queued, delayed, running, succeeded, "
+                                     "failed, finished or any, not '%s'\n",
+                             optarg);
+                    return S_EXIT_USAGE;
+                }
+                query.state = s_job_states [i].filter;
+                filtered = true;
+                break;
+            }
+            case 259: {
+                char *end;
+                unsigned long value = strtoul (optarg, &end, 10);
+                if (*end || end == optarg || *optarg == '-' || value < 1 || value > 10000) {
+                    fprintf (stderr, "drover: --limit wants 1 to 10000 jobs, not '%s'\n", optarg);
+                    return S_EXIT_USAGE;
+                }
+                query.limit = (uint32_t) value;
+                filtered = true;
+                break;
+            }
+            case 260:
+                query.newest_first = true;
+                filtered = true;
+                break;
+            case 261:
+                prometheus = true;
+                break;
             case 'h': s_usage (stdout); return 0;
             case 'V':
                 printf ("drover %d.%d.%d (protocol %d)\n", DROVER_VERSION_MAJOR,
@@ -798,12 +1135,36 @@ main (int argc, char *argv [])
     bool counted = streq (command, "limit") || streq (command, "max-queue");
     bool queue = counted || streq (command, "pause") || streq (command, "resume")
                  || streq (command, "queue");
-    bool known = streq (command, "submit") || streq (command, "map") || by_id || dead || queue;
+    bool view = streq (command, "jobs") || streq (command, "workers")
+                || streq (command, "queues") || streq (command, "stats");
+    bool known = streq (command, "submit") || streq (command, "map") || by_id || dead || queue
+                 || view;
     if (!known) {
         fprintf (stderr, "drover: unknown command '%s'; the commands are submit, map, wait, "
-                         "status, cancel, dead, limit, pause, resume, max-queue, queue and "
-                         "keygen\n",
+                         "status, cancel, dead, limit, pause, resume, max-queue, queue, jobs, "
+                         "workers, queues, stats and keygen\n",
                  command);
+        return S_EXIT_USAGE;
+    }
+    if (view && args != 0) {
+        fprintf (stderr, "drover: %s takes no arguments; try --help\n", command);
+        return S_EXIT_USAGE;
+    }
+    if ((filtered || nfunctions) && streq (command, "jobs")) {
+        if (nfunctions > 1) {
+            fprintf (stderr, "drover: jobs takes one --function to list\n");
+            return S_EXIT_USAGE;
+        }
+        query.function = nfunctions ? functions [0] : NULL;
+        nfunctions = 0;
+    }
+    else
+    if (filtered) {
+        fprintf (stderr, "drover: --state, --limit and --newest go with jobs only\n");
+        return S_EXIT_USAGE;
+    }
+    if (prometheus && !streq (command, "stats")) {
+        fprintf (stderr, "drover: --prometheus goes with stats only\n");
         return S_EXIT_USAGE;
     }
     if (counted && args != 2) {
@@ -811,7 +1172,7 @@ main (int argc, char *argv [])
                  streq (command, "limit") ? "K" : "N");
         return S_EXIT_USAGE;
     }
-    if (args != 1 && !dead && !counted) {
+    if (args != 1 && !dead && !counted && !view) {
         fprintf (stderr, "drover: %s takes one argument (%s); try --help\n", command,
                  by_id ? "JOB_ID" : "FUNCTION");
         return S_EXIT_USAGE;
@@ -905,6 +1266,18 @@ main (int argc, char *argv [])
     else
     if (queue)
         status = s_queue (client, command, arg, counted ? argv [optind + 2] : NULL);
+    else
+    if (streq (command, "jobs"))
+        status = s_jobs (client, &query);
+    else
+    if (streq (command, "workers"))
+        status = s_workers (client);
+    else
+    if (streq (command, "queues"))
+        status = s_queues (client);
+    else
+    if (streq (command, "stats"))
+        status = s_stats (client, prometheus);
     else
     if (streq (command, "wait"))
         status = s_wait (client, job_id);

@@ -335,6 +335,123 @@ int drover_client_pause (drover_client_t *self, const char *function, bool pause
 int drover_client_set_max_queue (drover_client_t *self, const char *function,
                                  uint64_t max_queue, drover_queue_t *queue);
 
+//  ---------------------------------------------------------------------
+//  Admin views: what the broker holds, for people and monitoring
+//  (drover jobs, workers, queues, stats). Each answer is bounded by its
+//  limit and by the broker's --max-message; a broker older than these
+//  calls refuses them, and they fail with DROVER_ERR_MALFORMED and an
+//  error that says the broker is too old. See docs/protocol.md.
+
+//  Which jobs drover_client_jobs lists. Numbers match the wire
+//  protocol's JobFilter.
+typedef enum {
+    DROVER_JOBS_ANY = 0,       //  every job held
+    DROVER_JOBS_QUEUED = 1,    //  queued and ready to be dispatched
+    DROVER_JOBS_RUNNING = 2,   //  running on a worker
+    DROVER_JOBS_SUCCEEDED = 3, //  finished OK, kept for --keep-results
+    DROVER_JOBS_FAILED = 4,    //  finished otherwise, kept, or dead letters
+    DROVER_JOBS_DELAYED = 5,   //  queued and waiting for their time
+    DROVER_JOBS_FINISHED = 6   //  succeeded or failed
+} drover_jobs_filter_t;
+
+//  What drover_client_jobs asks for. Zero-initialised: the oldest 100
+//  jobs of every function, in any state.
+typedef struct {
+    const char *function;      //  only this function's; NULL: all
+    drover_jobs_filter_t state;  //  only these
+    uint32_t limit;            //  at most this many (1..10000); 0: 100
+    bool newest_first;         //  highest job id first; default oldest
+} drover_jobs_query_t;
+
+//  One job as drover_client_jobs lists it.
+typedef struct {
+    uint64_t job_id;
+    char function [256];       //  the function name
+    drover_state_t state;      //  a follower (unique key): its leader's
+    bool delayed;              //  QUEUED and waiting for its time
+    int32_t priority;          //  as submitted
+    uint32_t attempts;         //  dispatches so far
+    char worker [256];         //  the worker running it, when RUNNING
+    uint64_t age_ms;           //  since the broker took it (or restored it)
+    uint64_t run_in_ms;        //  delayed: ms until its time
+    drover_outcome_t outcome;  //  finished: how; else 0
+} drover_job_info_t;
+
+//  List jobs the broker holds (queued, delayed, running, and finished
+//  ones it keeps), by job id. On success *jobs_p (the caller's: free
+//  with drover_jobs_destroy) holds *count of them, and *total (may be
+//  NULL) says how many matched in all.
+int drover_client_jobs (drover_client_t *self, const drover_jobs_query_t *query,
+                        drover_job_info_t **jobs_p, size_t *count, uint64_t *total);
+
+//  Free a list from drover_client_jobs and NULL the pointer.
+void drover_jobs_destroy (drover_job_info_t **jobs_p);
+
+//  One connected worker.
+typedef struct {
+    char name [256];           //  as it names itself (host:pid)
+    char identity [520];       //  its routing id; hex if not printable
+    char **functions;          //  the functions it offers, owned
+    size_t nfunctions;         //  entries in functions
+    uint32_t slots;            //  tasks it runs at once
+    uint32_t running;          //  tasks in flight now
+    uint64_t done;             //  tasks finished since it connected
+    uint64_t connected_ms;     //  since it announced itself (Ready)
+    uint64_t heard_ms;         //  since the broker last heard from it
+} drover_worker_info_t;
+
+//  List the connected workers, by name. On success *workers_p (the
+//  caller's: drover_workers_destroy) holds *count; *total (may be NULL)
+//  says how many are connected, listed or not.
+int drover_client_workers (drover_client_t *self, drover_worker_info_t **workers_p,
+                           size_t *count, size_t *total);
+
+//  Free a list from drover_client_workers and NULL the pointer.
+void drover_workers_destroy (drover_worker_info_t **workers_p, size_t count);
+
+//  Describe every function's queue, by name. On success *queues_p (the
+//  caller's: free with drover_queues_destroy) holds *count; *total (may
+//  be NULL) says how many functions there are, listed or not.
+int drover_client_queues (drover_client_t *self, drover_queue_t **queues_p, size_t *count,
+                          size_t *total);
+
+//  Free a list from drover_client_queues and NULL the pointer.
+void drover_queues_destroy (drover_queue_t **queues_p);
+
+//  Broker-wide counters (since it started) and gauges (now).
+typedef struct {
+    uint64_t uptime_ms;        //  since the broker started
+    uint64_t submitted;        //  jobs taken (each task of a submit)
+    uint64_t dispatched;       //  tasks sent to workers (each attempt)
+    uint64_t succeeded;        //  jobs finished OK
+    uint64_t failed;           //  jobs finished otherwise, but cancelled
+    uint64_t cancelled;        //  jobs cancelled
+    uint64_t retried;          //  failed attempts queued again (retries)
+    uint64_t requeued;         //  running jobs queued again: worker left
+    uint64_t redelivered;      //  results sent again for want of an Ack
+    uint64_t rejected;         //  requests refused with an error
+    uint64_t malformed;        //  of which: not a decodable message
+    uint64_t too_large;        //  of which: over a size limit
+    uint64_t cut;              //  connections cut by the memory guard
+    uint32_t clients;          //  client connections now
+    uint32_t workers;          //  workers connected now
+    uint64_t jobs;             //  jobs held now, any state
+    uint64_t bytes;            //  bytes of jobs held, as --max-bytes counts
+    uint64_t heap;             //  heap in use by the broker, bytes
+    uint32_t functions;        //  function queues
+    uint64_t dead;             //  dead letters held
+    bool durable;              //  the broker runs with --data
+    uint64_t commits;          //  durable: commits to the job store
+} drover_stats_t;
+
+//  Ask the broker for its counters.
+int drover_client_stats (drover_client_t *self, drover_stats_t *stats);
+
+//  The broker's counters and queues in the Prometheus text format, as
+//  its --metrics endpoint serves them (for a textfile collector). The
+//  string is the caller's to free; NULL on error.
+char *drover_client_metrics (drover_client_t *self);
+
 //  Run function over count payloads (Pool.map): results[i] is the result
 //  of payloads[i], each the caller's to destroy. Tasks are sent in
 //  batches. Returns 0 once every result is in, whatever their outcomes;
@@ -615,6 +732,13 @@ int drover_broker_set_curve (drover_broker_t *self, const char *secret_file,
 //  Borrowed.
 const char *drover_broker_public_key (drover_broker_t *self);
 
+//  Serve Prometheus metrics (the text format, GET /metrics over HTTP) at
+//  endpoint: "HOST:PORT" or tcp://HOST:PORT (port 0 or * binds a free
+//  one); NULL turns it off (the default). Like the other endpoints it is
+//  loopback only unless drover_broker_set_insecure; CURVE does not cover
+//  it. Set before starting.
+int drover_broker_set_metrics (drover_broker_t *self, const char *endpoint);
+
 //  Log every submit (default off).
 void drover_broker_set_verbose (drover_broker_t *self, bool verbose);
 
@@ -626,6 +750,10 @@ int drover_broker_start (drover_broker_t *self);
 //  for an ephemeral one ("tcp://127.0.0.1:*"). Borrowed; valid after start.
 const char *drover_broker_clients_endpoint (drover_broker_t *self);
 const char *drover_broker_workers_endpoint (drover_broker_t *self);
+
+//  The metrics endpoint as bound (tcp://127.0.0.1:PORT), or NULL without
+//  one. Borrowed; valid after start.
+const char *drover_broker_metrics_endpoint (drover_broker_t *self);
 
 //  Wait up to timeout_ms for the broker to stop by itself: 0 if it is
 //  still serving, -1 if it stopped (its job store failed: the reason is

@@ -261,6 +261,215 @@ s_id_list (const Drover__Envelope *env, size_t *count)
     }
 }
 
+//  Copy a protobuf QueueInfo into ours; names are checked, counts are
+//  taken as they are.
+static drover_error_t
+s_decode_queue_info (const Drover__QueueInfo *in, drv_queue_info_t *out, s_arena_t *arena,
+                     char *err, size_t err_size)
+{
+    if (!s_valid_text (in->function, DRV_FUNCTION_MAX))
+        return s_reject (DROVER_ERR_INVALID, err, err_size,
+                         "queue info has an overlong function name");
+    *out = (drv_queue_info_t) {
+        .function = s_arena_string (arena, in->function),
+        .limit = in->limit,
+        .paused = in->paused,
+        .max_queue = in->max_queue,
+        .max_queue_in_force = in->max_queue_in_force,
+        .queued = in->queued,
+        .delayed = in->delayed,
+        .running = in->running,
+        .workers = in->workers,
+    };
+    if (!out->function)
+        return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+    return DROVER_ERR_NONE;
+}
+
+//  The admin views (bodies 50 to 57): validate and copy into msg.
+static drover_error_t
+s_decode_admin (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
+                const drv_limits_t *limits, char *err, size_t err_size)
+{
+    drover_error_t rc = DROVER_ERR_NONE;
+    switch (env->body_case) {
+        case DROVER__ENVELOPE__BODY_JOBS_QUERY: {
+            const Drover__JobsQuery *in = env->jobs_query;
+            if (in->function && *in->function && !drv_codec_valid_function (in->function))
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "function name must be 1 to %d characters of "
+                                 "A-Z a-z 0-9 _ . : / -",
+                                 DRV_FUNCTION_MAX);
+            if ((int) in->state < DROVER_JOBS_ANY || (int) in->state > DROVER_JOBS_FINISHED)
+                return s_reject (DROVER_ERR_INVALID, err, err_size, "unknown job filter %d",
+                                 (int) in->state);
+            if (in->limit > DRV_JOBS_LIMIT_MAX)
+                return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                 "a job list holds at most %d jobs, not %u", DRV_JOBS_LIMIT_MAX,
+                                 in->limit);
+            msg->jobs_query.state = (drover_jobs_filter_t) in->state;
+            msg->jobs_query.limit = in->limit;
+            msg->jobs_query.newest_first = in->newest_first;
+            if (in->function && *in->function) {
+                msg->jobs_query.function = s_arena_string (arena, in->function);
+                if (!msg->jobs_query.function)
+                    return s_reject (DROVER_ERR_INTERNAL, err, err_size,
+                                     "decoder arena too small");
+            }
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_JOB_LIST: {
+            const Drover__JobList *in = env->job_list;
+            if (in->n_jobs > limits->max_batch)
+                return s_reject (DROVER_ERR_TOO_LARGE, err, err_size,
+                                 "job list has %zu entries, more than the limit of %zu",
+                                 in->n_jobs, limits->max_batch);
+            msg->rows = in->n_jobs ? (drv_job_row_t *) s_arena_alloc (
+                                         arena, in->n_jobs * sizeof (drv_job_row_t))
+                                   : NULL;
+            if (in->n_jobs && !msg->rows)
+                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            msg->nrows = in->n_jobs;
+            msg->total = in->total;
+            for (size_t i = 0; i < in->n_jobs; i++) {
+                const Drover__JobRow *row = in->jobs [i];
+                if (row->state < DROVER__JOB_STATE__JOB_UNKNOWN
+                    || row->state > DROVER__JOB_STATE__JOB_FAILED
+                    || row->outcome < DROVER__OUTCOME__OUTCOME_NONE
+                    || row->outcome > DROVER__OUTCOME__OUTCOME_CANCELLED)
+                    return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                     "job %" PRIu64 " has an unknown state or outcome",
+                                     row->job_id);
+                if (!s_valid_text (row->function, DRV_FUNCTION_MAX)
+                    || !s_valid_text (row->worker, DRV_NAME_MAX))
+                    return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                     "job list has an overlong name");
+                msg->rows [i] = (drv_job_row_t) {
+                    .job_id = row->job_id,
+                    .function = s_arena_string (arena, row->function),
+                    .state = (drover_state_t) row->state,
+                    .delayed = row->delayed,
+                    .priority = row->priority,
+                    .attempts = row->attempts,
+                    .worker = s_arena_string (arena, row->worker),
+                    .age_ms = row->age_ms,
+                    .run_in_ms = row->run_in_ms,
+                    .outcome = (drover_outcome_t) row->outcome,
+                };
+                if (!msg->rows [i].function || !msg->rows [i].worker)
+                    return s_reject (DROVER_ERR_INTERNAL, err, err_size,
+                                     "decoder arena too small");
+            }
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_WORKER_LIST: {
+            const Drover__WorkerList *in = env->worker_list;
+            if (in->n_workers > limits->max_batch)
+                return s_reject (DROVER_ERR_TOO_LARGE, err, err_size,
+                                 "worker list has %zu entries, more than the limit of %zu",
+                                 in->n_workers, limits->max_batch);
+            msg->worker_rows = in->n_workers ? (drv_worker_row_t *) s_arena_alloc (
+                                                   arena, in->n_workers * sizeof (drv_worker_row_t))
+                                             : NULL;
+            if (in->n_workers && !msg->worker_rows)
+                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            msg->nworker_rows = in->n_workers;
+            msg->total = in->total;
+            for (size_t i = 0; i < in->n_workers; i++) {
+                const Drover__WorkerRow *row = in->workers [i];
+                drv_worker_row_t *out = &msg->worker_rows [i];
+                if (!s_valid_text (row->name, DRV_NAME_MAX) || row->identity.len > DRV_NAME_MAX
+                    || row->n_functions > limits->max_batch)
+                    return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                     "worker list has an overlong name or identity");
+                *out = (drv_worker_row_t) {
+                    .name = s_arena_string (arena, row->name),
+                    .identity = s_arena_bytes (arena, row->identity.data, row->identity.len),
+                    .identity_size = row->identity.len,
+                    .functions = row->n_functions ? (const char **) s_arena_alloc (
+                                     arena, row->n_functions * sizeof (char *))
+                                                  : NULL,
+                    .nfunctions = row->n_functions,
+                    .slots = row->slots,
+                    .running = row->running,
+                    .done = row->done,
+                    .connected_ms = row->connected_ms,
+                    .heard_ms = row->heard_ms,
+                };
+                if (!out->name || !out->identity || (row->n_functions && !out->functions))
+                    return s_reject (DROVER_ERR_INTERNAL, err, err_size,
+                                     "decoder arena too small");
+                for (size_t f = 0; f < row->n_functions; f++) {
+                    if (!s_valid_text (row->functions [f], DRV_FUNCTION_MAX))
+                        return s_reject (DROVER_ERR_INVALID, err, err_size,
+                                         "worker list has an overlong function name");
+                    out->functions [f] = s_arena_string (arena, row->functions [f]);
+                    if (!out->functions [f])
+                        return s_reject (DROVER_ERR_INTERNAL, err, err_size,
+                                         "decoder arena too small");
+                }
+            }
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_QUEUE_LIST: {
+            const Drover__QueueList *in = env->queue_list;
+            if (in->n_queues > limits->max_batch)
+                return s_reject (DROVER_ERR_TOO_LARGE, err, err_size,
+                                 "queue list has %zu entries, more than the limit of %zu",
+                                 in->n_queues, limits->max_batch);
+            msg->queues = in->n_queues ? (drv_queue_info_t *) s_arena_alloc (
+                                             arena, in->n_queues * sizeof (drv_queue_info_t))
+                                       : NULL;
+            if (in->n_queues && !msg->queues)
+                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
+            msg->nqueues = in->n_queues;
+            msg->total = in->total;
+            for (size_t i = 0; i < in->n_queues; i++)
+                if ((rc = s_decode_queue_info (in->queues [i], &msg->queues [i], arena, err,
+                                               err_size)))
+                    return rc;
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_STATS: {
+            const Drover__Stats *in = env->stats;
+            msg->stats = (drover_stats_t) {
+                .uptime_ms = in->uptime_ms,
+                .submitted = in->submitted,
+                .dispatched = in->dispatched,
+                .succeeded = in->succeeded,
+                .failed = in->failed,
+                .cancelled = in->cancelled,
+                .retried = in->retried,
+                .requeued = in->requeued,
+                .redelivered = in->redelivered,
+                .rejected = in->rejected,
+                .malformed = in->malformed,
+                .too_large = in->too_large,
+                .cut = in->cut,
+                .clients = in->clients,
+                .workers = in->workers,
+                .jobs = in->jobs,
+                .bytes = in->bytes,
+                .heap = in->heap,
+                .functions = in->functions,
+                .dead = in->dead,
+                .durable = in->durable,
+                .commits = in->commits,
+            };
+            break;
+        }
+        case DROVER__ENVELOPE__BODY_WORKERS_QUERY:
+        case DROVER__ENVELOPE__BODY_QUEUES_QUERY:
+        case DROVER__ENVELOPE__BODY_STATS_QUERY:
+            break;
+        default:
+            return s_reject (DROVER_ERR_MALFORMED, err, err_size,
+                             "envelope has no body this broker knows (field %d)",
+                             (int) env->body_case);
+    }
+    return DROVER_ERR_NONE;
+}
+
 //  Validate and copy the envelope's body into msg.
 static drover_error_t
 s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
@@ -521,29 +730,20 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                 return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
             break;
         }
-        case DROVER__ENVELOPE__BODY_QUEUE_INFO: {
-            const Drover__QueueInfo *in = env->queue_info;
-            if (!s_valid_text (in->function, DRV_FUNCTION_MAX))
-                return s_reject (DROVER_ERR_INVALID, err, err_size,
-                                 "queue info has an overlong function name");
-            msg->queue = (drv_queue_info_t) {
-                .function = s_arena_string (arena, in->function),
-                .limit = in->limit,
-                .paused = in->paused,
-                .max_queue = in->max_queue,
-                .max_queue_in_force = in->max_queue_in_force,
-                .queued = in->queued,
-                .delayed = in->delayed,
-                .running = in->running,
-                .workers = in->workers,
-            };
-            if (!msg->queue.function)
-                return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
-            break;
-        }
+        case DROVER__ENVELOPE__BODY_QUEUE_INFO:
+            return s_decode_queue_info (env->queue_info, &msg->queue, arena, err, err_size);
         case DROVER__ENVELOPE__BODY_HEARTBEAT:
         case DROVER__ENVELOPE__BODY_BYE:
             break;
+        case DROVER__ENVELOPE__BODY_JOBS_QUERY:
+        case DROVER__ENVELOPE__BODY_JOB_LIST:
+        case DROVER__ENVELOPE__BODY_WORKERS_QUERY:
+        case DROVER__ENVELOPE__BODY_WORKER_LIST:
+        case DROVER__ENVELOPE__BODY_QUEUES_QUERY:
+        case DROVER__ENVELOPE__BODY_QUEUE_LIST:
+        case DROVER__ENVELOPE__BODY_STATS_QUERY:
+        case DROVER__ENVELOPE__BODY_STATS:
+            return s_decode_admin (env, msg, arena, limits, err, err_size);
         default:
             return s_reject (DROVER_ERR_MALFORMED, err, err_size,
                              "envelope has no body this broker knows (field %d)",
@@ -569,6 +769,15 @@ s_item_count (const Drover__Envelope *env)
         case DROVER__ENVELOPE__BODY_STATUS_REPLY: return env->status_reply->n_jobs;
         case DROVER__ENVELOPE__BODY_READY: return env->ready->n_functions;
         case DROVER__ENVELOPE__BODY_PROGRESS: return env->progress->n_reports;
+        case DROVER__ENVELOPE__BODY_JOB_LIST: return env->job_list->n_jobs;
+        case DROVER__ENVELOPE__BODY_QUEUE_LIST: return env->queue_list->n_queues;
+        case DROVER__ENVELOPE__BODY_WORKER_LIST: {
+            //  A row, and each function it offers.
+            size_t items = env->worker_list->n_workers;
+            for (size_t i = 0; i < env->worker_list->n_workers; i++)
+                items += env->worker_list->workers [i]->n_functions;
+            return items;
+        }
         default: return 0;
     }
 }
@@ -613,6 +822,10 @@ drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits, drv
         return rc;
     }
     size_t items = s_item_count (env);
+    //  The admin views' rows fit the same budget per item.
+    _Static_assert (sizeof (drv_job_row_t) <= sizeof (drv_jobinfo_t), "job row fits");
+    _Static_assert (sizeof (drv_worker_row_t) <= sizeof (drv_jobinfo_t), "worker row fits");
+    _Static_assert (sizeof (drv_queue_info_t) <= sizeof (drv_jobinfo_t), "queue info fits");
     size_t cap = 64 + items * (5 * 8 + sizeof (drv_jobinfo_t));
     drv_msg_t *msg = (drv_msg_t *) calloc (1, sizeof (drv_msg_t) + cap);
     if (!msg) {
@@ -698,6 +911,164 @@ s_pack (const Drover__Envelope *env)
     return frame;
 }
 
+//  Fill a protobuf QueueInfo from ours; pointers are borrowed.
+static void
+s_encode_queue_info (const drv_queue_info_t *in, Drover__QueueInfo *out)
+{
+    drover__queue_info__init (out);
+    out->function = (char *) (in->function ? in->function : "");
+    out->limit = in->limit;
+    out->paused = in->paused;
+    out->max_queue = in->max_queue;
+    out->max_queue_in_force = in->max_queue_in_force;
+    out->queued = in->queued;
+    out->delayed = in->delayed;
+    out->running = in->running;
+    out->workers = in->workers;
+}
+
+//  Encode an admin view (bodies 50 to 57): their lists need scratch of
+//  their own kinds. NULL if out of memory.
+static zframe_t *
+s_encode_admin (const drv_msg_t *msg, Drover__Envelope *env)
+{
+    Drover__JobsQuery jobs_query = DROVER__JOBS_QUERY__INIT;
+    Drover__JobList job_list = DROVER__JOB_LIST__INIT;
+    Drover__WorkersQuery workers_query = DROVER__WORKERS_QUERY__INIT;
+    Drover__WorkerList worker_list = DROVER__WORKER_LIST__INIT;
+    Drover__QueuesQuery queues_query = DROVER__QUEUES_QUERY__INIT;
+    Drover__QueueList queue_list = DROVER__QUEUE_LIST__INIT;
+    Drover__StatsQuery stats_query = DROVER__STATS_QUERY__INIT;
+    Drover__Stats stats = DROVER__STATS__INIT;
+    size_t count = msg->type == DRV_MSG_JOB_LIST      ? msg->nrows
+                 : msg->type == DRV_MSG_WORKER_LIST ? msg->nworker_rows
+                 : msg->type == DRV_MSG_QUEUE_LIST  ? msg->nqueues
+                                                    : 0;
+    size_t largest = sizeof (Drover__JobRow);
+    if (sizeof (Drover__WorkerRow) > largest)
+        largest = sizeof (Drover__WorkerRow);
+    if (sizeof (Drover__QueueInfo) > largest)
+        largest = sizeof (Drover__QueueInfo);
+    void *structs = count ? malloc (count * largest) : NULL;
+    void **pointers = count ? (void **) malloc (count * sizeof (void *)) : NULL;
+    if (count && (!structs || !pointers)) {
+        free (structs);
+        free (pointers);
+        return NULL;
+    }
+    bool valid = true;
+    switch (msg->type) {
+        case DRV_MSG_JOBS_QUERY:
+            jobs_query.function =
+                (char *) (msg->jobs_query.function ? msg->jobs_query.function : "");
+            jobs_query.state = (Drover__JobFilter) msg->jobs_query.state;
+            jobs_query.limit = msg->jobs_query.limit;
+            jobs_query.newest_first = msg->jobs_query.newest_first;
+            env->jobs_query = &jobs_query;
+            break;
+        case DRV_MSG_JOB_LIST: {
+            Drover__JobRow *rows = (Drover__JobRow *) structs;
+            for (size_t i = 0; i < msg->nrows; i++) {
+                const drv_job_row_t *in = &msg->rows [i];
+                drover__job_row__init (&rows [i]);
+                rows [i].job_id = in->job_id;
+                rows [i].function = (char *) (in->function ? in->function : "");
+                rows [i].state = (Drover__JobState) in->state;
+                rows [i].delayed = in->delayed;
+                rows [i].priority = in->priority;
+                rows [i].attempts = in->attempts;
+                rows [i].worker = (char *) (in->worker ? in->worker : "");
+                rows [i].age_ms = in->age_ms;
+                rows [i].run_in_ms = in->run_in_ms;
+                rows [i].outcome = (Drover__Outcome) in->outcome;
+                pointers [i] = &rows [i];
+            }
+            job_list.n_jobs = msg->nrows;
+            job_list.jobs = (Drover__JobRow **) pointers;
+            job_list.total = msg->total;
+            env->job_list = &job_list;
+            break;
+        }
+        case DRV_MSG_WORKER_LIST: {
+            Drover__WorkerRow *rows = (Drover__WorkerRow *) structs;
+            for (size_t i = 0; i < msg->nworker_rows; i++) {
+                const drv_worker_row_t *in = &msg->worker_rows [i];
+                drover__worker_row__init (&rows [i]);
+                rows [i].name = (char *) (in->name ? in->name : "");
+                rows [i].identity.data = (uint8_t *) in->identity;
+                rows [i].identity.len = in->identity ? in->identity_size : 0;
+                rows [i].n_functions = in->nfunctions;
+                rows [i].functions = (char **) in->functions;
+                rows [i].slots = in->slots;
+                rows [i].running = in->running;
+                rows [i].done = in->done;
+                rows [i].connected_ms = in->connected_ms;
+                rows [i].heard_ms = in->heard_ms;
+                pointers [i] = &rows [i];
+            }
+            worker_list.n_workers = msg->nworker_rows;
+            worker_list.workers = (Drover__WorkerRow **) pointers;
+            worker_list.total = (uint32_t) msg->total;
+            env->worker_list = &worker_list;
+            break;
+        }
+        case DRV_MSG_QUEUE_LIST: {
+            Drover__QueueInfo *infos = (Drover__QueueInfo *) structs;
+            for (size_t i = 0; i < msg->nqueues; i++) {
+                s_encode_queue_info (&msg->queues [i], &infos [i]);
+                pointers [i] = &infos [i];
+            }
+            queue_list.n_queues = msg->nqueues;
+            queue_list.queues = (Drover__QueueInfo **) pointers;
+            queue_list.total = (uint32_t) msg->total;
+            env->queue_list = &queue_list;
+            break;
+        }
+        case DRV_MSG_WORKERS_QUERY:
+            env->workers_query = &workers_query;
+            break;
+        case DRV_MSG_QUEUES_QUERY:
+            env->queues_query = &queues_query;
+            break;
+        case DRV_MSG_STATS_QUERY:
+            env->stats_query = &stats_query;
+            break;
+        case DRV_MSG_STATS: {
+            const drover_stats_t *in = &msg->stats;
+            stats.uptime_ms = in->uptime_ms;
+            stats.submitted = in->submitted;
+            stats.dispatched = in->dispatched;
+            stats.succeeded = in->succeeded;
+            stats.failed = in->failed;
+            stats.cancelled = in->cancelled;
+            stats.retried = in->retried;
+            stats.requeued = in->requeued;
+            stats.redelivered = in->redelivered;
+            stats.rejected = in->rejected;
+            stats.malformed = in->malformed;
+            stats.too_large = in->too_large;
+            stats.cut = in->cut;
+            stats.clients = in->clients;
+            stats.workers = in->workers;
+            stats.jobs = in->jobs;
+            stats.bytes = in->bytes;
+            stats.heap = in->heap;
+            stats.functions = in->functions;
+            stats.dead = in->dead;
+            stats.durable = in->durable;
+            stats.commits = in->commits;
+            env->stats = &stats;
+            break;
+        }
+        default:
+            valid = false;
+    }
+    zframe_t *frame = valid ? s_pack (env) : NULL;
+    free (structs);
+    free (pointers);
+    return frame;
+}
+
 zframe_t *
 drv_codec_encode (const drv_msg_t *msg)
 {
@@ -708,6 +1079,8 @@ drv_codec_encode (const drv_msg_t *msg)
     env.instance.data = (uint8_t *) msg->instance;
     env.instance.len = msg->instance ? msg->instance_size : 0;
     env.body_case = (Drover__Envelope__BodyCase) msg->type;
+    if (msg->type >= DRV_MSG_JOBS_QUERY && msg->type <= DRV_MSG_STATS)
+        return s_encode_admin (msg, &env);
 
     //  Scratch for repeated messages: one array of structs and one of
     //  pointers, sized to the largest list this message has.
@@ -930,15 +1303,7 @@ drv_codec_encode (const drv_msg_t *msg)
             valid = msg->queue.function != NULL;
             break;
         case DRV_MSG_QUEUE_INFO:
-            queue_info.function = (char *) (msg->queue.function ? msg->queue.function : "");
-            queue_info.limit = msg->queue.limit;
-            queue_info.paused = msg->queue.paused;
-            queue_info.max_queue = msg->queue.max_queue;
-            queue_info.max_queue_in_force = msg->queue.max_queue_in_force;
-            queue_info.queued = msg->queue.queued;
-            queue_info.delayed = msg->queue.delayed;
-            queue_info.running = msg->queue.running;
-            queue_info.workers = msg->queue.workers;
+            s_encode_queue_info (&msg->queue, &queue_info);
             env.queue_info = &queue_info;
             break;
         case DRV_MSG_ERROR:

@@ -37,7 +37,15 @@ typedef enum {
     DRV_MSG_ERROR = 32,
     DRV_MSG_WAIT = 40,
     DRV_MSG_QUEUE_CONFIG = 41,
-    DRV_MSG_QUEUE_INFO = 42
+    DRV_MSG_QUEUE_INFO = 42,
+    DRV_MSG_JOBS_QUERY = 50,
+    DRV_MSG_JOB_LIST = 51,
+    DRV_MSG_WORKERS_QUERY = 52,
+    DRV_MSG_WORKER_LIST = 53,
+    DRV_MSG_QUEUES_QUERY = 54,
+    DRV_MSG_QUEUE_LIST = 55,
+    DRV_MSG_STATS_QUERY = 56,
+    DRV_MSG_STATS = 57
 } drv_msg_type_t;
 
 //  Longest function name, in bytes.
@@ -120,6 +128,46 @@ typedef struct {
     uint32_t workers;            //  QueueInfo: workers offering it
 } drv_queue_info_t;
 
+//  Jobs listed in one JobList at most, and by default.
+#define DRV_JOBS_LIMIT_MAX 10000
+#define DRV_JOBS_LIMIT_DEFAULT 100
+
+//  Which jobs a JobsQuery asks for.
+typedef struct {
+    const char *function;        //  only this function's, or NULL: all
+    drover_jobs_filter_t state;  //  which states
+    uint32_t limit;              //  at most this many; 0: the default
+    bool newest_first;           //  highest id first
+} drv_jobs_query_t;
+
+//  One job in a JobList.
+typedef struct {
+    uint64_t job_id;             //  the broker's id
+    const char *function;        //  its function
+    drover_state_t state;        //  where it is
+    bool delayed;                //  QUEUED and waiting for its time
+    int32_t priority;            //  as submitted
+    uint32_t attempts;           //  dispatches so far
+    const char *worker;          //  running it, or ""
+    uint64_t age_ms;             //  since submitted (or restored)
+    uint64_t run_in_ms;          //  delayed: ms until its time
+    drover_outcome_t outcome;    //  finished: how; else 0
+} drv_job_row_t;
+
+//  One worker in a WorkerList.
+typedef struct {
+    const char *name;            //  as its Ready said
+    const uint8_t *identity;     //  routing id
+    size_t identity_size;        //  bytes in identity
+    const char **functions;      //  functions offered
+    size_t nfunctions;           //  entries in functions
+    uint32_t slots;              //  tasks at once
+    uint32_t running;            //  tasks in flight
+    uint64_t done;               //  tasks finished since its Ready
+    uint64_t connected_ms;       //  since its Ready
+    uint64_t heard_ms;           //  since last heard from
+} drv_worker_row_t;
+
 //  One decoded (or to-be-encoded) message. Only the fields of its type
 //  are meaningful. Decoded messages own all pointed-to data; every
 //  string and bytes field of one is followed by a NUL.
@@ -155,6 +203,15 @@ typedef struct {
     const char *name;            //  READY
     drover_error_t code;         //  ERROR
     const char *text;            //  ERROR
+    drv_jobs_query_t jobs_query; //  JOBS_QUERY
+    drv_job_row_t *rows;         //  JOB_LIST
+    size_t nrows;                //  entries in rows
+    drv_worker_row_t *worker_rows;  //  WORKER_LIST
+    size_t nworker_rows;         //  entries in worker_rows
+    drv_queue_info_t *queues;    //  QUEUE_LIST
+    size_t nqueues;              //  entries in queues
+    uint64_t total;              //  JOB_LIST, WORKER_LIST, QUEUE_LIST: in all
+    drover_stats_t stats;        //  STATS
     void *arena;                 //  decoded: the unpacked envelope that the
                                  //  strings and bytes above point into
 } drv_msg_t;
