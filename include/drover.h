@@ -544,11 +544,11 @@ void drover_task_fail (drover_task_t *task, const char *format, ...)
 //  whose --max-payload is smaller). The clients waiting for the job
 //  that asked for progress (drover_client_set_progress) are told, and
 //  drover_client_status shows the last report. Best effort and cheap to
-//  call per item: a report made within 50 ms of the task's last one is
-//  dropped (the next supersedes it), the worker sends each task's latest
-//  report at most every 200 ms, and the result supersedes any report
-//  not yet sent; none is stored or sent again. 0, or -1 (errno EINVAL)
-//  if done > total.
+//  call per item: the worker sends each task's latest numbers at most
+//  every 200 ms (the partial output of a report made within 50 ms of the
+//  last one that carried its own is dropped, the earlier one's stays),
+//  and the result supersedes any report not yet sent; none is stored or
+//  sent again. 0, or -1 (errno EINVAL) if done > total.
 int drover_task_progress (drover_task_t *task, uint64_t done, uint64_t total,
                           const void *partial, size_t size);
 

@@ -4,8 +4,9 @@
     decimal out), "echo", "nap" (sleeps the payload's milliseconds,
     then answers with the payload), and "where" (naps like nap, and
     answers "$DROVER_TEST_HOST payload", to tell which host ran a task),
-    "progress" ("N MS": reports step i of N with partial output "step
-    i", napping MS between, then answers "done N") and "flood" ("N":
+    "progress" ("N MS [PAUSE]": reports step i of N with partial output
+    "step i", napping MS between, naps PAUSE ms more, then answers "done
+    N") and "flood" ("N":
     reports N times as fast as it can, then answers "flooded N").
     Talks CURVE when DROVER_CURVE_SECRET and DROVER_BROKER_KEY are set,
     as drover does. Stops on SIGTERM/SIGINT like drover-worker.
@@ -58,7 +59,8 @@ s_progress (drover_task_t *task, void *arg)
     const char *text = (const char *) drover_task_payload (task, &size);
     char *end;
     long steps = strtol (text, &end, 10);
-    int ms = (int) strtol (end, NULL, 10);
+    int ms = (int) strtol (end, &end, 10);
+    int pause = (int) strtol (end, NULL, 10);
     for (long i = 1; i <= steps; i++) {
         char partial [32];
         int length = snprintf (partial, sizeof partial, "step %ld", i);
@@ -66,6 +68,7 @@ s_progress (drover_task_t *task, void *arg)
             return -1;
         zclock_sleep (ms);
     }
+    zclock_sleep (pause);
     char out [32];
     int length = snprintf (out, sizeof out, "done %ld\n", steps);
     return drover_task_reply (task, out, (size_t) length);

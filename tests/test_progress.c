@@ -163,6 +163,30 @@ Test (progress, exec_task_reports_through_its_progress_fd)
     free (seen);
 }
 
+Test (progress, the_last_numbers_of_a_burst_get_out_while_the_task_runs_on)
+{
+    const char *argv [] = {DROVER_BIN_DIR "/drover-test-worker", cluster.workers, "1", NULL};
+    cr_assert_gt (drv_test_spawn (argv, NULL), 0);
+    drover_client_t *client = drover_client_new (cluster.clients);
+    s_seen_t *seen = (s_seen_t *) calloc (1, sizeof *seen);
+    drover_client_set_progress (client, s_on_progress, seen);
+    //  Fifty reports at once, then 1.5 s of silence before the result:
+    //  the last numbers are not lost to the coalescing.
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_client_apply (client, "progress", "50 0 1500", 9, NULL, 120000, &result),
+                  0, "%s", drover_client_error (client));
+    cr_assert_str_eq ((char *) result->data, "done 50\n");
+    cr_assert_geq (seen->count, 1);
+    s_assert_rising (seen, result->job_id, 50, false);
+    size_t last = (seen->count < S_SEEN_MAX ? seen->count : S_SEEN_MAX) - 1;
+    cr_assert_eq (seen->done [last], 50, "the last report seen says %" PRIu64, seen->done [last]);
+    //  Its partial output is that of the last report that carried its own.
+    cr_assert_eq (strncmp (seen->partial [last], "step ", 5), 0, "%s", seen->partial [last]);
+    drover_result_destroy (&result);
+    drover_client_destroy (&client);
+    free (seen);
+}
+
 Test (progress, a_task_reporting_without_pause_is_coalesced)
 {
     const char *argv [] = {DROVER_BIN_DIR "/drover-test-worker", cluster.workers, "1", NULL};

@@ -7,14 +7,18 @@
 
       request  [size u32][function u32][job id u64][timeout ms u32][payload size u32][payload]
       reply    [size u32][outcome u32][job id u64][data size u32][reason size u32][data][reason]
-      progress [size u32][KIND_PROGRESS u32][job id u64][16 u32][partial size u32]
-               [done u64][total u64][partial]
+      progress [size u32][KIND_PROGRESS u32][job id u64][24 u32][partial size u32]
+               [done u64][total u64][report number u64][partial]
 
     A progress record (drover_task_progress) is written while its task
     runs, after the replies buffered before it, so it always names the
     task at the head of the member's journal; it answers nothing. A task
-    writes one at most every PROGRESS_EVERY_MS: a report made sooner is
-    dropped, as the next one supersedes it.
+    writes one at most every PROGRESS_EVERY_MS. Every report, also one
+    made sooner, puts its numbers in the member's shared page (a seqlock:
+    report number odd while it is written), which the agent reads every
+    PROGRESS_POLL_MS while the task runs: so the latest numbers always
+    get out, and only the partial output of a report made too soon is
+    dropped. The report number orders the two paths.
 
     A member answers in the order it was asked; its first reply (job id 0)
     is its hello, sent once its initializer has run, with its resident
@@ -72,6 +76,7 @@
 #define EVENTS_MAX 64                //  epoll events taken per pass
 #define KIND_PROGRESS 0x50524f47     //  reply kind of a progress record ("PROG")
 #define PROGRESS_EVERY_MS 50         //  a task writes a progress record at most this often
+#define PROGRESS_POLL_MS 200         //  the agent reads reporting members' numbers this often
 
 //  A request or reply header; the buffers keep every record 8-aligned.
 typedef struct {
@@ -94,7 +99,11 @@ typedef struct {
 typedef struct {
     _Atomic uint64_t started;        //  tasks begun
     _Atomic int64_t since_ms;        //  when the running one began; 0: none running
-    char pad [48];                   //  one cache line each
+    _Atomic uint64_t report;         //  progress reports made; odd while one is written
+    _Atomic uint64_t report_job;     //  the job of the last one
+    _Atomic uint64_t report_done;    //  its numbers
+    _Atomic uint64_t report_total;
+    char pad [16];                   //  one cache line each
 } s_shared_t;
 
 //  Why the agent killed a member.
@@ -125,6 +134,10 @@ typedef struct {
     unsigned failures;               //  starts that failed in a row
     char hello [512];                //  why it failed to start, from its hello
     char reason [512];               //  failure reason handed out; kept until its next death
+    uint64_t progress_job;           //  the running task reported progress: its job, or 0
+    uint64_t progress_report;        //  the report number handed on last
+    uint64_t progress_done;          //  and its numbers
+    uint64_t progress_total;
 } s_member_t;
 
 struct _drv_pool_t {
@@ -144,6 +157,7 @@ struct _drv_pool_t {
     int64_t timer_at;                //  when it fires
     bool gave;                       //  results given in this pass
     bool stopping;                   //  destroy: do not start members
+    int64_t progress_polled;         //  when members' numbers were last read
     uint64_t spawned;                //  members started
     pid_t agent_pid;                 //  our pid, for members to check
 };
@@ -308,12 +322,21 @@ drover_task_progress (drover_task_t *task, uint64_t done, uint64_t total, const 
     }
     if (!task->out)
         return 0;                    //  not running in a pool member
+    //  The numbers go to the shared page every time (a seqlock write).
+    s_shared_t *shared = (s_shared_t *) task->shared;
+    uint64_t report = atomic_load_explicit (&shared->report, memory_order_relaxed) + 2;
+    atomic_store_explicit (&shared->report, report - 1, memory_order_relaxed);
+    atomic_thread_fence (memory_order_release);
+    atomic_store_explicit (&shared->report_job, task->job_id, memory_order_relaxed);
+    atomic_store_explicit (&shared->report_done, done, memory_order_relaxed);
+    atomic_store_explicit (&shared->report_total, total, memory_order_relaxed);
+    atomic_store_explicit (&shared->report, report, memory_order_release);
     int64_t now = s_now_ms ();
     if (task->progress_ms && now - task->progress_ms < PROGRESS_EVERY_MS)
-        return 0;                    //  the next report supersedes this one
+        return 0;                    //  its partial output is superseded by the next
     if (size > DROVER_PROGRESS_PARTIAL_MAX)
         size = DROVER_PROGRESS_PARTIAL_MAX;
-    uint64_t numbers [2] = {done, total};
+    uint64_t numbers [3] = {done, total, report};
     s_buf_t *out = (s_buf_t *) task->out;
     //  After the replies buffered before it, so that the agent reads it
     //  as the running task's.
@@ -435,7 +458,7 @@ s_member_loop (drv_pool_t *self, s_member_t *member, int fd, uint64_t base_rss)
 {
     s_shared_t *shared = &self->shared [member->index];
     s_buf_t in = {0}, out = {0};
-    drover_task_t task = {.fd = fd, .out = &out};
+    drover_task_t task = {.fd = fd, .out = &out, .shared = shared};
     int64_t out_since = 0;
     while (true) {
         while (s_used (&in) >= HEADER_SIZE) {
@@ -614,6 +637,7 @@ s_spawn (drv_pool_t *self, s_member_t *member)
     member->input.head = member->input.tail = 0;
     member->inflight = member->timeouts = 0;
     member->hello [0] = 0;
+    member->progress_job = 0;
     if (self->config.threads) {
         s_thread_args_t *args = (s_thread_args_t *) malloc (sizeof *args);
         if (!args) {
@@ -756,6 +780,60 @@ s_pop_journal (s_member_t *member)
     }
 }
 
+//  Hand on a report of the member's running task: numbers newer than
+//  those handed on last (by report number) with the partial output, or
+//  the partial output alone with the newer numbers (partial NULL: the
+//  numbers alone).
+static void
+s_take_progress (drv_pool_t *self, s_member_t *member, uint64_t job_id, uint64_t done,
+                 uint64_t total, uint64_t report, const uint8_t *partial, size_t size)
+{
+    if (member->progress_job != job_id) {
+        member->progress_job = job_id;
+        member->progress_report = 0;
+    }
+    if (report > member->progress_report) {
+        member->progress_report = report;
+        member->progress_done = done;
+        member->progress_total = total;
+    }
+    else
+    if (!partial)
+        return;                      //  nothing new
+    if (self->progress)
+        self->progress (self->arg, job_id, member->progress_done, member->progress_total,
+                        partial, size);
+}
+
+//  Read the numbers of members whose running task reports progress, so
+//  that the latest get out, also those of reports made too soon after
+//  the last record.
+static void
+s_poll_progress (drv_pool_t *self)
+{
+    for (size_t i = 0; i < self->config.size; i++) {
+        s_member_t *member = &self->members [i];
+        if (!member->progress_job)
+            continue;
+        if (member->fd == -1 || !member->inflight
+            || s_header_at (&member->journal, member->journal.head)->job_id
+                   != member->progress_job) {
+            member->progress_job = 0;  //  answered, or its member is gone
+            continue;
+        }
+        s_shared_t *shared = &self->shared [i];
+        uint64_t report = atomic_load_explicit (&shared->report, memory_order_acquire);
+        uint64_t job_id = atomic_load_explicit (&shared->report_job, memory_order_relaxed);
+        uint64_t done = atomic_load_explicit (&shared->report_done, memory_order_relaxed);
+        uint64_t total = atomic_load_explicit (&shared->report_total, memory_order_relaxed);
+        atomic_thread_fence (memory_order_acquire);
+        if ((report & 1) || report != atomic_load_explicit (&shared->report, memory_order_relaxed)
+            || job_id != member->progress_job)
+            continue;                //  being written: the next poll
+        s_take_progress (self, member, job_id, done, total, report, NULL, 0);
+    }
+}
+
 //  Parse the replies in the member's input; false if it spoke nonsense.
 static bool
 s_parse (drv_pool_t *self, s_member_t *member)
@@ -794,19 +872,20 @@ s_parse (drv_pool_t *self, s_member_t *member)
         if (HEADER_SIZE + size + reason_size >= record)
             return false;
         if (kind == KIND_PROGRESS) {
-            uint64_t numbers [2];
+            uint64_t numbers [3];
             if (size != sizeof numbers || reason_size > DROVER_PROGRESS_PARTIAL_MAX)
                 return false;
             memcpy (numbers, data, sizeof numbers);
             input->head += record;
-            if (self->progress)
-                self->progress (self->arg, job_id, numbers [0], numbers [1], data + size,
-                                reason_size);
+            s_take_progress (self, member, job_id, numbers [0], numbers [1], numbers [2],
+                             data + size, reason_size);
             continue;
         }
         char *reason = (char *) data + size;
         reason [reason_size] = 0;
         input->head += record;
+        if (job_id == member->progress_job)
+            member->progress_job = 0;
         s_pop_journal (member);
         s_give_result (self, job_id, (drover_outcome_t) kind, data, size, reason);
     }
@@ -1074,7 +1153,12 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
     (void) timer_id;
     drv_pool_t *self = (drv_pool_t *) arg;
     self->timer_id = -1;
-    s_respawn (self, s_now_ms ());
+    int64_t now = s_now_ms ();
+    if (now - self->progress_polled >= PROGRESS_POLL_MS) {
+        self->progress_polled = now;
+        s_poll_progress (self);
+    }
+    s_respawn (self, now);
     drv_pool_flush (self);
     return 0;
 }
@@ -1089,6 +1173,8 @@ s_arm_timer (drv_pool_t *self)
     int64_t next = INT64_MAX;
     for (size_t i = 0; i < self->config.size; i++) {
         s_member_t *member = &self->members [i];
+        if (member->progress_job && self->progress_polled + PROGRESS_POLL_MS < next)
+            next = self->progress_polled + PROGRESS_POLL_MS;
         if (!member->alive) {
             if (!self->stopping && member->respawn_at < next)
                 next = member->respawn_at;

@@ -39,7 +39,8 @@ struct _drover_task_t {
     char *reason;                    //  failure reason, owned, or NULL
     int fd;                          //  the member's socket, for progress records
     void *out;                       //  the member's unsent replies, written first
-    int64_t progress_ms;             //  when its last progress report went, or 0
+    void *shared;                    //  the member's shared page: latest progress numbers
+    int64_t progress_ms;             //  when its last progress record went, or 0
 };
 
 //  One function a pool can run, by index.
@@ -66,7 +67,8 @@ typedef struct {
 typedef void (drv_pool_result_fn) (void *arg, uint64_t job_id, drover_outcome_t outcome,
                                    const uint8_t *data, size_t size, const char *reason);
 
-//  A running task's progress report; partial is borrowed for the call.
+//  A running task's progress report; partial is borrowed for the call,
+//  NULL when only the numbers are new (keep the partial output as it was).
 typedef void (drv_pool_progress_fn) (void *arg, uint64_t job_id, uint64_t done, uint64_t total,
                                      const uint8_t *partial, size_t size);
 

@@ -11,9 +11,9 @@
 
     Progress reports of running tasks (drover_task_progress from the pool,
     lines on an exec: task's DROVER_PROGRESS_FD) are coalesced: the agent
-    keeps each task's latest, and one timer sends what changed at most
-    every PROGRESS_EVERY_MS, in one Progress message; a task's result drops
-    its report not yet sent. Nothing is stored or sent again.
+    keeps each running task's latest, and one timer sends what changed at
+    most every PROGRESS_EVERY_MS, in one Progress message; a task's result
+    drops its report. Nothing is stored on disk or sent again.
 
     The worker heartbeats the broker every second; if the broker answers
     that it does not know this worker (it restarted), the worker announces
@@ -86,13 +86,14 @@ struct _s_running_t {
     struct _s_agent_t *agent;        //  owner
 };
 
-//  A running task's latest progress report, not yet sent.
+//  A running task's latest progress report.
 typedef struct {
     uint64_t job_id;                 //  the broker's id
     uint64_t done;                   //  as reported
     uint64_t total;                  //  as reported
     uint8_t *partial;                //  partial output, owned, or NULL
     size_t size;                     //  bytes in partial
+    bool pending;                    //  changed since it was last sent
 } s_report_t;
 
 typedef struct _s_agent_t {
@@ -119,7 +120,7 @@ typedef struct _s_agent_t {
     int64_t last_heard;              //  when the broker last sent anything
     int64_t reconnect_at;            //  next reconnect while it is silent, or 0
     int64_t backoff_ms;              //  wait before the reconnect after that
-    zhashx_t *reports;               //  job id -> s_report_t not yet sent, owned
+    zhashx_t *reports;               //  job id -> s_report_t of running tasks, owned
     int progress_timer;              //  sends the reports, or -1
     uint64_t progress_seq;           //  seq of the last Progress sent
     bool progress_off;               //  this broker does not take Progress
@@ -170,7 +171,7 @@ s_report_destroy (void **item)
     }
 }
 
-//  Send every report kept, in Progress messages of at most
+//  Send every report that changed, in Progress messages of at most
 //  PROGRESS_BYTES_MAX partial bytes (at least one report each).
 static int
 s_on_progress_timer (zloop_t *loop, int timer_id, void *arg)
@@ -184,6 +185,9 @@ s_on_progress_timer (zloop_t *loop, int timer_id, void *arg)
     size_t n = 0, bytes = 0;
     for (s_report_t *report = (s_report_t *) zhashx_first (self->reports); batch && report;
          report = (s_report_t *) zhashx_next (self->reports)) {
+        if (!report->pending)
+            continue;
+        report->pending = false;
         if (n && bytes + report->size > PROGRESS_BYTES_MAX) {
             drv_msg_t msg = {.type = DRV_MSG_PROGRESS, .progress = batch, .nprogress = n};
             s_send (self, &msg);
@@ -201,11 +205,11 @@ s_on_progress_timer (zloop_t *loop, int timer_id, void *arg)
         self->progress_seq = msg.seq;
     }
     free (batch);
-    zhashx_purge (self->reports);
     return 0;
 }
 
-//  Keep a task's latest report; the timer sends it.
+//  Keep a task's latest report (partial NULL: only the numbers are new);
+//  the timer sends it.
 static void
 s_keep_progress (s_agent_t *self, uint64_t job_id, uint64_t done, uint64_t total,
                  const uint8_t *partial, size_t size)
@@ -222,16 +226,19 @@ s_keep_progress (s_agent_t *self, uint64_t job_id, uint64_t done, uint64_t total
         report->job_id = job_id;
         zhashx_insert (self->reports, drv_util_u64_key (job_id), report);
     }
-    uint8_t *copy = NULL;
-    if (size && !(copy = (uint8_t *) malloc (size)))
-        size = 0;                   //  the numbers at least
-    if (size)
-        memcpy (copy, partial, size);
-    free (report->partial);
-    report->partial = copy;
-    report->size = size;
+    if (partial) {
+        uint8_t *copy = NULL;
+        if (size && !(copy = (uint8_t *) malloc (size)))
+            size = 0;               //  the numbers at least
+        if (size)
+            memcpy (copy, partial, size);
+        free (report->partial);
+        report->partial = copy;
+        report->size = size;
+    }
     report->done = done;
     report->total = total;
+    report->pending = true;
     if (self->progress_timer == -1)
         self->progress_timer
             = zloop_timer (self->loop, PROGRESS_EVERY_MS, 1, s_on_progress_timer, self);
