@@ -435,3 +435,69 @@ Test (progress, reports_reach_the_submitter_attached_and_waiting_clients_only)
         free (seen [i]);
     }
 }
+
+Test (progress, a_worker_stops_reporting_to_a_broker_that_does_not_know_progress)
+{
+    //  An older broker: it answers Progress, a body it does not know,
+    //  with ERR_MALFORMED, echoing the seq.
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", drv_test_free_port ());
+    zsock_t *broker = zsock_new (ZMQ_ROUTER);
+    cr_assert (broker);
+    zsock_set_linger (broker, 0);
+    zsock_set_rcvtimeo (broker, 10000);
+    cr_assert_neq (zsock_bind (broker, "%s", endpoint), -1);
+    const char *argv [] = {DROVER_BIN_DIR "/drover-test-worker", endpoint, "1", NULL};
+    cr_assert_gt (drv_test_spawn (argv, NULL), 0);
+    drv_limits_t limits = drv_limits_from_broker ();
+    size_t progress = 0;
+    bool dispatched = false, finished = false;
+    while (!finished) {
+        zmsg_t *in = zmsg_recv (broker);
+        cr_assert (in, "the worker went silent");
+        zframe_t *identity = zmsg_pop (in);
+        zframe_t *body = zmsg_pop (in);
+        drv_msg_t *msg = NULL;
+        drv_codec_decode (zframe_data (body), zframe_size (body), &limits, &msg, NULL, NULL, 0);
+        cr_assert (msg);
+        drv_msg_t reply = {.seq = msg->seq};
+        drv_task_t task = {.id = 7, .function = "progress", .payload = (const uint8_t *) "10 300",
+                           .size = 6, .attempt = 1};
+        if (msg->type == DRV_MSG_READY && !dispatched) {
+            reply = (drv_msg_t) {.type = DRV_MSG_DISPATCH, .tasks = &task, .ntasks = 1};
+            dispatched = true;
+        }
+        else
+        if (msg->type == DRV_MSG_HEARTBEAT)
+            reply.type = DRV_MSG_HEARTBEAT;
+        else
+        if (msg->type == DRV_MSG_PROGRESS) {
+            progress++;
+            reply = (drv_msg_t) {.type = DRV_MSG_ERROR, .seq = msg->seq,
+                                 .code = DROVER_ERR_MALFORMED,
+                                 .text = "envelope has no body this broker knows (field 23)"};
+        }
+        else
+        if (msg->type == DRV_MSG_DONE) {
+            cr_assert_eq (msg->results [0].job_id, 7);
+            cr_assert_eq (msg->results [0].outcome, DROVER_OUTCOME_OK);
+            finished = true;
+        }
+        if (reply.type) {
+            zmsg_t *out = zmsg_new ();
+            zmsg_append (out, &identity);
+            zframe_t *frame = drv_codec_encode (&reply);
+            zmsg_append (out, &frame);
+            cr_assert_eq (zmsg_send (&out, broker), 0);
+        }
+        drv_msg_destroy (&msg);
+        zframe_destroy (&identity);
+        zframe_destroy (&body);
+        zmsg_destroy (&in);
+    }
+    //  Ten reports 300 ms apart: one refused, and perhaps one more that
+    //  was on its way, then no more.
+    cr_assert_geq (progress, 1);
+    cr_assert_leq (progress, 2, "%zu Progress messages after a refusal", progress);
+    zsock_destroy (&broker);
+}

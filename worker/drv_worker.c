@@ -37,6 +37,7 @@
 #define DONE_BYTES_MAX (32 * 1024 * 1024)   //  result bytes in one Done before another
 #define PROGRESS_EVERY_MS 200                //  a task's progress goes at most this often
 #define PROGRESS_BYTES_MAX (1024 * 1024)     //  partial bytes in one Progress before another
+#define PROGRESS_SEQS 16                     //  Progress seqs remembered, to match refusals
 
 //  One offered function.
 typedef struct {
@@ -122,7 +123,7 @@ typedef struct _s_agent_t {
     int64_t backoff_ms;              //  wait before the reconnect after that
     zhashx_t *reports;               //  job id -> s_report_t of running tasks, owned
     int progress_timer;              //  sends the reports, or -1
-    uint64_t progress_seq;           //  seq of the last Progress sent
+    uint64_t progress_seqs [PROGRESS_SEQS];  //  seqs of the last Progress messages sent
     bool progress_off;               //  this broker does not take Progress
 } s_agent_t;
 
@@ -191,7 +192,7 @@ s_on_progress_timer (zloop_t *loop, int timer_id, void *arg)
         if (n && bytes + report->size > PROGRESS_BYTES_MAX) {
             drv_msg_t msg = {.type = DRV_MSG_PROGRESS, .progress = batch, .nprogress = n};
             s_send (self, &msg);
-            self->progress_seq = msg.seq;
+            self->progress_seqs [msg.seq % PROGRESS_SEQS] = msg.seq;
             n = bytes = 0;
         }
         batch [n++] = (drv_progress_t) {.job_id = report->job_id, .done = report->done,
@@ -202,7 +203,7 @@ s_on_progress_timer (zloop_t *loop, int timer_id, void *arg)
     if (n) {
         drv_msg_t msg = {.type = DRV_MSG_PROGRESS, .progress = batch, .nprogress = n};
         s_send (self, &msg);
-        self->progress_seq = msg.seq;
+        self->progress_seqs [msg.seq % PROGRESS_SEQS] = msg.seq;
     }
     free (batch);
     return 0;
@@ -581,8 +582,8 @@ s_on_broker (zloop_t *loop, zsock_t *sock, void *arg)
     }
     else
     if (msg->type == DRV_MSG_ERROR) {
-        if (msg->code == DROVER_ERR_MALFORMED && msg->seq && msg->seq == self->progress_seq
-            && !self->progress_off) {
+        if (msg->code == DROVER_ERR_MALFORMED && msg->seq
+            && self->progress_seqs [msg->seq % PROGRESS_SEQS] == msg->seq && !self->progress_off) {
             //  A broker older than Progress: keep the reports to ourselves.
             zsys_info ("worker: broker does not take progress reports (%s); not sending them",
                        msg->text);
