@@ -17,6 +17,7 @@
 
 #include "drover.h"
 #include "drv_codec.h"
+#include "drv_metrics.h"
 #include "drv_testutil.h"
 
 #define S_SQUARE "square=exec:awk {print($1*$1)}"
@@ -549,4 +550,26 @@ Test (admin, old_broker_said_plainly, .timeout = 120)
     zactor_destroy (&old);
     zsock_destroy (&router);
     zstr_free (&endpoint);
+}
+
+//  The metrics text escapes label values as the format says, even where
+//  function names cannot hold such characters today, and marks a list
+//  the broker had to cut.
+Test (admin, metrics_text_escapes_labels)
+{
+    drover_stats_t stats = {.uptime_ms = 1500, .submitted = 3, .durable = true, .commits = 2};
+    drover_queue_t queues [2] = {{.function = "a\"b\\c\nd", .queued = 4}, {.function = "ok"}};
+    char *text = drv_metrics_text (&stats, queues, 2, 5);
+    cr_assert_not_null (text);
+    cr_assert (strstr (text, "drover_uptime_seconds 1.500\n"), "%s", text);
+    cr_assert (strstr (text, "drover_queue_queued{function=\"a\\\"b\\\\c\\nd\"} 4\n"), "%s", text);
+    cr_assert (strstr (text, "drover_queue_queued{function=\"ok\"} 0\n"), "%s", text);
+    cr_assert (strstr (text, "drover_store_commits_total 2\n"), "%s", text);
+    cr_assert (strstr (text, "# drover: 2 of 5 functions shown"), "%s", text);
+    free (text);
+    stats.durable = false;
+    text = drv_metrics_text (&stats, NULL, 0, 0);
+    cr_assert_null (strstr (text, "drover_store_commits_total"), "%s", text);
+    cr_assert (strstr (text, "# TYPE drover_queue_queued gauge\n"), "%s", text);
+    free (text);
 }

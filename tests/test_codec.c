@@ -730,3 +730,135 @@ Test (codec, progress_over_its_limits_or_past_its_total_is_refused)
     drv_msg_destroy (&got);
     free (big);
 }
+
+Test (codec, admin_queries_round_trip_and_bad_ones_are_refused)
+{
+    drv_msg_t query = {.type = DRV_MSG_JOBS_QUERY, .seq = 50,
+                       .jobs_query = {.function = "resize", .state = DROVER_JOBS_DELAYED,
+                                      .limit = 20, .newest_first = true}};
+    drv_msg_t *decoded = s_round_trip (&query);
+    cr_assert_str_eq (decoded->jobs_query.function, "resize");
+    cr_assert_eq (decoded->jobs_query.state, DROVER_JOBS_DELAYED);
+    cr_assert_eq (decoded->jobs_query.limit, 20);
+    cr_assert (decoded->jobs_query.newest_first);
+    drv_msg_destroy (&decoded);
+    //  No function: every function's.
+    query.jobs_query = (drv_jobs_query_t) {0};
+    decoded = s_round_trip (&query);
+    cr_assert_null (decoded->jobs_query.function);
+    drv_msg_destroy (&decoded);
+    query.jobs_query.limit = DRV_JOBS_LIMIT_MAX + 1;
+    s_expect_reject_msg (&query, NULL, DROVER_ERR_INVALID);
+    query.jobs_query.limit = 0;
+    query.jobs_query.state = (drover_jobs_filter_t) 7;
+    s_expect_reject_msg (&query, NULL, DROVER_ERR_INVALID);
+    query.jobs_query.state = DROVER_JOBS_ANY;
+    query.jobs_query.function = "no spaces";
+    s_expect_reject_msg (&query, NULL, DROVER_ERR_INVALID);
+    drv_msg_type_t empty [] = {DRV_MSG_WORKERS_QUERY, DRV_MSG_QUEUES_QUERY, DRV_MSG_STATS_QUERY};
+    for (size_t i = 0; i < 3; i++) {
+        drv_msg_t msg = {.type = empty [i], .seq = 51 + i};
+        decoded = s_round_trip (&msg);
+        drv_msg_destroy (&decoded);
+    }
+}
+
+Test (codec, admin_replies_round_trip_every_field)
+{
+    drv_job_row_t rows [] = {
+        {.job_id = 7, .function = "f", .state = DROVER_JOB_RUNNING, .priority = -3,
+         .attempts = 2, .worker = "host:12", .age_ms = 4000},
+        {.job_id = 9, .function = "g", .state = DROVER_JOB_QUEUED, .delayed = true,
+         .worker = "", .run_in_ms = 500},
+        {.job_id = 11, .function = "g", .state = DROVER_JOB_FAILED, .worker = "",
+         .outcome = DROVER_OUTCOME_TIMEOUT},
+    };
+    drv_msg_t list = {.type = DRV_MSG_JOB_LIST, .seq = 1, .rows = rows, .nrows = 3, .total = 40};
+    drv_msg_t *decoded = s_round_trip (&list);
+    cr_assert_eq (decoded->nrows, 3);
+    cr_assert_eq (decoded->total, 40);
+    cr_assert_eq (decoded->rows [0].job_id, 7);
+    cr_assert_str_eq (decoded->rows [0].worker, "host:12");
+    cr_assert_eq (decoded->rows [0].priority, -3);
+    cr_assert_eq (decoded->rows [0].age_ms, 4000);
+    cr_assert (decoded->rows [1].delayed);
+    cr_assert_eq (decoded->rows [1].run_in_ms, 500);
+    cr_assert_eq (decoded->rows [2].outcome, DROVER_OUTCOME_TIMEOUT);
+    cr_assert_str_eq (decoded->rows [2].function, "g");
+    drv_msg_destroy (&decoded);
+    //  An empty list is a list.
+    list.nrows = 0;
+    list.total = 0;
+    decoded = s_round_trip (&list);
+    cr_assert_eq (decoded->nrows, 0);
+    drv_msg_destroy (&decoded);
+
+    const char *functions [] = {"f", "g"};
+    drv_worker_row_t workers [] = {
+        {.name = "a:1", .identity = (const uint8_t *) "W1", .identity_size = 2,
+         .functions = functions, .nfunctions = 2, .slots = 4, .running = 1, .done = 99,
+         .connected_ms = 60000, .heard_ms = 200},
+        {.name = "b:2", .identity = s_binary, .identity_size = sizeof s_binary,
+         .functions = functions + 1, .nfunctions = 1, .slots = 1},
+    };
+    drv_msg_t wlist = {.type = DRV_MSG_WORKER_LIST, .seq = 2, .worker_rows = workers,
+                       .nworker_rows = 2, .total = 2};
+    decoded = s_round_trip (&wlist);
+    cr_assert_eq (decoded->nworker_rows, 2);
+    cr_assert_str_eq (decoded->worker_rows [0].name, "a:1");
+    cr_assert_eq (decoded->worker_rows [0].nfunctions, 2);
+    cr_assert_str_eq (decoded->worker_rows [0].functions [1], "g");
+    cr_assert_eq (decoded->worker_rows [0].done, 99);
+    cr_assert_eq (decoded->worker_rows [0].connected_ms, 60000);
+    cr_assert_eq (decoded->worker_rows [1].identity_size, sizeof s_binary);
+    cr_assert (memcmp (decoded->worker_rows [1].identity, s_binary, sizeof s_binary) == 0);
+    drv_msg_destroy (&decoded);
+
+    drv_queue_info_t queues [] = {{.function = "f", .limit = 3, .paused = true, .queued = 5,
+                                   .max_queue_in_force = 10, .workers = 2},
+                                  {.function = "g", .delayed = 8, .running = 1}};
+    drv_msg_t qlist = {.type = DRV_MSG_QUEUE_LIST, .seq = 3, .queues = queues, .nqueues = 2,
+                       .total = 5};
+    decoded = s_round_trip (&qlist);
+    cr_assert_eq (decoded->nqueues, 2);
+    cr_assert_eq (decoded->total, 5);
+    cr_assert_eq (decoded->queues [0].limit, 3);
+    cr_assert (decoded->queues [0].paused);
+    cr_assert_eq (decoded->queues [0].max_queue_in_force, 10);
+    cr_assert_eq (decoded->queues [1].delayed, 8);
+    cr_assert_str_eq (decoded->queues [1].function, "g");
+    drv_msg_destroy (&decoded);
+
+    drv_msg_t stats = {.type = DRV_MSG_STATS, .seq = 4,
+                       .stats = {.uptime_ms = 1, .submitted = 2, .dispatched = 3, .succeeded = 4,
+                                 .failed = 5, .cancelled = 6, .retried = 7, .requeued = 8,
+                                 .redelivered = 9, .rejected = 10, .malformed = 11,
+                                 .too_large = 12, .cut = 13, .clients = 14, .workers = 15,
+                                 .jobs = 16, .bytes = 17, .heap = 18, .functions = 19,
+                                 .dead = 20, .durable = true, .commits = 22}};
+    decoded = s_round_trip (&stats);
+    const drover_stats_t *got = &decoded->stats;
+    uint64_t values [] = {got->uptime_ms, got->submitted, got->dispatched, got->succeeded,
+                          got->failed, got->cancelled, got->retried, got->requeued,
+                          got->redelivered, got->rejected, got->malformed, got->too_large,
+                          got->cut, got->clients, got->workers, got->jobs, got->bytes,
+                          got->heap, got->functions, got->dead, 21, got->commits};
+    for (uint64_t i = 0; i < sizeof values / sizeof values [0]; i++)
+        cr_assert_eq (values [i], i + 1, "counter %" PRIu64 " comes back", i + 1);
+    cr_assert (got->durable);
+    drv_msg_destroy (&decoded);
+}
+
+Test (codec, admin_replies_with_bad_fields_are_refused)
+{
+    drv_job_row_t row = {.job_id = 1, .function = "f", .worker = "",
+                         .state = (drover_state_t) 9};
+    drv_msg_t list = {.type = DRV_MSG_JOB_LIST, .rows = &row, .nrows = 1};
+    s_expect_reject_msg (&list, NULL, DROVER_ERR_INVALID);
+    char long_name [300];
+    memset (long_name, 'n', sizeof long_name - 1);
+    long_name [sizeof long_name - 1] = 0;
+    drv_worker_row_t worker = {.name = long_name, .slots = 1};
+    drv_msg_t wlist = {.type = DRV_MSG_WORKER_LIST, .worker_rows = &worker, .nworker_rows = 1};
+    s_expect_reject_msg (&wlist, NULL, DROVER_ERR_INVALID);
+}
