@@ -515,7 +515,10 @@ typedef struct _drover_task_t drover_task_t;
 //  the program's memory as it was then, and changes it makes stay in
 //  that process); a handler that crashes fails only its own task, and
 //  its process is replaced. With drover_worker_set_threads it runs on
-//  one of `slots` threads of the worker process instead.
+//  one of `slots` threads of the worker process instead. A pool process
+//  is a child of a process with threads: the memory allocator must be
+//  one that survives fork (glibc's does; AddressSanitizer's in gcc 12
+//  does not, and a handler that allocates may then hang for good).
 typedef int (drover_handler_fn) (drover_task_t *task, void *arg);
 
 //  An initializer, run once in each pool process (or thread) before its
@@ -534,7 +537,7 @@ uint64_t drover_task_job_id (drover_task_t *task);
 //  Set the task's output; data is copied.
 int drover_task_reply (drover_task_t *task, const void *data, size_t size);
 
-//  Fail the task with a reason, printf-style.
+//  Fail the task with a reason, printf-style; cut to 4,096 bytes.
 void drover_task_fail (drover_task_t *task, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 

@@ -45,6 +45,17 @@
     its own process group (killed whole when it dies) and SIGKILL when the
     agent's thread dies, applies the sandbox, runs the initializer, and
     never calls into ZeroMQ or czmq again; it ends with _exit.
+
+    A member's own code does not allocate: the buffers it reads requests
+    into, writes replies from and keeps a handler's output in are made by
+    the agent before the fork (s_kit_t), and a failure reason has a fixed
+    buffer. The agent's process has other threads (ZeroMQ's, other
+    agents'), and a lock one of them holds at the fork stays held in the
+    child for good; glibc's malloc resets its own locks in the child, but
+    other allocators do not (AddressSanitizer's in gcc 12 does not), and
+    a member that blocked in malloc before its hello swallowed the tasks
+    given to it. Only a request or an output over 64 KiB makes a member
+    grow a buffer; what a handler allocates is the handler's affair.
 */
 
 #ifndef _GNU_SOURCE
@@ -162,7 +173,18 @@ struct _drv_pool_t {
     pid_t agent_pid;                 //  our pid, for members to check
 };
 
-static void s_member_main (drv_pool_t *self, s_member_t *member, int fd) __attribute__ ((noreturn));
+//  What a member works in, made by the agent before it forks or starts
+//  the member (see the file's opening comment). A process member never
+//  frees it (it ends with _exit); a thread member frees it as it ends.
+typedef struct {
+    s_buf_t in;                      //  requests read, not yet run
+    s_buf_t out;                     //  replies not yet written; first the hello
+    uint8_t *reply;                  //  a handler's output
+    size_t reply_capacity;           //  bytes reply holds
+} s_kit_t;
+
+static void s_member_main (drv_pool_t *self, s_member_t *member, int fd, s_kit_t *kit)
+    __attribute__ ((noreturn));
 static void *s_thread_main (void *arg);
 static void s_arm_timer (drv_pool_t *self);
 
@@ -213,6 +235,32 @@ s_buf_free (s_buf_t *buf)
 {
     free (buf->data);
     *buf = (s_buf_t) {0};
+}
+
+//  A member's buffers: room for a batch of requests and of replies, and
+//  for one handler's output. 0, or -1 with nothing allocated.
+static int
+s_kit_new (s_kit_t *kit)
+{
+    *kit = (s_kit_t) {0};
+    if (s_reserve (&kit->in, 2 * READ_CHUNK, NULL) == -1
+        || s_reserve (&kit->out, 2 * READ_CHUNK, NULL) == -1
+        || !(kit->reply = (uint8_t *) malloc (READ_CHUNK))) {
+        s_buf_free (&kit->in);
+        s_buf_free (&kit->out);
+        return -1;
+    }
+    kit->reply_capacity = READ_CHUNK;
+    return 0;
+}
+
+static void
+s_kit_free (s_kit_t *kit)
+{
+    s_buf_free (&kit->in);
+    s_buf_free (&kit->out);
+    free (kit->reply);
+    kit->reply = NULL;
 }
 
 static s_header_t *
@@ -302,12 +350,11 @@ drover_task_fail (drover_task_t *task, const char *format, ...)
 {
     va_list args;
     va_start (args, format);
-    char *reason = NULL;
-    if (vasprintf (&reason, format, args) == -1)
-        reason = NULL;
+    int length = vsnprintf (task->reason, sizeof task->reason, format, args);
     va_end (args);
-    free (task->reason);
-    task->reason = reason ? reason : strdup ("handler failed");
+    if (length < 0)
+        snprintf (task->reason, sizeof task->reason, "handler failed");
+    task->failed = true;
 }
 
 static bool s_write_all (int fd, s_buf_t *buf);
@@ -338,6 +385,12 @@ drover_task_progress (drover_task_t *task, uint64_t done, uint64_t total, const 
         size = DROVER_PROGRESS_PARTIAL_MAX;
     uint64_t numbers [3] = {done, total, report};
     s_buf_t *out = (s_buf_t *) task->out;
+    //  Write what waits rather than grow the buffer (which would allocate).
+    size_t need = s_align (HEADER_SIZE + sizeof numbers + size + 1);
+    if (s_used (out) && out->capacity - s_used (out) < need && !s_write_all (task->fd, out)) {
+        errno = EPIPE;
+        return -1;
+    }
     //  After the replies buffered before it, so that the agent reads it
     //  as the running task's.
     if (s_append (out, NULL, false, KIND_PROGRESS, task->job_id, sizeof numbers, numbers,
@@ -397,7 +450,7 @@ s_resident (void)
 //  handler leaked would fail the tasks after it.
 static bool
 s_run (drv_pool_t *self, s_shared_t *shared, drover_task_t *task, const s_header_t *request,
-       s_buf_t *out, uint64_t base_rss)
+       int fd, s_buf_t *out, uint64_t base_rss)
 {
     const drv_pool_config_t *config = &self->config;
     atomic_store_explicit (&shared->since_ms, s_now_ms (), memory_order_relaxed);
@@ -412,7 +465,8 @@ s_run (drv_pool_t *self, s_shared_t *shared, drover_task_t *task, const s_header
     task->payload = (const uint8_t *) request + HEADER_SIZE;
     task->size = request->second;
     task->reply_size = 0;
-    task->reason = NULL;
+    task->failed = false;
+    task->reason [0] = 0;
     task->progress_ms = 0;
     int rc = function ? function->handler (task, function->arg) : -1;
     atomic_store_explicit (&shared->since_ms, 0, memory_order_release);
@@ -421,9 +475,9 @@ s_run (drv_pool_t *self, s_shared_t *shared, drover_task_t *task, const s_header
     if (!function)
         snprintf (reason, sizeof reason, "no handler for function %u", request->kind);
     else
-    if (rc != 0 || task->reason)
+    if (rc != 0 || task->failed)
         snprintf (reason, sizeof reason, "%s",
-                  task->reason ? task->reason : "handler returned an error");
+                  task->failed ? task->reason : "handler returned an error");
     else
     if (task->reply_size > config->max_output)
         snprintf (reason, sizeof reason, "output larger than %zu bytes", config->max_output);
@@ -438,9 +492,11 @@ s_run (drv_pool_t *self, s_shared_t *shared, drover_task_t *task, const s_header
                 carry_on = false;
         }
     }
-    free (task->reason);
-    task->reason = NULL;
     bool ok = outcome == DROVER_OUTCOME_OK;
+    //  Write what waits rather than grow the buffer (which would allocate).
+    size_t need = s_align (HEADER_SIZE + (ok ? task->reply_size : strlen (reason)) + 1);
+    if (s_used (out) && out->capacity - s_used (out) < need)
+        s_write_all (fd, out);
     if (s_append (out, NULL, false, (uint32_t) outcome, request->job_id,
                   ok ? (uint32_t) task->reply_size : 0, ok ? task->reply : NULL,
                   ok ? task->reply_size : 0, reason, ok ? 0 : strlen (reason))
@@ -454,11 +510,16 @@ s_run (drv_pool_t *self, s_shared_t *shared, drover_task_t *task, const s_header
 
 //  Read requests, run them, answer in batches, until the agent closes.
 static void
-s_member_loop (drv_pool_t *self, s_member_t *member, int fd, uint64_t base_rss)
+s_member_loop (drv_pool_t *self, s_member_t *member, int fd, uint64_t base_rss, s_kit_t *kit)
 {
     s_shared_t *shared = &self->shared [member->index];
-    s_buf_t in = {0}, out = {0};
-    drover_task_t task = {.fd = fd, .out = &out, .shared = shared};
+    s_buf_t in = kit->in, out = kit->out;
+    in.head = in.tail = out.head = out.tail = 0;
+    drover_task_t task = {.reply = kit->reply,
+                          .reply_capacity = kit->reply_capacity,
+                          .fd = fd,
+                          .out = &out,
+                          .shared = shared};
     int64_t out_since = 0;
     while (true) {
         while (s_used (&in) >= HEADER_SIZE) {
@@ -473,7 +534,7 @@ s_member_loop (drv_pool_t *self, s_member_t *member, int fd, uint64_t base_rss)
             }
             if (!s_used (&out))
                 out_since = s_now_ms ();
-            bool carry_on = s_run (self, shared, &task, request, &out, base_rss);
+            bool carry_on = s_run (self, shared, &task, request, fd, &out, base_rss);
             in.head += request->size;
             if (!carry_on) {
                 s_write_all (fd, &out);
@@ -497,27 +558,28 @@ s_member_loop (drv_pool_t *self, s_member_t *member, int fd, uint64_t base_rss)
             break;                   //  EOF: retired or stopped
     }
 done:
-    s_buf_free (&in);
-    s_buf_free (&out);
-    free (task.reply);
+    //  Buffers may have grown: the kit holds what is to be freed.
+    kit->in = in;
+    kit->out = out;
+    kit->reply = task.reply;
+    kit->reply_capacity = task.reply_capacity;
 }
 
-//  Send the hello: OK with our resident size, or a failure.
+//  Send the hello from the kit's empty out buffer: OK with our resident
+//  size, or a failure.
 static bool
-s_hello (int fd, const char *failure, uint64_t rss)
+s_hello (int fd, s_kit_t *kit, const char *failure, uint64_t rss)
 {
-    s_buf_t out = {0};
+    s_buf_t *out = &kit->out;
     bool ok;
     if (failure)
-        ok = s_append (&out, NULL, false, DROVER_OUTCOME_ERROR, 0, 0, NULL, 0, failure,
+        ok = s_append (out, NULL, false, DROVER_OUTCOME_ERROR, 0, 0, NULL, 0, failure,
                        strlen (failure))
              == 0;
     else
-        ok = s_append (&out, NULL, false, DROVER_OUTCOME_OK, 0, sizeof rss, &rss, sizeof rss, NULL, 0)
+        ok = s_append (out, NULL, false, DROVER_OUTCOME_OK, 0, sizeof rss, &rss, sizeof rss, NULL, 0)
              == 0;
-    ok = ok && s_write_all (fd, &out);
-    s_buf_free (&out);
-    return ok;
+    return ok && s_write_all (fd, out);
 }
 
 //  In a new member: close every descriptor marked close-on-exec but its
@@ -563,7 +625,7 @@ s_close_private_fds (int keep)
 }
 
 static void
-s_member_main (drv_pool_t *self, s_member_t *member, int fd)
+s_member_main (drv_pool_t *self, s_member_t *member, int fd, s_kit_t *kit)
 {
     drv_sandbox_reset_child ();
     s_close_private_fds (fd);
@@ -572,7 +634,7 @@ s_member_main (drv_pool_t *self, s_member_t *member, int fd)
         char failure [256];
         snprintf (failure, sizeof failure, "cannot apply the task limits: %s",
                   strerror (errno));
-        s_hello (fd, failure, 0);
+        s_hello (fd, kit, failure, 0);
         _exit (1);
     }
     //  Set after the user switch, which clears it.
@@ -580,11 +642,11 @@ s_member_main (drv_pool_t *self, s_member_t *member, int fd)
     if (getppid () != self->agent_pid)
         _exit (1);
     if (self->config.init && self->config.init (self->config.init_arg) != 0) {
-        s_hello (fd, "the initializer failed", 0);
+        s_hello (fd, kit, "the initializer failed", 0);
         _exit (1);
     }
-    if (s_hello (fd, NULL, s_resident ()))
-        s_member_loop (self, member, fd, s_resident ());
+    if (s_hello (fd, kit, NULL, s_resident ()))
+        s_member_loop (self, member, fd, s_resident (), kit);
     _exit (0);
 }
 
@@ -592,6 +654,7 @@ typedef struct {
     drv_pool_t *pool;                //  borrowed
     s_member_t *member;              //  borrowed
     int fd;                          //  the thread's end, owned
+    s_kit_t kit;                     //  owned
 } s_thread_args_t;
 
 static void *
@@ -601,10 +664,11 @@ s_thread_main (void *arg)
     free (arg);
     drv_pool_t *self = args.pool;
     if (self->config.init && self->config.init (self->config.init_arg) != 0)
-        s_hello (args.fd, "the initializer failed", 0);
+        s_hello (args.fd, &args.kit, "the initializer failed", 0);
     else
-    if (s_hello (args.fd, NULL, 0))
-        s_member_loop (self, args.member, args.fd, 0);
+    if (s_hello (args.fd, &args.kit, NULL, 0))
+        s_member_loop (self, args.member, args.fd, 0, &args.kit);
+    s_kit_free (&args.kit);
     close (args.fd);
     return NULL;
 }
@@ -638,15 +702,25 @@ s_spawn (drv_pool_t *self, s_member_t *member)
     member->inflight = member->timeouts = 0;
     member->hello [0] = 0;
     member->progress_job = 0;
+    //  Made here, before the fork: the member must not allocate.
+    s_kit_t kit;
+    if (s_kit_new (&kit) == -1) {
+        close (pair [0]);
+        close (pair [1]);
+        zsys_error ("pool: out of memory starting a member");
+        return false;
+    }
     if (self->config.threads) {
         s_thread_args_t *args = (s_thread_args_t *) malloc (sizeof *args);
         if (!args) {
+            s_kit_free (&kit);
             close (pair [0]);
             close (pair [1]);
             return false;
         }
-        *args = (s_thread_args_t) {.pool = self, .member = member, .fd = pair [1]};
+        *args = (s_thread_args_t) {.pool = self, .member = member, .fd = pair [1], .kit = kit};
         if (pthread_create (&member->thread, NULL, s_thread_main, args) != 0) {
+            s_kit_free (&kit);
             free (args);
             close (pair [0]);
             close (pair [1]);
@@ -662,9 +736,11 @@ s_spawn (drv_pool_t *self, s_member_t *member)
         pid_t pid = fork ();
         if (pid == 0) {
             close (pair [0]);
-            s_member_main (self, member, pair [1]);
+            s_member_main (self, member, pair [1], &kit);
         }
         int fork_errno = errno;
+        //  The child has its own copy.
+        s_kit_free (&kit);
         pthread_sigmask (SIG_SETMASK, &old, NULL);
         close (pair [1]);
         if (pid == -1) {

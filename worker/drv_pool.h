@@ -27,6 +27,11 @@ extern "C" {
 
 typedef struct _drv_pool_t drv_pool_t;
 
+//  Bytes of a handler's failure reason kept, with its NUL: as much as a
+//  result's reason carries (4,096), in a fixed buffer because a member
+//  process may not allocate (drv_pool.c).
+#define DRV_POOL_REASON_MAX 4097
+
 //  The task as a handler sees it (drover_task_t in drover.h).
 struct _drover_task_t {
     uint64_t job_id;                 //  the broker's id
@@ -36,7 +41,8 @@ struct _drover_task_t {
     uint8_t *reply;                  //  output, owned
     size_t reply_size;               //  bytes in reply
     size_t reply_capacity;           //  bytes reply holds (reused across tasks)
-    char *reason;                    //  failure reason, owned, or NULL
+    bool failed;                     //  drover_task_fail was called
+    char reason [DRV_POOL_REASON_MAX];  //  its reason, cut to fit
     int fd;                          //  the member's socket, for progress records
     void *out;                       //  the member's unsent replies, written first
     void *shared;                    //  the member's shared page: latest progress numbers
