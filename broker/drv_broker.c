@@ -568,7 +568,10 @@ s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
         while (first + n < count && (n == 0 || bytes + jobs [first + n]->size <= S_BYTES_PER_MESSAGE)) {
             drv_job_t *job = jobs [first + n];
             s_report_forget (self, job->id);   //  an earlier attempt's
-            if (job->timeout_ms)
+            //  A chunk's timeout is per item and the broker does not know
+            //  how many items it has: its worker times out each one, and
+            //  heartbeats tell if the worker is gone.
+            if (job->timeout_ms && !job->chunk)
                 drv_store_lease_until (self->store, job,
                                        self->now_ms + job->timeout_ms + S_LEASE_GRACE_MS);
             tasks [n++] = (drv_task_t) {
@@ -578,6 +581,7 @@ s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
                 .size = job->size,
                 .timeout_ms = job->timeout_ms,
                 .attempt = job->attempts,
+                .chunk = job->chunk,
             };
             bytes += job->size;
         }
@@ -774,6 +778,7 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
         .unique = msg->unique,
         .detached = msg->detach,
         .now_ms = self->now_ms,
+        .chunk = msg->chunk,
     };
     uint64_t *ids = (uint64_t *) malloc (msg->ntasks * sizeof (uint64_t));
     size_t created = 0, fresh = 0;
@@ -1640,6 +1645,7 @@ s_worker_message (s_server_t *self, zsock_t *sock)
                                     msg->name, msg->functions, msg->nfunctions, msg->slots,
                                     self->now_ms);
             if (peer) {
+                drv_sched_set_chunks (peer, msg->chunks);
                 zsys_info ("broker: worker ready worker=%s slots=%u functions=%zu",
                            drv_peer_name (peer), msg->slots, msg->nfunctions);
                 self->dispatch_due = true;

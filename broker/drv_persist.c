@@ -75,6 +75,10 @@
 //  flags bits in the jobs table.
 #define S_FLAG_DETACHED 1
 #define S_FLAG_FOLLOWER 2
+//  The payload is an encoded Chunk (a map with a chunk size): only
+//  workers that run chunks get it. A bit in the version 2 column, so no
+//  migration; a drover older than chunks would ignore it (docs/protocol.md).
+#define S_FLAG_CHUNK 4
 
 //  Pages of 16 KiB for a new store (an existing one keeps its own): a
 //  1000-job commit of 1 KiB payloads then runs 2.5 times as fast as with
@@ -751,7 +755,8 @@ drv_persist_add (drv_persist_t *self, const drv_record_t *job)
                          : sqlite3_bind_null (stmt, 17);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64 (stmt, 18, (job->detached ? S_FLAG_DETACHED : 0)
-                                               | (job->follower ? S_FLAG_FOLLOWER : 0));
+                                               | (job->follower ? S_FLAG_FOLLOWER : 0)
+                                               | (job->chunk ? S_FLAG_CHUNK : 0));
     if (rc == SQLITE_OK)
         rc = s_step (stmt);
     if (rc != SQLITE_OK)
@@ -923,6 +928,7 @@ s_read_row (drv_persist_t *self, sqlite3_stmt *stmt, drv_record_t *job)
     job->unique = (const char *) sqlite3_column_text (stmt, 16);
     job->detached = (flags & S_FLAG_DETACHED) != 0;
     job->follower = (flags & S_FLAG_FOLLOWER) != 0;
+    job->chunk = (flags & S_FLAG_CHUNK) != 0;
     job->retries = (uint32_t) retries;
     job->failures = (uint32_t) failures;
     job->lost = (uint32_t) lost;

@@ -47,6 +47,7 @@ typedef struct {
     const char *unique;          //  unique key, or NULL
     bool follower;               //  it followed another job with its key at submit
     bool detached;               //  its client does not take the result
+    bool chunk;                  //  its payload is an encoded Chunk (map chunk size)
 } drv_record_t;
 
 //  Open (creating if needed) the store in directory dir (created if missing, mode 0700).

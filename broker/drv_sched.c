@@ -27,6 +27,7 @@ struct _drv_peer_t {
     int64_t last_seen;               //  last message, ms
     int64_t since;                   //  its Ready, ms
     uint64_t done;                   //  results it returned since (drv_broker counts)
+    bool chunks;                     //  runs chunked jobs
 };
 
 struct _drv_sched_t {
@@ -241,6 +242,11 @@ s_take_one (drv_sched_t *self, drv_peer_t *peer)
         peer->next_queue = (peer->next_queue + 1) % peer->nqueues;
         if (!s_may_start (queue))
             continue;
+        //  A chunk's packed payload must not run as one task on a worker
+        //  that does not know chunks.
+        drv_job_t *head = peer->chunks ? NULL : drv_store_peek (queue);
+        if (head && head->chunk)
+            continue;
         drv_job_t *job = drv_store_lease (self->store, queue, peer);
         if (job) {
             job->handle = zlistx_add_end (peer->running, job);
@@ -285,6 +291,12 @@ drv_sched_dispatch (drv_sched_t *self, drv_sched_emit_fn *emit, void *arg)
         peer = next;
     }
     return dispatched;
+}
+
+void
+drv_sched_set_chunks (drv_peer_t *peer, bool chunks)
+{
+    peer->chunks = chunks;
 }
 
 void

@@ -45,6 +45,11 @@ drv_peer_t *drv_sched_ready (drv_sched_t *self, const uint8_t *identity, size_t 
                              const char *name, const char *const *functions, size_t nfunctions,
                              uint32_t slots, int64_t now_ms);
 
+//  The worker runs chunked jobs (drv_job_t.chunk; it said so in its
+//  Ready). A worker that does not is never given one: it takes nothing
+//  from a queue while a chunked job is at its head.
+void drv_sched_set_chunks (drv_peer_t *peer, bool chunks);
+
 //  The worker with this routing identity, or NULL.
 drv_peer_t *drv_sched_find (drv_sched_t *self, const uint8_t *identity, size_t identity_len);
 

@@ -592,6 +592,7 @@ drv_store_submit_opts (drv_store_t *self, drv_queue_t *queue, uint64_t tag,
     job->priority = opts->priority;
     job->detached = opts->detached;
     job->since_s = opts->now_ms > 0 ? (uint32_t) (opts->now_ms / 1000) : 0;
+    job->chunk = opts->chunk;
     if (s_place_new (self, job, opts->unique, opts->run_at_ms) == -1) {
         if (job->unique && job->unique->leader)
             zlistx_delete (job->unique->leader->unique->followers, job->handle);
@@ -612,6 +613,7 @@ drv_store_submit_opts (drv_store_t *self, drv_queue_t *queue, uint64_t tag,
             .unique = job->unique ? job->unique->key : NULL,
             .follower = job->unique && job->unique->leader,
             .detached = opts->detached,
+            .chunk = opts->chunk,
         };
         if (drv_persist_add (self->persist, &record) == -1)
             self->disk_failed = true;
@@ -716,6 +718,7 @@ s_restore_one (const drv_record_t *record, void *arg)
     job->lost = record->lost;
     job->priority = record->priority;
     job->detached = record->detached;
+    job->chunk = record->chunk;
     job->follower_done = record->finished && record->follower;
     job->since_s = restore->now_ms > 0 ? (uint32_t) (restore->now_ms / 1000) : 0;
     int rc = 0;
@@ -806,6 +809,13 @@ drv_store_lease (drv_store_t *self, drv_queue_t *queue, void *worker)
     job->attempts++;
     queue->running++;
     return job;
+}
+
+drv_job_t *
+drv_store_peek (drv_queue_t *queue)
+{
+    s_level_t *level = (s_level_t *) drv_heap_peek (queue->order, NULL);
+    return level ? (drv_job_t *) zlistx_first (level->jobs) : NULL;
 }
 
 void

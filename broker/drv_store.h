@@ -64,6 +64,7 @@ typedef struct {
     bool follower_done;              //  finished with its leader's result
     bool in_outbox;                  //  its id waits in its client's outbox (drv_broker)
     bool progress;                   //  its client asked for its progress reports (drv_broker)
+    bool chunk;                      //  payload is an encoded Chunk: for workers that run them
     uint8_t client_len;              //  bytes in client
     uint8_t client [DRV_PEER_ID_MAX]; //  submitting client's routing id
 } drv_job_t;
@@ -160,6 +161,7 @@ typedef struct {
     uint8_t *owned_payload;          //  malloc'd block holding the payload, taken
                                      //  instead of a copy (freed if no job); or NULL
     int64_t now_ms;                  //  now, for the job's age in views
+    bool chunk;                      //  the payload is an encoded Chunk
 } drv_submit_opts_t;
 
 //  A new QUEUED job, as drv_store_submit, with opts. It joins its queue
@@ -205,6 +207,10 @@ drv_job_t *drv_store_find_tag (drv_store_t *self, const uint8_t *client, size_t 
 //  NULL if empty: it becomes RUNNING on worker, with one more attempt.
 //  Settings are drv_sched's to obey; lease does not look at them.
 drv_job_t *drv_store_lease (drv_store_t *self, drv_queue_t *queue, void *worker);
+
+//  The job at the head of queue, that drv_store_lease would take next,
+//  or NULL if empty.
+drv_job_t *drv_store_peek (drv_queue_t *queue);
 
 //  Put a RUNNING job back at the head of its queue, ahead of its
 //  priority (its worker left).

@@ -69,7 +69,12 @@ typedef struct {
     uint8_t *payload;                //  likewise; freed once the result is in
     size_t size;                     //  bytes in payload
     struct _drover_imap_t *imap;     //  the unordered map it belongs to, or NULL
-    size_t index;                    //  its push position in that map
+    size_t index;                    //  its push position in its map (a chunk's first)
+    bool chunk;                      //  payload is an encoded Chunk of items
+    size_t nitems;                   //  chunk: items in it
+    drover_result_t **items;         //  chunk: each item's result once in, owned
+    size_t items_taken;              //  chunk: items taken so far, in order
+    bool future;                     //  a drover_future_t takes its result
 } s_job_t;
 
 //  One Submit awaiting its acknowledgement.
@@ -134,6 +139,8 @@ struct _drover_imap_t {
     size_t capacity;                 //  entries in order
     zlistx_t *seqs;                  //  Submits not yet acknowledged
     bool unordered;                  //  results are taken as they come
+    size_t chunk_size;               //  pushes per job; 1: one each
+    size_t batch;                    //  pushes buffered at most (payloads' room)
     zlistx_t *arrived;               //  unordered: s_job_t with results, borrowed
     size_t taken;                    //  unordered: results taken so far
 };
@@ -146,6 +153,9 @@ s_job_destroy (void **item)
     s_job_t *job = (s_job_t *) *item;
     if (job) {
         drover_result_destroy (&job->result);
+        for (size_t i = 0; job->items && i < job->nitems; i++)
+            drover_result_destroy (&job->items [i]);
+        free (job->items);
         free (job->function);
         free (job->unique);
         free (job->payload);
@@ -413,6 +423,39 @@ s_on_ack (drover_client_t *self, drv_msg_t *msg)
     }
 }
 
+//  Split a chunk's result into its items' results. Data that is no
+//  ChunkResults for every item (the broker's own results: cancelled,
+//  lost) gives each item the chunk's outcome and reason.
+static void
+s_chunk_unpack (s_job_t *job)
+{
+    drover_result_t *whole = job->result;
+    job->items = (drover_result_t **) calloc (job->nitems ? job->nitems : 1,
+                                              sizeof (drover_result_t *));
+    if (!job->items)
+        return;                     //  s_take_item reports it
+    drv_result_t *parts = whole->size
+                              ? drv_codec_chunk_results_unpack (whole->data, whole->size,
+                                                                job->nitems)
+                              : NULL;
+    for (size_t i = 0; i < job->nitems; i++) {
+        if (parts)
+            job->items [i] = drv_util_result_new (whole->job_id, parts [i].outcome,
+                                                  parts [i].data, parts [i].size,
+                                                  parts [i].reason, whole->attempts);
+        else
+        if (whole->outcome == DROVER_OUTCOME_OK)
+            job->items [i] = drv_util_result_new (whole->job_id, DROVER_OUTCOME_ERROR, NULL, 0,
+                                                  "the worker sent no result for each item of "
+                                                  "the chunk",
+                                                  whole->attempts);
+        else
+            job->items [i] = drv_util_result_new (whole->job_id, whole->outcome, whole->data,
+                                                  whole->size, whole->reason, whole->attempts);
+    }
+    free (parts);
+}
+
 static void
 s_on_results (drover_client_t *self, drv_msg_t *msg)
 {
@@ -427,6 +470,8 @@ s_on_results (drover_client_t *self, drv_msg_t *msg)
             job->result->job_id = job->first_id ? job->first_id : in->job_id;
             free (job->payload);
             job->payload = NULL;
+            if (job->chunk)
+                s_chunk_unpack (job);
         }
         if (job->result && job->async)
             zlistx_add_end (self->ready, job);
@@ -724,7 +769,8 @@ typedef enum {
 static uint64_t
 s_submit_send (drover_client_t *self, const char *function, size_t count,
                const void *const *payloads, const size_t *sizes, const uint64_t *tags,
-               const drover_options_t *options, bool async, s_send_mode_t mode, uint64_t seq)
+               const drover_options_t *options, bool async, bool chunk, s_send_mode_t mode,
+               uint64_t seq)
 {
     if (!drv_codec_valid_function (function)) {
         s_fail (self, DROVER_ERR_INVALID, EINVAL,
@@ -782,6 +828,7 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         .unique = unique,
         .detach = options && options->detach,
         .want_progress = self->progress != NULL,
+        .chunk = chunk,
         .tasks = tasks,
         .ntasks = count,
     };
@@ -829,6 +876,7 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         job->run_at = delay_ms ? zclock_time () + (int64_t) delay_ms : 0;
         job->unique = unique ? strdup (unique) : NULL;
         job->detach = options && options->detach;
+        job->chunk = chunk;
         job->payload = (uint8_t *) malloc (sizes [i] ? sizes [i] : 1);
         if (job->payload && sizes [i])
             memcpy (job->payload, payloads [i], sizes [i]);
@@ -860,6 +908,7 @@ s_send_again (drover_client_t *self, const uint64_t *tags, size_t count, uint64_
                                     .unique = first->unique,
                                     .detach = first->detach};
         s_submit_send (self, first->function, count, payloads, sizes, tags, &options, false,
+                       first->chunk,
                        seq ? S_SEND_AGAIN : S_SEND_AGAIN_NEW_SEQ, seq);
     }
     free (payloads);
@@ -872,6 +921,7 @@ s_same_options (const s_job_t *a, const s_job_t *b)
 {
     return a->timeout_ms == b->timeout_ms && a->retries == b->retries
            && a->priority == b->priority && a->run_at == b->run_at && a->detach == b->detach
+           && a->chunk == b->chunk
            && !a->unique && !b->unique
            && streq (a->function, b->function);
 }
@@ -993,6 +1043,7 @@ s_submit (drover_client_t *self, const char *function, size_t count,
     for (size_t i = 0; i < count; i++)
         tags [i] = self->next_tag++;
     uint64_t seq = s_submit_send (self, function, count, payloads, sizes, tags, options, async,
+                                  false,
                                   S_SEND_NEW, 0);
     int rc = seq ? s_submit_await (self, seq) : -1;
     for (size_t i = 0; rc == 0 && i < count; i++) {
@@ -1137,6 +1188,13 @@ drover_client_wait (drover_client_t *self, uint64_t job_id, int timeout_ms,
     if (job && job->async)
         return s_fail (self, DROVER_ERR_NONE, EINVAL,
                        "job %" PRIu64 " has callbacks: drover_client_poll runs them", job_id);
+    if (job && job->future)
+        return s_fail (self, DROVER_ERR_NONE, EINVAL,
+                       "job %" PRIu64 " has a future: drover_future_get takes its result",
+                       job_id);
+    if (job && job->chunk)
+        return s_fail (self, DROVER_ERR_NONE, EINVAL,
+                       "job %" PRIu64 " is a chunk of a map: the map takes its results", job_id);
     if (!job)
         return s_wait_remote (self, job_id, timeout_ms, result_p);
     int64_t deadline = s_deadline (timeout_ms);
@@ -1740,6 +1798,8 @@ drover_imap_new (drover_client_t *client, const char *function, const drover_opt
     self->payloads = (uint8_t **) calloc (S_BATCH_TASKS, sizeof (uint8_t *));
     self->sizes = (size_t *) calloc (S_BATCH_TASKS, sizeof (size_t));
     self->seqs = zlistx_new ();
+    self->chunk_size = 1;
+    self->batch = S_BATCH_TASKS;
     if (options)
         self->options = *options;
     if (!self->function || !self->payloads || !self->sizes || !self->seqs) {
@@ -1794,6 +1854,57 @@ s_imap_settle (drover_imap_t *self)
     return 0;
 }
 
+//  drover_imap_flush for a chunked map: each run of chunk_size buffered
+//  pushes (the last may be shorter) is packed as one task, one job.
+static int
+s_imap_flush_chunks (drover_imap_t *self)
+{
+    size_t start = self->tail - self->buffered;
+    size_t chunks = (self->buffered + self->chunk_size - 1) / self->chunk_size;
+    uint8_t **packed = (uint8_t **) calloc (chunks, sizeof (uint8_t *));
+    size_t *sizes = (size_t *) calloc (chunks, sizeof (size_t));
+    uint64_t *tags = (uint64_t *) calloc (chunks, sizeof (uint64_t));
+    bool ok = packed && sizes && tags;
+    for (size_t c = 0; ok && c < chunks; c++) {
+        size_t first = c * self->chunk_size;
+        size_t n = self->buffered - first < self->chunk_size ? self->buffered - first
+                                                              : self->chunk_size;
+        packed [c] = drv_codec_chunk_pack (n, (const void *const *) self->payloads + first,
+                                           self->sizes + first, &sizes [c]);
+        tags [c] = self->order [start + first];
+        ok = packed [c] != NULL;
+    }
+    uint64_t seq = 0;
+    if (ok)
+        seq = s_submit_send (self->client, self->function, chunks, (const void *const *) packed,
+                             sizes, tags, &self->options, false, true, S_SEND_NEW, 0);
+    for (size_t c = 0; seq && c < chunks; c++) {
+        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, tags [c]);
+        if (job) {
+            size_t first = c * self->chunk_size;
+            job->imap = self->unordered ? self : NULL;
+            job->index = start + first;
+            job->nitems = self->buffered - first < self->chunk_size ? self->buffered - first
+                                                                     : self->chunk_size;
+        }
+    }
+    for (size_t c = 0; packed && c < chunks; c++)
+        free (packed [c]);
+    free (packed);
+    free (sizes);
+    free (tags);
+    for (size_t i = 0; i < self->buffered; i++)
+        free (self->payloads [i]);
+    self->buffered = 0;
+    self->buffered_bytes = 0;
+    if (!ok)
+        return s_fail (self->client, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    if (!seq)
+        return -1;
+    zlistx_add_end (self->seqs, (void *) (uintptr_t) seq);
+    return s_imap_settle (self);
+}
+
 int
 drover_imap_flush (drover_imap_t *self)
 {
@@ -1806,10 +1917,12 @@ drover_imap_flush (drover_imap_t *self)
         if (s_submit_await (self->client, seq) == -1)
             return -1;
     }
+    if (self->chunk_size > 1)
+        return s_imap_flush_chunks (self);
     uint64_t *tags = self->order + self->tail - self->buffered;
     uint64_t seq = s_submit_send (self->client, self->function, self->buffered,
                                   (const void *const *) self->payloads, self->sizes, tags,
-                                  &self->options, false, S_SEND_NEW, 0);
+                                  &self->options, false, false, S_SEND_NEW, 0);
     for (size_t i = 0; seq && self->unordered && i < self->buffered; i++) {
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, tags [i]);
         if (job) {
@@ -1845,12 +1958,65 @@ drover_imap_push (drover_imap_t *self, const void *payload, size_t size)
         memcpy (copy, payload, size);
     self->payloads [self->buffered] = copy;
     self->sizes [self->buffered] = size;
+    //  In a chunked map the pushes of one chunk share its job's tag.
+    bool same_chunk = self->chunk_size > 1 && self->buffered % self->chunk_size != 0;
+    self->order [self->tail] = same_chunk ? self->order [self->tail - 1] : self->client->next_tag++;
+    self->tail++;
     self->buffered++;
     self->buffered_bytes += size;
-    self->order [self->tail++] = self->client->next_tag++;
-    if (self->buffered == S_BATCH_TASKS || self->buffered_bytes >= S_BATCH_BYTES)
+    if (self->buffered == self->batch
+        || (self->buffered_bytes >= S_BATCH_BYTES
+            && (self->chunk_size == 1 || self->buffered % self->chunk_size == 0)))
         return drover_imap_flush (self);
     return 0;
+}
+
+int
+drover_imap_set_chunk_size (drover_imap_t *self, size_t chunk_size)
+{
+    if (self->tail)
+        return s_fail (self->client, DROVER_ERR_INVALID, EINVAL,
+                       "choose the chunk size of a map before its first push");
+    if (chunk_size > DROVER_CHUNK_SIZE_MAX)
+        return s_fail (self->client, DROVER_ERR_INVALID, EINVAL,
+                       "a chunk size is at most %d, not %zu", DROVER_CHUNK_SIZE_MAX, chunk_size);
+    chunk_size = chunk_size ? chunk_size : 1;
+    //  A batch is whole chunks: as many as fit in S_BATCH_TASKS, at least one.
+    size_t batch = chunk_size * (S_BATCH_TASKS / chunk_size ? S_BATCH_TASKS / chunk_size : 1);
+    if (batch > self->batch) {
+        uint8_t **payloads = (uint8_t **) realloc (self->payloads, batch * sizeof (uint8_t *));
+        if (payloads)
+            self->payloads = payloads;
+        size_t *sizes = (size_t *) realloc (self->sizes, batch * sizeof (size_t));
+        if (sizes)
+            self->sizes = sizes;
+        if (!payloads || !sizes)
+            return s_fail (self->client, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    }
+    self->batch = batch;
+    self->chunk_size = chunk_size;
+    return 0;
+}
+
+//  Take the next item's result of a chunk job (in order) and forget the
+//  job once every item's was taken. NULL (with the error set) if out of
+//  memory.
+static drover_result_t *
+s_take_item (drover_client_t *self, s_job_t *job)
+{
+    drover_result_t *result = NULL;
+    if (job->items && job->items_taken < job->nitems) {
+        result = job->items [job->items_taken];
+        job->items [job->items_taken] = NULL;
+    }
+    job->items_taken++;
+    if (job->items_taken >= job->nitems) {
+        drover_result_t *whole = s_take (self, job);
+        drover_result_destroy (&whole);
+    }
+    if (!result)
+        s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    return result;
 }
 
 int
@@ -1878,7 +2044,9 @@ s_imap_next_unordered (drover_imap_t *self, int timeout_ms, drover_result_t **re
     //  Send what is buffered when nothing sent is left to wait for, or
     //  when asked to wait: a caller polling with 0 between pushes keeps
     //  its batches whole.
-    bool nothing_sent = self->taken >= self->tail - self->buffered;
+    //  A chunked map polled with 0 sends only whole chunks.
+    bool nothing_sent = self->taken >= self->tail - self->buffered
+                        && self->buffered % self->chunk_size == 0;
     if (self->buffered && (timeout_ms != 0 || nothing_sent) && drover_imap_flush (self) == -1)
         return -1;
     int64_t deadline = s_deadline (timeout_ms);
@@ -1886,6 +2054,15 @@ s_imap_next_unordered (drover_imap_t *self, int timeout_ms, drover_result_t **re
         if (s_imap_settle (self) == -1)
             return -1;
         s_job_t *job = (s_job_t *) zlistx_first (self->arrived);
+        if (job && job->chunk) {
+            if (index_p)
+                *index_p = job->index + job->items_taken;
+            if (job->items_taken + 1 >= job->nitems)
+                zlistx_delete (self->arrived, zlistx_cursor (self->arrived));
+            *result_p = s_take_item (self->client, job);
+            self->taken++;
+            return *result_p ? 0 : -1;
+        }
         if (job) {
             zlistx_delete (self->arrived, zlistx_cursor (self->arrived));
             if (index_p)
@@ -1929,9 +2106,15 @@ drover_imap_next_index (drover_imap_t *self, int timeout_ms, drover_result_t **r
         return 1;
     if (index_p)
         *index_p = self->head;
-    //  The next result can only come if its task was sent.
-    if (self->head >= self->tail - self->buffered && drover_imap_flush (self) == -1)
-        return -1;
+    //  The next result can only come if its task was sent. A chunked map
+    //  polled with 0 sends only whole chunks: the caller is still pushing.
+    if (self->head >= self->tail - self->buffered) {
+        if (timeout_ms == 0 && self->buffered % self->chunk_size != 0)
+            return s_fail (self->client, DROVER_ERR_NONE, ETIMEDOUT,
+                           "task %zu of the map waits for its chunk to fill", self->head + 1);
+        if (drover_imap_flush (self) == -1)
+            return -1;
+    }
     int64_t deadline = s_deadline (timeout_ms);
     uint64_t tag = self->order [self->head];
     while (true) {
@@ -1941,6 +2124,12 @@ drover_imap_next_index (drover_imap_t *self, int timeout_ms, drover_result_t **r
         if (!job)
             return s_fail (self->client, DROVER_ERR_INTERNAL, EIO,
                            "task %zu of the map was lost", self->head + 1);
+        if (job->result && job->chunk) {
+            //  Items of a chunk are taken in order, so the next is this one.
+            *result_p = s_take_item (self->client, job);
+            self->head++;
+            return *result_p ? 0 : -1;
+        }
         if (job->result) {
             *result_p = s_take (self->client, job);
             self->head++;
@@ -1975,8 +2164,20 @@ drover_client_map (drover_client_t *self, const char *function, size_t count,
                    const void *const *payloads, const size_t *sizes,
                    const drover_options_t *options, int timeout_ms, drover_result_t **results)
 {
+    return drover_client_map_chunked (self, function, count, payloads, sizes, 1, options,
+                                      timeout_ms, results);
+}
+
+int
+drover_client_map_chunked (drover_client_t *self, const char *function, size_t count,
+                           const void *const *payloads, const size_t *sizes, size_t chunk_size,
+                           const drover_options_t *options, int timeout_ms,
+                           drover_result_t **results)
+{
     memset (results, 0, count * sizeof *results);
     drover_imap_t *imap = drover_imap_new (self, function, options);
+    if (imap && drover_imap_set_chunk_size (imap, chunk_size) == -1)
+        drover_imap_destroy (&imap);
     if (!imap)
         return -1;
     int64_t deadline = s_deadline (timeout_ms);
@@ -1989,5 +2190,285 @@ drover_client_map (drover_client_t *self, const char *function, size_t count,
         for (size_t i = 0; i < count; i++)
             drover_result_destroy (&results [i]);
     drover_imap_destroy (&imap);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  Futures (AsyncResult): one job's result, or a whole map's, collected
+//  when asked. A future's jobs are marked so that nothing else takes
+//  their results; while a future waits, other jobs' results are kept in
+//  the client for whoever waits on them, as with any receive.
+
+struct _drover_future_t {
+    drover_client_t *client;         //  borrowed
+    uint64_t tag;                    //  apply: the job's tag; 0 for a map
+    uint64_t job_id;                 //  apply: the broker's id; 0 for a map
+    drover_imap_t *imap;             //  map: an unordered map collecting, or NULL
+    drover_result_t **results;       //  results as they come in, owned
+    size_t count;                    //  entries in results
+    size_t in;                       //  results in so far
+    bool broken;                     //  the client failed: error says why
+    drover_error_t error_code;       //  its code
+    char error [1024];               //  and its sentence
+};
+
+static drover_future_t *
+s_future_new (drover_client_t *client, size_t count)
+{
+    drover_future_t *self = (drover_future_t *) calloc (1, sizeof *self);
+    if (self)
+        self->results = (drover_result_t **) calloc (count ? count : 1,
+                                                     sizeof (drover_result_t *));
+    if (!self || !self->results) {
+        free (self);
+        s_fail (client, DROVER_ERR_NONE, ENOMEM, "out of memory");
+        return NULL;
+    }
+    self->client = client;
+    self->count = count;
+    return self;
+}
+
+drover_future_t *
+drover_client_apply_future (drover_client_t *self, const char *function, const void *payload,
+                            size_t size, const drover_options_t *options)
+{
+    if (options && options->detach) {
+        s_fail (self, DROVER_ERR_INVALID, EINVAL,
+                "detach goes with drover_client_submit, not with a future");
+        return NULL;
+    }
+    drover_future_t *future = s_future_new (self, 1);
+    if (!future)
+        return NULL;
+    future->tag = self->next_tag;
+    if (s_submit (self, function, 1, &payload, &size, options, false, &future->job_id) == -1) {
+        drover_future_destroy (&future);
+        return NULL;
+    }
+    s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, future->tag);
+    if (job)
+        job->future = true;
+    return future;
+}
+
+drover_future_t *
+drover_client_map_async (drover_client_t *self, const char *function, size_t count,
+                         const void *const *payloads, const size_t *sizes, size_t chunk_size,
+                         const drover_options_t *options)
+{
+    if (count == 0) {
+        s_fail (self, DROVER_ERR_INVALID, EINVAL, "nothing to map");
+        return NULL;
+    }
+    drover_future_t *future = s_future_new (self, count);
+    if (!future)
+        return NULL;
+    future->imap = drover_imap_new (self, function, options);
+    int rc = future->imap ? 0 : -1;
+    if (rc == 0)
+        rc = drover_imap_set_unordered (future->imap, true);
+    if (rc == 0)
+        rc = drover_imap_set_chunk_size (future->imap, chunk_size);
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rc = drover_imap_push (future->imap, payloads [i], sizes [i]);
+    if (rc == 0)
+        rc = drover_imap_flush (future->imap);
+    //  Acknowledged, so that every job has its id (drover_future_cancel).
+    void *seq;
+    while (rc == 0 && (seq = zlistx_first (future->imap->seqs))) {
+        zlistx_delete (future->imap->seqs, zlistx_cursor (future->imap->seqs));
+        rc = s_submit_await (self, (uint64_t) (uintptr_t) seq);
+    }
+    if (rc == -1) {
+        drover_future_destroy (&future);
+        return NULL;
+    }
+    return future;
+}
+
+void
+drover_future_destroy (drover_future_t **self_p)
+{
+    assert (self_p);
+    drover_future_t *self = *self_p;
+    if (self) {
+        //  A result still to come is dropped when it does.
+        s_job_t *job = self->tag ? (s_job_t *) drv_util_u64_lookup (self->client->by_tag,
+                                                                     self->tag)
+                                 : NULL;
+        if (job) {
+            drover_result_t *result = s_take (self->client, job);
+            drover_result_destroy (&result);
+        }
+        drover_imap_destroy (&self->imap);
+        for (size_t i = 0; i < self->count; i++)
+            drover_result_destroy (&self->results [i]);
+        free (self->results);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  The client failed under the future: keep why, for drover_future_get.
+static int
+s_future_break (drover_future_t *self)
+{
+    self->broken = true;
+    self->error_code = self->client->error_code;
+    drv_util_strlcpy (self->error, self->client->error, sizeof self->error);
+    return -1;
+}
+
+//  Take what has arrived for the future. 0, or -1 if the client failed.
+static int
+s_future_collect (drover_future_t *self)
+{
+    if (self->in == self->count || self->broken)
+        return self->broken ? -1 : 0;
+    if (!self->imap) {
+        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, self->tag);
+        if (!job) {
+            s_fail (self->client, DROVER_ERR_INTERNAL, EIO, "job %" PRIu64 " was lost",
+                    self->job_id);
+            return s_future_break (self);
+        }
+        if (job->result) {
+            self->results [0] = s_take (self->client, job);
+            self->in = 1;
+        }
+        return 0;
+    }
+    drover_result_t *result;
+    size_t index;
+    int rc;
+    while (self->in < self->count
+           && (rc = drover_imap_next_index (self->imap, 0, &result, &index)) != 1) {
+        if (rc == -1)
+            return errno == ETIMEDOUT ? 0 : s_future_break (self);
+        if (index < self->count && !self->results [index]) {
+            self->results [index] = result;
+            self->in++;
+        }
+        else
+            drover_result_destroy (&result);
+    }
+    return 0;
+}
+
+bool
+drover_future_ready (drover_future_t *self)
+{
+    //  Take what the socket holds already, without waiting (a map's
+    //  drover_imap_next_index with 0 does that itself).
+    if (s_future_collect (self) == 0 && !self->imap) {
+        int rc = 0;
+        while (self->in < self->count && (rc = s_receive (self->client, 0)) == 1)
+            s_future_collect (self);
+        if (rc == -1)
+            s_future_break (self);
+    }
+    return self->in == self->count || self->broken;
+}
+
+bool
+drover_future_successful (drover_future_t *self)
+{
+    if (self->broken || self->in < self->count)
+        return false;
+    for (size_t i = 0; i < self->count; i++)
+        if (!self->results [i] || self->results [i]->outcome != DROVER_OUTCOME_OK)
+            return false;
+    return true;
+}
+
+int
+drover_future_wait (drover_future_t *self, int timeout_ms)
+{
+    int64_t deadline = s_deadline (timeout_ms);
+    while (!drover_future_ready (self)) {
+        int left = s_left (deadline);
+        if (left == 0)
+            return s_fail (self->client, DROVER_ERR_NONE, ETIMEDOUT,
+                           "%zu of %zu results still to come after %d ms",
+                           self->count - self->in, self->count, timeout_ms);
+        if (s_receive (self->client, left) == -1) {
+            s_future_break (self);
+            break;
+        }
+    }
+    if (self->broken) {
+        self->client->error_code = self->error_code;
+        drv_util_strlcpy (self->client->error, self->error, sizeof self->client->error);
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+int
+drover_future_get (drover_future_t *self, int timeout_ms, const drover_result_t **result_p)
+{
+    if (result_p)
+        *result_p = NULL;
+    if (drover_future_wait (self, timeout_ms) == -1)
+        return -1;
+    if (result_p)
+        *result_p = self->results [0];
+    return 0;
+}
+
+size_t
+drover_future_count (drover_future_t *self)
+{
+    return self->count;
+}
+
+const drover_result_t *
+drover_future_result (drover_future_t *self, size_t index)
+{
+    return index < self->count ? self->results [index] : NULL;
+}
+
+uint64_t
+drover_future_job_id (drover_future_t *self)
+{
+    return self->job_id;
+}
+
+int
+drover_future_cancel (drover_future_t *self)
+{
+    drover_client_t *client = self->client;
+    if (drover_future_ready (self))
+        return 0;
+    size_t count = 0;
+    uint64_t *ids = (uint64_t *) calloc (self->count, sizeof (uint64_t));
+    if (!ids)
+        return s_fail (client, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    if (!self->imap)
+        ids [count++] = self->job_id;
+    else
+        for (size_t i = 0; i < self->imap->tail; i++) {
+            //  One id per job: the pushes of a chunk share theirs.
+            if (i && self->imap->order [i] == self->imap->order [i - 1])
+                continue;
+            s_job_t *job
+                = (s_job_t *) drv_util_u64_lookup (client->by_tag, self->imap->order [i]);
+            if (job && job->job_id && !job->result)
+                ids [count++] = job->job_id;
+        }
+    int rc = 0;
+    if (count) {
+        drv_msg_t msg = {.type = DRV_MSG_CANCEL, .seq = ++client->seq, .job_ids = ids,
+                         .njob_ids = count};
+        drv_msg_t *reply = NULL;
+        rc = s_request (client, &msg, &reply);
+        if (rc == 0 && reply->type != DRV_MSG_STATUS_REPLY)
+            rc = s_fail (client, DROVER_ERR_MALFORMED, EPROTO,
+                         "the broker answered a cancel with something else");
+        drv_msg_destroy (&reply);
+    }
+    free (ids);
     return rc;
 }

@@ -117,6 +117,12 @@ s_usage (FILE *out)
         "                          collector)\n"
         "  --unordered             map: print each result as it comes, not in input\n"
         "                          order (a failure still names its input line)\n"
+        "  --chunk-size N          map: send N input lines per job (default 1); a\n"
+        "                          worker runs the task once per line and returns\n"
+        "                          their results together: less overhead for short\n"
+        "                          tasks. Output, failures and progress stay per line;\n"
+        "                          --retries reruns a failed chunk whole, --timeout\n"
+        "                          is per line\n"
         "  --json                  submit, wait, map, status, cancel, the queue\n"
         "                          commands and jobs, workers, queues, stats: one JSON\n"
         "                          object per line on stdout, e.g.\n"
@@ -390,10 +396,11 @@ s_map_take (drover_imap_t *imap, int timeout_ms, size_t *taken, size_t *failed)
 
 static int
 s_map (drover_client_t *client, const char *function, const drover_options_t *options,
-       bool unordered)
+       bool unordered, size_t chunk_size)
 {
     drover_imap_t *imap = drover_imap_new (client, function, options);
-    if (!imap || (unordered && drover_imap_set_unordered (imap, true) == -1)) {
+    if (!imap || (unordered && drover_imap_set_unordered (imap, true) == -1)
+        || drover_imap_set_chunk_size (imap, chunk_size) == -1) {
         fprintf (stderr, "drover: %s\n", drover_client_error (client));
         drover_imap_destroy (&imap);
         return S_EXIT_USAGE;
@@ -954,6 +961,7 @@ main (int argc, char *argv [])
         {"function", required_argument, 0, 'f'},
         {"jobs", required_argument, 0, 'j'},
         {"unordered", no_argument, 0, 'O'},
+        {"chunk-size", required_argument, 0, 'C'},
         {"curve-secret", required_argument, 0, 'S'},
         {"broker-key", required_argument, 0, 'K'},
         {"json", no_argument, 0, 'J'},
@@ -979,6 +987,7 @@ main (int argc, char *argv [])
     drover_jobs_query_t query = {0};    //  drover jobs: which
     bool filtered = false;          //  --state, --limit or --newest given
     bool prometheus = false;        //  stats: the Prometheus text
+    size_t chunk_size = 1;          //  map: input lines per job
     while ((opt = getopt_long (argc, argv, "b:d:t:r:p:f:j:hV", options, NULL)) != -1) {
         switch (opt) {
             case 'b': broker = optarg; break;
@@ -1059,6 +1068,19 @@ main (int argc, char *argv [])
             case 'O':
                 unordered = true;
                 break;
+            case 'C': {
+                char *end;
+                unsigned long value = strtoul (optarg, &end, 10);
+                if (*end || end == optarg || *optarg == '-' || value < 1
+                    || value > DROVER_CHUNK_SIZE_MAX) {
+                    fprintf (stderr, "drover: --chunk-size wants 1 to %d lines per job, not "
+                                     "'%s'\n",
+                             DROVER_CHUNK_SIZE_MAX, optarg);
+                    return S_EXIT_USAGE;
+                }
+                chunk_size = value;
+                break;
+            }
             case 'J':
                 s_json = true;
                 break;
@@ -1181,6 +1203,10 @@ main (int argc, char *argv [])
         fprintf (stderr, "drover: --data goes with submit only\n");
         return S_EXIT_USAGE;
     }
+    if (chunk_size > 1 && !streq (command, "map")) {
+        fprintf (stderr, "drover: --chunk-size goes with map only\n");
+        return S_EXIT_USAGE;
+    }
     if (steered && !streq (command, "submit")) {
         fprintf (stderr, "drover: --unique and --detach go with submit only\n");
         return S_EXIT_USAGE;
@@ -1262,7 +1288,7 @@ main (int argc, char *argv [])
         status = s_submit (client, arg, data, &task_options);
     else
     if (streq (command, "map"))
-        status = s_map (client, arg, &task_options, unordered);
+        status = s_map (client, arg, &task_options, unordered, chunk_size);
     else
     if (queue)
         status = s_queue (client, command, arg, counted ? argv [optind + 2] : NULL);

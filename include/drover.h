@@ -273,6 +273,63 @@ int drover_client_poll (drover_client_t *self, int timeout_ms);
 //  passes (-1: forever; then -1 with errno ETIMEDOUT).
 int drover_client_join (drover_client_t *self, int timeout_ms);
 
+//  ---------------------------------------------------------------------
+//  Futures (Pool's AsyncResult): the result of one job, or of a whole
+//  map (drover_client_map_async), taken when asked for. The client is
+//  borrowed and must outlive the future. A future's jobs are its own:
+//  drover_client_wait refuses them and no callback sees them. Whatever
+//  else arrives while a future waits is kept for its own waiter.
+
+typedef struct _drover_future_t drover_future_t;
+
+//  Submit one task and return a future for its result (apply_async
+//  without callbacks), once the broker has acknowledged it; NULL on
+//  error (drover_client_error). options->detach is refused.
+drover_future_t *drover_client_apply_future (drover_client_t *self, const char *function,
+                                             const void *payload, size_t size,
+                                             const drover_options_t *options);
+
+//  Destroy, and NULL the pointer. A result not yet in is dropped when
+//  it comes; a map's tasks still running are left to finish unobserved.
+//  Results taken with drover_future_get or _result go with the future.
+void drover_future_destroy (drover_future_t **self_p);
+
+//  Has every result come? Never waits: takes what has arrived on the
+//  socket so far and answers. true also once the client failed (the
+//  broker refused the submit, the connection was refused): then
+//  drover_future_get says why.
+bool drover_future_ready (drover_future_t *self);
+
+//  true if the future is ready and every result is DROVER_OUTCOME_OK;
+//  false otherwise, including before it is ready (call
+//  drover_future_ready first to tell "failed" from "not yet").
+bool drover_future_successful (drover_future_t *self);
+
+//  Wait up to timeout_ms (-1: forever) for every result, then set
+//  *result_p (may be NULL) to the first: the result of an apply future,
+//  borrowed from the future and valid until it is destroyed (get may be
+//  called again). -1 with errno ETIMEDOUT if not ready in time (the
+//  future can be waited on again), or -1 with drover_client_error if
+//  the client failed.
+int drover_future_get (drover_future_t *self, int timeout_ms, const drover_result_t **result_p);
+
+//  How many results the future has in all: 1, or a map's count.
+size_t drover_future_count (drover_future_t *self);
+
+//  Result index (0 to count - 1; for a map, the result of payloads
+//  [index]) once in, else NULL. Borrowed from the future.
+const drover_result_t *drover_future_result (drover_future_t *self, size_t index);
+
+//  The job id of an apply future; 0 for a map's.
+uint64_t drover_future_job_id (drover_future_t *self);
+
+//  Cancel the future's jobs that have no result yet (one Cancel for
+//  all), as drover_client_cancel does; the future then becomes ready
+//  with DROVER_OUTCOME_CANCELLED results for them (or the results of
+//  those that finished first). 0, or -1 if the broker could not be
+//  asked.
+int drover_future_cancel (drover_future_t *self);
+
 //  Cancel a job, any client's: a queued one is removed, a running one is
 //  killed (an exec: task's process group, an in-process handler's pool
 //  process; in threads mode a handler runs on and its result is
@@ -462,6 +519,36 @@ int drover_client_map (drover_client_t *self, const char *function, size_t count
                        const drover_options_t *options, int timeout_ms,
                        drover_result_t **results);
 
+//  The largest chunk size a map takes.
+#define DROVER_CHUNK_SIZE_MAX 100000
+
+//  drover_client_map with a chunk size (Pool.map's chunksize): every
+//  chunk_size consecutive payloads (the last run may be shorter) go as
+//  one job, run by one worker, which calls the handler once per payload
+//  and sends their results back together. results[i] is still the
+//  result of payloads[i], with its own outcome, data and reason (and
+//  the chunk's job id and attempts). Fewer, larger jobs mean less
+//  overhead per task when tasks are short. A chunk's job succeeds only if
+//  every item does; options->retries run a failed chunk again, whole.
+//  options->timeout_ms is per item. 0 or 1 is drover_client_map. Only
+//  workers that say they run chunks are given chunked jobs, and the
+//  broker must know chunks too (docs/protocol.md, "Chunked tasks").
+//  Returns as drover_client_map; -1 if chunk_size is over
+//  DROVER_CHUNK_SIZE_MAX.
+int drover_client_map_chunked (drover_client_t *self, const char *function, size_t count,
+                               const void *const *payloads, const size_t *sizes,
+                               size_t chunk_size, const drover_options_t *options,
+                               int timeout_ms, drover_result_t **results);
+
+//  Start a map as drover_client_map_chunked does (chunk_size 0 or 1: a
+//  job per payload) and return a future for its results (Pool.map_async)
+//  once every task is sent; NULL on error. drover_future_result (f, i)
+//  is the result of payloads[i].
+drover_future_t *drover_client_map_async (drover_client_t *self, const char *function,
+                                          size_t count, const void *const *payloads,
+                                          const size_t *sizes, size_t chunk_size,
+                                          const drover_options_t *options);
+
 //  ---------------------------------------------------------------------
 //  Ordered streaming map (Pool.imap): push payloads as they come, take
 //  results in push order. Pushed tasks are sent in batches; a result is
@@ -495,6 +582,13 @@ size_t drover_imap_pending (drover_imap_t *self);
 //  (Pool.imap_unordered). Call before the first push; 0, or -1 if tasks
 //  were pushed already.
 int drover_imap_set_unordered (drover_imap_t *self, bool unordered);
+
+//  Send every chunk_size consecutive pushes as one job (Pool.imap's
+//  chunksize), as drover_client_map_chunked does; results still come
+//  one per push. A chunk goes when it is full, or with what is buffered
+//  at a flush (drover_imap_next flushes), so a chunk may be shorter.
+//  Call before the first push; 0, or -1 if tasks were pushed already.
+int drover_imap_set_chunk_size (drover_imap_t *self, size_t chunk_size);
 
 //  drover_imap_next that also says which push the result is for: *index_p
 //  is 0 for the first task pushed. In an unordered map this is how a
@@ -530,7 +624,9 @@ typedef int (drover_init_fn) (void *arg);
 //  does not count follows it, so text can be parsed as it is.
 const uint8_t *drover_task_payload (drover_task_t *task, size_t *size);
 
-//  The function name and the job id of the task.
+//  The function name and the job id of the task. An item of a chunked
+//  task (a map with a chunk size) has an id of the worker's own instead,
+//  with the top bit set.
 const char *drover_task_function (drover_task_t *task);
 uint64_t drover_task_job_id (drover_task_t *task);
 

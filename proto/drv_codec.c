@@ -504,6 +504,7 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
             msg->delay_ms = in->delay_ms;
             msg->detach = in->detach;
             msg->want_progress = in->progress;
+            msg->chunk = in->chunk;
             if (in->unique && *in->unique) {
                 msg->unique = s_arena_string (arena, in->unique);
                 if (!msg->unique)
@@ -557,6 +558,7 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                 task->size = spec->payload.len;
                 task->timeout_ms = spec->timeout_ms;
                 task->attempt = spec->attempt;
+                task->chunk = spec->chunk;
                 if (!task->function || !task->payload)
                     return s_reject (DROVER_ERR_INTERNAL, err, err_size,
                                      "decoder arena too small");
@@ -674,6 +676,7 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                 return s_reject (DROVER_ERR_INTERNAL, err, err_size, "decoder arena too small");
             msg->nfunctions = in->n_functions;
             msg->slots = in->slots;
+            msg->chunks = in->chunks;
             for (size_t i = 0; i < in->n_functions; i++) {
                 if (!drv_codec_valid_function (in->functions [i]))
                     return s_reject (DROVER_ERR_INVALID, err, err_size,
@@ -1151,6 +1154,7 @@ drv_codec_encode (const drv_msg_t *msg)
             submit.unique = (char *) (msg->unique ? msg->unique : "");
             submit.detach = msg->detach;
             submit.progress = msg->want_progress;
+            submit.chunk = msg->chunk;
             env.submit = &submit;
             valid = msg->function != NULL;
             break;
@@ -1165,6 +1169,7 @@ drv_codec_encode (const drv_msg_t *msg)
                 tasks [i].payload.len = msg->tasks [i].size;
                 tasks [i].timeout_ms = msg->tasks [i].timeout_ms;
                 tasks [i].attempt = msg->tasks [i].attempt;
+                tasks [i].chunk = msg->tasks [i].chunk;
                 pointers [i] = &tasks [i];
                 valid = valid && tasks [i].function;
             }
@@ -1260,6 +1265,7 @@ drv_codec_encode (const drv_msg_t *msg)
             ready.functions = (char **) msg->functions;
             ready.slots = msg->slots;
             ready.name = (char *) (msg->name ? msg->name : "");
+            ready.chunks = msg->chunks;
             env.ready = &ready;
             break;
         case DRV_MSG_PROGRESS: {
@@ -1326,4 +1332,124 @@ drv_codec_error (uint64_t seq, drover_error_t code, const char *text)
 {
     drv_msg_t msg = {.type = DRV_MSG_ERROR, .seq = seq, .code = code, .text = text};
     return drv_codec_encode (&msg);
+}
+
+//  ---------------------------------------------------------------------
+//  Chunks: the payload and the result data of a chunked job.
+
+uint8_t *
+drv_codec_chunk_pack (size_t count, const void *const *items, const size_t *sizes,
+                      size_t *size_p)
+{
+    ProtobufCBinaryData *fields
+        = (ProtobufCBinaryData *) calloc (count ? count : 1, sizeof *fields);
+    if (!fields)
+        return NULL;
+    for (size_t i = 0; i < count; i++)
+        fields [i] = (ProtobufCBinaryData) {.len = sizes [i], .data = (uint8_t *) items [i]};
+    Drover__Chunk chunk = DROVER__CHUNK__INIT;
+    chunk.n_items = count;
+    chunk.items = fields;
+    size_t size = drover__chunk__get_packed_size (&chunk);
+    uint8_t *packed = (uint8_t *) malloc (size ? size : 1);
+    if (packed)
+        drover__chunk__pack (&chunk, packed);
+    free (fields);
+    *size_p = size;
+    return packed;
+}
+
+drv_chunk_t *
+drv_codec_chunk_unpack (const void *data, size_t size)
+{
+    Drover__Chunk *in = drover__chunk__unpack (NULL, size, (const uint8_t *) data);
+    if (!in)
+        return NULL;
+    //  One block: the struct, the arrays, then each item and a NUL.
+    size_t bytes = sizeof (drv_chunk_t) + in->n_items * (sizeof (uint8_t *) + sizeof (size_t));
+    for (size_t i = 0; i < in->n_items; i++)
+        bytes += in->items [i].len + 1;
+    drv_chunk_t *chunk = in->n_items ? (drv_chunk_t *) calloc (1, bytes) : NULL;
+    if (chunk) {
+        chunk->count = in->n_items;
+        chunk->items = (const uint8_t **) (chunk + 1);
+        chunk->sizes = (size_t *) (chunk->items + in->n_items);
+        uint8_t *next = (uint8_t *) (chunk->sizes + in->n_items);
+        for (size_t i = 0; i < in->n_items; i++) {
+            if (in->items [i].len)
+                memcpy (next, in->items [i].data, in->items [i].len);
+            next [in->items [i].len] = 0;
+            chunk->items [i] = next;
+            chunk->sizes [i] = in->items [i].len;
+            next += in->items [i].len + 1;
+        }
+    }
+    drover__chunk__free_unpacked (in, NULL);
+    return chunk;
+}
+
+uint8_t *
+drv_codec_chunk_results_pack (const drv_result_t *results, size_t count, size_t *size_p)
+{
+    Drover__Result *out = (Drover__Result *) calloc (count ? count : 1, sizeof *out);
+    Drover__Result **pointers = (Drover__Result **) calloc (count ? count : 1, sizeof *pointers);
+    uint8_t *packed = NULL;
+    if (out && pointers) {
+        for (size_t i = 0; i < count; i++) {
+            s_encode_result (&results [i], &out [i]);
+            pointers [i] = &out [i];
+        }
+        Drover__ChunkResults chunk = DROVER__CHUNK_RESULTS__INIT;
+        chunk.n_results = count;
+        chunk.results = pointers;
+        size_t size = drover__chunk_results__get_packed_size (&chunk);
+        packed = (uint8_t *) malloc (size ? size : 1);
+        if (packed)
+            drover__chunk_results__pack (&chunk, packed);
+        *size_p = size;
+    }
+    free (out);
+    free (pointers);
+    return packed;
+}
+
+drv_result_t *
+drv_codec_chunk_results_unpack (const void *data, size_t size, size_t count)
+{
+    Drover__ChunkResults *in
+        = drover__chunk_results__unpack (NULL, size, (const uint8_t *) data);
+    if (!in)
+        return NULL;
+    drv_result_t *results = NULL;
+    bool valid = in->n_results == count && count > 0;
+    size_t bytes = count * sizeof (drv_result_t);
+    for (size_t i = 0; valid && i < count; i++) {
+        const Drover__Result *r = in->results [i];
+        valid = r->outcome >= DROVER__OUTCOME__OUTCOME_OK
+                && r->outcome <= DROVER__OUTCOME__OUTCOME_CANCELLED
+                && s_valid_text (r->reason, DRV_TEXT_MAX);
+        bytes += r->data.len + 1 + (r->reason ? strlen (r->reason) : 0) + 1;
+    }
+    if (valid)
+        results = (drv_result_t *) calloc (1, bytes);
+    if (results) {
+        char *next = (char *) (results + count);
+        for (size_t i = 0; i < count; i++) {
+            const Drover__Result *r = in->results [i];
+            const char *reason = r->reason ? r->reason : "";
+            size_t length = strlen (reason);
+            if (r->data.len)
+                memcpy (next, r->data.data, r->data.len);
+            next [r->data.len] = 0;
+            results [i].data = (const uint8_t *) next;
+            results [i].size = r->data.len;
+            next += r->data.len + 1;
+            memcpy (next, reason, length + 1);
+            results [i].reason = next;
+            next += length + 1;
+            results [i].outcome = (drover_outcome_t) r->outcome;
+        }
+    }
+    drover__chunk_results__free_unpacked (in, NULL);
+    return results;
 }

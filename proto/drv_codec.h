@@ -71,6 +71,7 @@ typedef struct {
     size_t size;                 //  bytes in payload
     uint32_t timeout_ms;         //  Dispatch only; 0: none
     uint32_t attempt;            //  Dispatch only; 1 on first dispatch
+    bool chunk;                  //  Dispatch only; payload is an encoded Chunk
 } drv_task_t;
 
 //  A result: in Results (broker to client), Done (worker to broker) and
@@ -186,6 +187,7 @@ typedef struct {
     bool want_progress;          //  SUBMIT, WAIT: send Progress reports
     drv_progress_t *progress;    //  PROGRESS
     size_t nprogress;            //  entries in progress
+    bool chunk;                  //  SUBMIT: every payload is an encoded Chunk
     drv_queue_info_t queue;      //  QUEUE_CONFIG, QUEUE_INFO
     drv_task_t *tasks;           //  SUBMIT, DISPATCH
     size_t ntasks;               //  entries in tasks
@@ -201,6 +203,7 @@ typedef struct {
     size_t nfunctions;           //  entries in functions
     uint32_t slots;              //  READY
     const char *name;            //  READY
+    bool chunks;                 //  READY: the worker runs chunked tasks
     drover_error_t code;         //  ERROR
     const char *text;            //  ERROR
     drv_jobs_query_t jobs_query; //  JOBS_QUERY
@@ -257,6 +260,33 @@ void drv_msg_destroy (drv_msg_t **self_p);
 
 //  Encode an Error reply with the given code and text.
 zframe_t *drv_codec_error (uint64_t seq, drover_error_t code, const char *text);
+
+//  The items of a chunked task's payload, decoded into one allocation
+//  (free it with free): items [i] is followed by a NUL that sizes [i]
+//  does not count.
+typedef struct {
+    size_t count;                //  items, at least 1
+    const uint8_t **items;       //  each item's bytes
+    size_t *sizes;               //  each item's size
+} drv_chunk_t;
+
+//  Encode count items as a Chunk message; the buffer is the caller's to
+//  free, *size_p its size. NULL if out of memory.
+uint8_t *drv_codec_chunk_pack (size_t count, const void *const *items, const size_t *sizes,
+                               size_t *size_p);
+
+//  Decode a Chunk; NULL if data is not one, or has no items.
+drv_chunk_t *drv_codec_chunk_unpack (const void *data, size_t size);
+
+//  Encode per-item results as a ChunkResults message (job ids, tags and
+//  attempts are left out); the buffer is the caller's to free.
+uint8_t *drv_codec_chunk_results_pack (const drv_result_t *results, size_t count,
+                                       size_t *size_p);
+
+//  Decode a ChunkResults of exactly count results, validated (outcomes,
+//  reason lengths), into one allocation the caller frees; data and reason
+//  point inside it, data followed by a NUL. NULL if data is not that.
+drv_result_t *drv_codec_chunk_results_unpack (const void *data, size_t size, size_t count);
 
 //  Is name a valid function name: 1 to 255 bytes of [A-Za-z0-9_.:/-]?
 bool drv_codec_valid_function (const char *name);

@@ -125,7 +125,29 @@ typedef struct _s_agent_t {
     int progress_timer;              //  sends the reports, or -1
     uint64_t progress_seqs [PROGRESS_SEQS];  //  seqs of the last Progress messages sent
     bool progress_off;               //  this broker does not take Progress
+    zhashx_t *chunks;                //  job id -> s_chunk_t being run, owned
+    zhashx_t *items;                 //  item id -> its s_chunk_t, borrowed
+    uint64_t next_item;              //  the next chunk item's id
 } s_agent_t;
+
+//  ---------------------------------------------------------------------
+//  Chunks. A chunked task (Task.chunk, from a map with a chunk size)
+//  carries many items in one job. Each item runs through the ordinary
+//  path (pool, threads or exec:, sandbox and timeout as any task) under
+//  an item id of its own, with the top bit set so it never equals a
+//  broker's job id. Item results are kept here; once every item has one
+//  they go to the broker as one result of the job, its data an encoded
+//  ChunkResults.
+
+#define S_ITEM_BIT ((uint64_t) 1 << 63)
+
+typedef struct {
+    uint64_t job_id;                 //  the broker's id of the chunk
+    uint64_t first;                  //  item i has id first + i
+    size_t count;                    //  items
+    size_t left;                     //  items without a result yet
+    drover_result_t **results;       //  per item once in, owned
+} s_chunk_t;
 
 //  ---------------------------------------------------------------------
 //  The agent.
@@ -290,6 +312,7 @@ s_send_ready (s_agent_t *self)
         .nfunctions = count,
         .slots = worker->slots + worker->prefetch,
         .name = worker->name,
+        .chunks = true,
     };
     s_send (self, &msg);
     free (names);
@@ -353,12 +376,96 @@ s_flush_done (s_agent_t *self)
     zlistx_purge (self->done);
 }
 
+static void
+s_chunk_destroy (void **item)
+{
+    s_chunk_t *chunk = (s_chunk_t *) *item;
+    if (chunk) {
+        for (size_t i = 0; chunk->results && i < chunk->count; i++)
+            drover_result_destroy (&chunk->results [i]);
+        free (chunk->results);
+        free (chunk);
+        *item = NULL;
+    }
+}
+
+//  Every item of the chunk has a result: queue the chunk's own. It is OK
+//  only if every item is; otherwise it takes the first failed item's
+//  outcome, and says how many failed.
+static void
+s_chunk_finish (s_agent_t *self, s_chunk_t *chunk)
+{
+    drv_result_t *items = (drv_result_t *) calloc (chunk->count, sizeof *items);
+    size_t failed = 0, first_failed = 0;
+    for (size_t i = 0; items && i < chunk->count; i++) {
+        drover_result_t *r = chunk->results [i];
+        items [i] = r ? (drv_result_t) {.outcome = r->outcome, .data = r->data,
+                                        .size = r->size, .reason = r->reason}
+                      : (drv_result_t) {.outcome = DROVER_OUTCOME_ERROR,
+                                        .reason = "worker out of memory"};
+        if (items [i].outcome != DROVER_OUTCOME_OK && failed++ == 0)
+            first_failed = i;
+    }
+    size_t size = 0;
+    uint8_t *packed = items ? drv_codec_chunk_results_pack (items, chunk->count, &size) : NULL;
+    drover_outcome_t outcome = failed ? items [first_failed].outcome : DROVER_OUTCOME_OK;
+    char reason [DRV_TEXT_MAX + 1] = "";
+    if (failed)
+        snprintf (reason, sizeof reason, "%zu of %zu items failed; item %zu: %s", failed,
+                  chunk->count, first_failed + 1, items [first_failed].reason);
+    drover_result_t *result = NULL;
+    if (!packed)
+        result = drv_util_result_new (chunk->job_id, DROVER_OUTCOME_ERROR, NULL, 0,
+                                      "worker out of memory", 0);
+    else
+    if (size > self->worker->max_output) {
+        snprintf (reason, sizeof reason,
+                  "the chunk's results are %zu bytes, more than the limit of %zu: map with a "
+                  "smaller chunk size",
+                  size, self->worker->max_output);
+        result = drv_util_result_new (chunk->job_id, DROVER_OUTCOME_ERROR, NULL, 0, reason, 0);
+    }
+    else
+        result = drv_util_result_new (chunk->job_id, outcome, packed, size, reason, 0);
+    if (result)
+        zlistx_add_end (self->done, result);
+    else
+        zsys_error ("worker: out of memory for result job=%" PRIu64, chunk->job_id);
+    free (packed);
+    free (items);
+    zhashx_delete (self->chunks, drv_util_u64_key (chunk->job_id));
+}
+
+//  A result for item_id: if it is a chunk item, keep it for its chunk
+//  (or drop it, its chunk cancelled) and return true; false for a job.
+static bool
+s_chunk_collect (s_agent_t *self, uint64_t item_id, drover_outcome_t outcome,
+                 const void *data, size_t size, const char *reason)
+{
+    if (!(item_id & S_ITEM_BIT))
+        return false;
+    s_chunk_t *chunk = (s_chunk_t *) drv_util_u64_lookup (self->items, item_id);
+    if (!chunk)
+        return true;
+    zhashx_delete (self->items, drv_util_u64_key (item_id));
+    size_t index = (size_t) (item_id - chunk->first);
+    chunk->results [index]
+        = drv_util_result_new (chunk->job_id, outcome, data, size, reason ? reason : "", 0);
+    if (--chunk->left == 0)
+        s_chunk_finish (self, chunk);
+    return true;
+}
+
 //  drv_pool_result_fn: keep the result, borrowed, until the pass ends.
 static void
 s_on_pool_result (void *arg, uint64_t job_id, drover_outcome_t outcome, const uint8_t *data,
                   size_t size, const char *reason)
 {
     s_agent_t *self = (s_agent_t *) arg;
+    if (s_chunk_collect (self, job_id, outcome, data, size, reason)) {
+        atomic_fetch_add (&self->worker->completed, 1);
+        return;
+    }
     if (s_grow (&self->borrowed, &self->borrowed_capacity, self->nborrowed + 1) == -1) {
         zsys_error ("worker: out of memory for result job=%" PRIu64, job_id);
         return;
@@ -397,11 +504,14 @@ s_finish (s_agent_t *self, s_running_t *task, drover_outcome_t outcome, const vo
         reason = shortened;
     }
     s_drop_progress (self, task->job_id);
-    drover_result_t *result = drv_util_result_new (task->job_id, outcome, data, size, reason, 0);
-    if (result)
-        zlistx_add_end (self->done, result);
-    else
-        zsys_error ("worker: out of memory for result job=%" PRIu64, task->job_id);
+    if (!s_chunk_collect (self, task->job_id, outcome, data, size, reason)) {
+        drover_result_t *result
+            = drv_util_result_new (task->job_id, outcome, data, size, reason, 0);
+        if (result)
+            zlistx_add_end (self->done, result);
+        else
+            zsys_error ("worker: out of memory for result job=%" PRIu64, task->job_id);
+    }
     atomic_fetch_add (&self->worker->completed, 1);
     zlistx_delete (self->running, task->handle);
 }
@@ -463,26 +573,22 @@ s_run_backlog (s_agent_t *self)
 static void
 s_refuse (s_agent_t *self, uint64_t job_id, drover_outcome_t outcome, const char *reason)
 {
+    if (s_chunk_collect (self, job_id, outcome, NULL, 0, reason)) {
+        atomic_fetch_add (&self->worker->completed, 1);
+        return;
+    }
     drover_result_t *result = drv_util_result_new (job_id, outcome, NULL, 0, reason, 0);
     if (result)
         zlistx_add_end (self->done, result);
     atomic_fetch_add (&self->worker->completed, 1);
 }
 
-//  Take one dispatched task. An in-process one goes to the pool's queue
+//  Run one task of function: an in-process one goes to the pool's queue
 //  (handed to its members in batches once the whole Dispatch is in); an
 //  exec: one runs now if a slot is free, else waits in the backlog.
 static void
-s_take_task (s_agent_t *self, const drv_task_t *spec)
+s_take_one (s_agent_t *self, const drv_task_t *spec, s_function_t *function)
 {
-    s_function_t *function = s_find_function (self, spec->function);
-    if (!function) {
-        char reason [DRV_FUNCTION_MAX + 64];
-        snprintf (reason, sizeof reason, "worker %s does not offer '%s'", self->worker->name,
-                  spec->function);
-        s_refuse (self, spec->id, DROVER_OUTCOME_NO_HANDLER, reason);
-        return;
-    }
     if (function->handler) {
         if (drv_pool_submit (self->pool, spec->id, function->pool_index, spec->payload,
                              spec->size, spec->timeout_ms)
@@ -507,12 +613,95 @@ s_take_task (s_agent_t *self, const drv_task_t *spec)
     task->handle = zlistx_add_end (self->backlog, task);
 }
 
+//  Run a chunked task: each item as a task of its own, with the chunk's
+//  timeout each; the results are gathered by s_chunk_collect.
+static void
+s_take_chunk (s_agent_t *self, const drv_task_t *spec, s_function_t *function)
+{
+    if (drv_util_u64_lookup (self->chunks, spec->id))
+        return;                     //  dispatched again while it runs here
+    drv_chunk_t *items = drv_codec_chunk_unpack (spec->payload, spec->size);
+    s_chunk_t *chunk = items ? (s_chunk_t *) calloc (1, sizeof *chunk) : NULL;
+    if (chunk)
+        chunk->results = (drover_result_t **) calloc (items->count, sizeof (drover_result_t *));
+    if (!chunk || !chunk->results) {
+        void *item = chunk;
+        s_chunk_destroy (&item);
+        s_refuse (self, spec->id, DROVER_OUTCOME_ERROR,
+                  items ? "worker out of memory" : "a chunked task whose payload is no chunk");
+        free (items);
+        return;
+    }
+    if (self->next_item < S_ITEM_BIT || self->next_item + items->count < self->next_item)
+        self->next_item = S_ITEM_BIT;
+    chunk->job_id = spec->id;
+    chunk->first = self->next_item;
+    chunk->count = items->count;
+    chunk->left = items->count;
+    self->next_item += items->count;
+    zhashx_insert (self->chunks, drv_util_u64_key (chunk->job_id), chunk);
+    for (size_t i = 0; i < items->count; i++)
+        zhashx_insert (self->items, drv_util_u64_key (chunk->first + i), chunk);
+    uint64_t first = chunk->first;
+    for (size_t i = 0; i < items->count; i++) {
+        drv_task_t item = *spec;
+        item.id = first + i;
+        item.payload = items->items [i];
+        item.size = items->sizes [i];
+        item.chunk = false;
+        //  The last item's result may finish the chunk and free it.
+        s_take_one (self, &item, function);
+    }
+    free (items);
+}
+
+//  Take one dispatched task, a chunked one or not.
+static void
+s_take_task (s_agent_t *self, const drv_task_t *spec)
+{
+    s_function_t *function = s_find_function (self, spec->function);
+    if (!function) {
+        char reason [DRV_FUNCTION_MAX + 64];
+        snprintf (reason, sizeof reason, "worker %s does not offer '%s'", self->worker->name,
+                  spec->function);
+        s_refuse (self, spec->id, DROVER_OUTCOME_NO_HANDLER, reason);
+        return;
+    }
+    if (spec->chunk)
+        s_take_chunk (self, spec, function);
+    else
+        s_take_one (self, spec, function);
+}
+
 //  The broker cancelled a job: kill its task, or drop it if it waits.
 //  In threads mode a running handler cannot be stopped; its result is
 //  ignored.
+static void s_cancel_task (s_agent_t *self, uint64_t job_id);
+
+//  Cancel a chunk: forget it, then stop its items still pending (their
+//  results, if any come, are dropped).
+static void
+s_cancel_chunk (s_agent_t *self, s_chunk_t *chunk)
+{
+    uint64_t first = chunk->first;
+    size_t count = chunk->count;
+    zhashx_delete (self->chunks, drv_util_u64_key (chunk->job_id));
+    for (size_t i = 0; i < count; i++)
+        if (drv_util_u64_lookup (self->items, first + i)) {
+            zhashx_delete (self->items, drv_util_u64_key (first + i));
+            s_cancel_task (self, first + i);
+        }
+}
+
 static void
 s_cancel_task (s_agent_t *self, uint64_t job_id)
 {
+    s_chunk_t *chunk = (s_chunk_t *) drv_util_u64_lookup (self->chunks, job_id);
+    if (chunk) {
+        zsys_info ("worker: cancelling chunk job=%" PRIu64 " items=%zu", job_id, chunk->count);
+        s_cancel_chunk (self, chunk);
+        return;
+    }
     for (s_running_t *task = (s_running_t *) zlistx_first (self->backlog); task;
          task = (s_running_t *) zlistx_next (self->backlog))
         if (task->job_id == job_id) {
@@ -670,8 +859,12 @@ s_agent_actor (zsock_t *pipe, void *args)
     self->progress_timer = -1;
     self->loop = zloop_new ();
     self->dealer = zsock_new (ZMQ_DEALER);
+    self->chunks = drv_util_u64_hash_new ();
+    self->items = drv_util_u64_hash_new ();
+    if (self->chunks)
+        zhashx_set_destructor (self->chunks, s_chunk_destroy);
     if (!self->running || !self->backlog || !self->done || !self->reports || !self->loop
-        || !self->dealer)
+        || !self->dealer || !self->chunks || !self->items)
         snprintf (err, sizeof err, "out of memory");
     else {
         zlistx_set_destructor (self->running, s_running_destroy);
@@ -766,6 +959,8 @@ s_agent_actor (zsock_t *pipe, void *args)
     zlistx_destroy (&self->backlog);
     zlistx_destroy (&self->done);
     zhashx_destroy (&self->reports);
+    zhashx_destroy (&self->items);
+    zhashx_destroy (&self->chunks);
     zloop_destroy (&self->loop);
     drv_handshake_destroy (&self->handshake);
     zsock_destroy (&self->dealer);
