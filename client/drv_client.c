@@ -2458,10 +2458,12 @@ drover_future_cancel (drover_future_t *self)
             if (job && job->job_id && !job->result)
                 ids [count++] = job->job_id;
         }
+    //  In Cancels of S_BATCH_TASKS ids at most.
     int rc = 0;
-    if (count) {
-        drv_msg_t msg = {.type = DRV_MSG_CANCEL, .seq = ++client->seq, .job_ids = ids,
-                         .njob_ids = count};
+    for (size_t first = 0; rc == 0 && first < count; first += S_BATCH_TASKS) {
+        size_t n = count - first < S_BATCH_TASKS ? count - first : S_BATCH_TASKS;
+        drv_msg_t msg = {.type = DRV_MSG_CANCEL, .seq = ++client->seq, .job_ids = ids + first,
+                         .njob_ids = n};
         drv_msg_t *reply = NULL;
         rc = s_request (client, &msg, &reply);
         if (rc == 0 && reply->type != DRV_MSG_STATUS_REPLY)

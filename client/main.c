@@ -120,9 +120,10 @@ s_usage (FILE *out)
         "  --chunk-size N          map: send N input lines per job (default 1); a\n"
         "                          worker runs the task once per line and returns\n"
         "                          their results together: less overhead for short\n"
-        "                          tasks. Output, failures and progress stay per line;\n"
-        "                          --retries reruns a failed chunk whole, --timeout\n"
-        "                          is per line\n"
+        "                          tasks. Output, failures and the progress line's\n"
+        "                          done count stay per line (running and queued are\n"
+        "                          the broker's jobs); --retries reruns a failed\n"
+        "                          chunk whole, --timeout is per line\n"
         "  --json                  submit, wait, map, status, cancel, the queue\n"
         "                          commands and jobs, workers, queues, stats: one JSON\n"
         "                          object per line on stdout, e.g.\n"
@@ -340,6 +341,7 @@ typedef struct {
     int64_t drawn;                   //  when last drawn
     int64_t asked;                   //  when the broker was last asked
     drover_queue_t queue;            //  its counts then
+    size_t chunk_size;               //  lines per job; the broker counts jobs
 } s_progress_t;
 
 //  Redraw at most 5 times a second; ask the broker for running and queued
@@ -371,9 +373,9 @@ s_progress (s_progress_t *self, drover_client_t *client, size_t done, size_t fai
     else
         fprintf (stderr,
                  "\r\033[Kdrover: %zu/%zu done, %zu failed, %" PRIu64 " running, %" PRIu64
-                 " queued (%s, all clients), %.0f/s, ETA %s",
+                 " queued (%s, all clients%s), %.0f/s, ETA %s",
                  done, total, failed, self->queue.running, self->queue.queued, self->function,
-                 rate, eta);
+                 self->chunk_size > 1 ? ", in jobs" : "", rate, eta);
     fflush (stderr);
 }
 
@@ -406,7 +408,7 @@ s_map (drover_client_t *client, const char *function, const drover_options_t *op
         return S_EXIT_USAGE;
     }
     s_progress_t progress = {.shown = isatty (STDERR_FILENO), .function = function,
-                             .started = zclock_mono ()};
+                             .started = zclock_mono (), .chunk_size = chunk_size};
     size_t taken = 0, failed = 0, total = 0;
     char *text = NULL;
     size_t capacity = 0;

@@ -485,6 +485,47 @@ Test (sdk, chunk_size_is_checked)
 //  ---------------------------------------------------------------------
 //  The codec's chunk messages and the scheduler's rule
 
+Test (chunk_parts, flags_cross_the_wire)
+{
+    const char *functions [] = {"f"};
+    drv_msg_t ready = {.type = DRV_MSG_READY, .functions = functions, .nfunctions = 1,
+                       .slots = 2, .name = "w", .chunks = true};
+    drv_task_t task = {.id = 9, .function = "f", .payload = (const uint8_t *) "p", .size = 1,
+                       .chunk = true};
+    drv_msg_t dispatch = {.type = DRV_MSG_DISPATCH, .tasks = &task, .ntasks = 1};
+    drv_msg_t submit = {.type = DRV_MSG_SUBMIT, .function = "f", .tasks = &task, .ntasks = 1,
+                        .chunk = true};
+    drv_msg_t *messages [] = {&ready, &dispatch, &submit};
+    for (size_t i = 0; i < 3; i++) {
+        zframe_t *frame = drv_codec_encode (messages [i]);
+        cr_assert_not_null (frame);
+        drv_msg_t *back = NULL;
+        char err [256];
+        cr_assert_eq (drv_codec_decode (zframe_data (frame), zframe_size (frame), NULL, &back,
+                                        NULL, err, sizeof err),
+                      DROVER_ERR_NONE, "%s", err);
+        if (i == 0)
+            cr_assert (back->chunks);
+        else
+        if (i == 1)
+            cr_assert (back->tasks [0].chunk);
+        else
+            cr_assert (back->chunk);
+        drv_msg_destroy (&back);
+        zframe_destroy (&frame);
+    }
+    //  Unset, they read as false: what an older peer sends.
+    ready.chunks = false;
+    zframe_t *frame = drv_codec_encode (&ready);
+    drv_msg_t *back = NULL;
+    cr_assert_eq (drv_codec_decode (zframe_data (frame), zframe_size (frame), NULL, &back, NULL,
+                                    NULL, 0),
+                  DROVER_ERR_NONE);
+    cr_assert_not (back->chunks);
+    drv_msg_destroy (&back);
+    zframe_destroy (&frame);
+}
+
 //  drv_sched_emit_fn: count what is dispatched.
 static void
 s_emit_count (drv_peer_t *peer, drv_job_t **jobs, size_t n, void *arg)
@@ -636,6 +677,23 @@ Test (chunks, local_mode_map_with_chunk_size)
     drv_test_output_t out = drv_test_run (argv, "1\n2\n3\n4\n5\n", NULL, 60000);
     cr_assert_eq (out.status, 0, "%s", out.err);
     cr_assert_str_eq (out.out, "1\n4\n9\n16\n25\n");
+    drv_test_output_free (&out);
+}
+
+Test (chunks, progress_line_counts_lines_not_chunks)
+{
+    //  script(1) gives drover a terminal for stderr, so it draws progress.
+    if (access ("/usr/bin/script", X_OK) != 0)
+        cr_skip_test ("no /usr/bin/script to give drover a terminal");
+    char command [512];
+    snprintf (command, sizeof command,
+              "seq 10 | %s map sq -j 2 --chunk-size 4 --function 'sq=exec:awk {print($1*$1)}' "
+              ">/dev/null",
+              DRV_CLI_BIN);
+    const char *argv [] = {"/usr/bin/script", "-qec", command, "/dev/null", NULL};
+    drv_test_output_t out = drv_test_run (argv, NULL, NULL, 60000);
+    cr_assert_eq (out.status, 0, "%s%s", out.out, out.err);
+    cr_assert_neq (strstr (out.out, "drover: 10/10 done, 0 failed,"), NULL, "%s", out.out);
     drv_test_output_free (&out);
 }
 
