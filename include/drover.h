@@ -647,7 +647,9 @@ void drover_task_fail (drover_task_t *task, const char *format, ...)
 //  every 200 ms (the partial output of a report made within 50 ms of the
 //  last one that carried its own is dropped, the earlier one's stays),
 //  and the result supersedes any report not yet sent; none is stored or
-//  sent again. 0, or -1 (errno EINVAL) if done > total.
+//  sent again. 0, or -1 (errno EINVAL) if done > total. An item of a
+//  chunked map reports nothing (0 all the same): its result comes with
+//  its chunk's.
 int drover_task_progress (drover_task_t *task, uint64_t done, uint64_t total,
                           const void *partial, size_t size);
 

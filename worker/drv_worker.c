@@ -237,7 +237,9 @@ static void
 s_keep_progress (s_agent_t *self, uint64_t job_id, uint64_t done, uint64_t total,
                  const uint8_t *partial, size_t size)
 {
-    if (self->progress_off || !self->reports || !job_id)
+    //  An item of a chunk is no job the broker knows: a chunk's items
+    //  report no progress (their results come together anyway).
+    if (self->progress_off || !self->reports || !job_id || (job_id & S_ITEM_BIT))
         return;
     if (size > DRV_PROGRESS_PARTIAL_MAX)
         size = DRV_PROGRESS_PARTIAL_MAX;
