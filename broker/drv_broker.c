@@ -2131,8 +2131,8 @@ s_start_metrics (s_server_t *self, char *err, size_t err_size)
 {
     const char *endpoint = self->config->metrics_endpoint;
     if (strncmp (endpoint, "tcp://", 6) != 0 && strncmp (endpoint, "ipc://", 6) != 0) {
-        snprintf (err, err_size, "--metrics wants tcp://HOST:PORT (or HOST:PORT), not %s",
-                  endpoint);
+        snprintf (err, err_size,
+                  "--metrics wants HOST:PORT, tcp://HOST:PORT or ipc://PATH, not %s", endpoint);
         return -1;
     }
     if (!self->config->insecure && !s_is_local (endpoint)) {

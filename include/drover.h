@@ -834,8 +834,8 @@ int drover_broker_set_curve (drover_broker_t *self, const char *secret_file,
 const char *drover_broker_public_key (drover_broker_t *self);
 
 //  Serve Prometheus metrics (the text format, GET /metrics over HTTP) at
-//  endpoint: "HOST:PORT" or tcp://HOST:PORT (port 0 or * binds a free
-//  one); NULL turns it off (the default). Like the other endpoints it is
+//  endpoint: "HOST:PORT", tcp://HOST:PORT (port 0 or * binds a free one)
+//  or ipc://PATH; NULL turns it off (the default). Like the other endpoints it is
 //  loopback only unless drover_broker_set_insecure; CURVE does not cover
 //  it. Set before starting.
 int drover_broker_set_metrics (drover_broker_t *self, const char *endpoint);
