@@ -88,8 +88,7 @@ typedef struct {
     uint64_t retried;                //  failed attempts queued again
     uint64_t requeued;               //  running jobs queued again, worker gone
     uint64_t too_large;              //  messages refused as too large
-    zsock_t *monitor;                //  the clients ROUTER's connection events
-    int64_t clients_connected;       //  client connections now
+    char *clients_bound;             //  the clients endpoint as bound (for the guard's count)
     zsock_t *metrics;                //  STREAM for --metrics (HTTP), or NULL
     zhashx_t *http;                  //  hex connection id -> s_http_t, owns
     char closed [64][2 * 8 + 1];     //  hex ids of HTTP connections the broker closed
@@ -1336,7 +1335,9 @@ s_stats (s_server_t *self)
         .malformed = self->malformed,
         .too_large = self->too_large,
         .cut = self->cut,
-        .clients = self->clients_connected > 0 ? (uint32_t) self->clients_connected : 0,
+        .clients = self->clients_bound
+                       ? (uint32_t) drv_guard_connections (self->guard, self->clients_bound)
+                       : 0,
         .workers = (uint32_t) drv_sched_size (self->sched),
         .jobs = drv_store_size (store),
         .bytes = drv_store_bytes (store),
@@ -1861,57 +1862,6 @@ s_start_auth (s_server_t *self, char *err, size_t err_size)
 }
 
 //  ---------------------------------------------------------------------
-//  Client connections, counted from the clients ROUTER's monitor events.
-
-//  A monitor event: [event:2 value:4][endpoint]. Accepted and
-//  disconnected connections move the count.
-static int
-s_on_monitor (zloop_t *loop, zsock_t *sock, void *arg)
-{
-    (void) loop;
-    s_server_t *self = (s_server_t *) arg;
-    zmsg_t *msg = zmsg_recv (sock);
-    zframe_t *frame = msg ? zmsg_first (msg) : NULL;
-    if (frame && zframe_size (frame) >= 2) {
-        uint16_t event;
-        memcpy (&event, zframe_data (frame), sizeof event);
-        if (event == ZMQ_EVENT_ACCEPTED)
-            self->clients_connected++;
-        else
-        if (event == ZMQ_EVENT_DISCONNECTED && self->clients_connected > 0)
-            self->clients_connected--;
-    }
-    zmsg_destroy (&msg);
-    return 0;
-}
-
-//  Watch the clients ROUTER's connections. -1 with a reason.
-static int
-s_start_monitor (s_server_t *self, char *err, size_t err_size)
-{
-    char endpoint [80], hex [2 * sizeof self->instance + 1];
-    snprintf (endpoint, sizeof endpoint, "inproc://drover-broker-clients-%s",
-              drv_util_hex (self->instance, sizeof self->instance, hex));
-    if (zmq_socket_monitor (zsock_resolve (self->clients), endpoint,
-                            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
-        != 0) {
-        snprintf (err, err_size, "cannot monitor the clients socket: %s",
-                  zmq_strerror (zmq_errno ()));
-        return -1;
-    }
-    //  libzmq sends monitor events blocking from its I/O thread: the
-    //  pipe has no limit, and the loop drains it.
-    self->monitor = zsock_new (ZMQ_PAIR);
-    if (self->monitor)
-        zsock_set_rcvhwm (self->monitor, 0);
-    if (!self->monitor || zsock_connect (self->monitor, "%s", endpoint) == -1) {
-        snprintf (err, err_size, "cannot read the clients socket's events");
-        return -1;
-    }
-    return 0;
-}
-
-//  ---------------------------------------------------------------------
 //  --metrics: GET /metrics over HTTP/1.x on a ZMQ_STREAM socket. Each
 //  connection sends one request (at most 4 KiB, within 10 s) and gets one
 //  answer, then the broker closes it. No keep-alive, no chunking.
@@ -2191,8 +2141,6 @@ drv_broker_actor (zsock_t *pipe, void *args)
     if (self->clients)
         self->workers = s_bind (self->config, self->config->workers_endpoint, DRV_AUTH_WORKERS,
                                 max_frame, S_WORKER_SNDHWM, err, sizeof err);
-    if (self->workers)
-        s_start_monitor (self, err, sizeof err);
     if (!*err && self->config->metrics_endpoint)
         s_start_metrics (self, err, sizeof err);
     self->store = drv_store_new (self->config->keep_results_ms, self->config->max_queue);
@@ -2234,6 +2182,7 @@ drv_broker_actor (zsock_t *pipe, void *args)
         char *metrics = self->metrics ? zsock_last_endpoint (self->metrics) : NULL;
         drv_guard_watch (self->guard, clients);
         drv_guard_watch (self->guard, workers);
+        self->clients_bound = strdup (clients);
         zstr_sendx (pipe, "OK", clients, workers, metrics ? metrics : "", NULL);
         zsys_info ("broker: listening clients=%s workers=%s max_memory=%zu%s%s", clients,
                    workers, max_memory, metrics ? " metrics=" : "", metrics ? metrics : "");
@@ -2247,7 +2196,6 @@ drv_broker_actor (zsock_t *pipe, void *args)
         zloop_reader (self->loop, self->clients, s_on_client, self);
         zloop_reader (self->loop, self->workers, s_on_worker, self);
         zloop_timer (self->loop, DRV_GUARD_INTERVAL_MS, 0, s_on_guard, self);
-        zloop_reader (self->loop, self->monitor, s_on_monitor, self);
         if (self->metrics) {
             zloop_reader (self->loop, self->metrics, s_on_metrics, self);
             zloop_timer (self->loop, S_HTTP_SWEEP_MS, 0, s_on_http_sweep, self);
@@ -2277,9 +2225,7 @@ drv_broker_actor (zsock_t *pipe, void *args)
     drv_store_destroy (&self->store);
     zhashx_destroy (&self->http);
     zsock_destroy (&self->metrics);
-    if (self->monitor)
-        zmq_socket_monitor (zsock_resolve (self->clients), NULL, 0);
-    zsock_destroy (&self->monitor);
+    zstr_free (&self->clients_bound);
     zsock_destroy (&self->workers);
     zsock_destroy (&self->clients);
     drv_guard_destroy (&self->guard);

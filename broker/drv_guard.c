@@ -276,3 +276,36 @@ drv_guard_check (drv_guard_t *self)
     self->trim = self->trim || cut > 0;
     return cut;
 }
+
+size_t
+drv_guard_connections (drv_guard_t *self, const char *endpoint)
+{
+    const char *colon = strncmp (endpoint, "tcp://", 6) == 0 ? strrchr (endpoint, ':') : NULL;
+    long port = colon ? strtol (colon + 1, NULL, 10) : 0;
+    if (port <= 0 || port > 65535)
+        return 0;
+    size_t count = 0;
+    DIR *dir = opendir ("/proc/self/fd");
+    struct dirent *entry;
+    while (dir && (entry = readdir (dir))) {
+        int fd = atoi (entry->d_name);
+        if (fd <= 2 || fd == dirfd (dir))
+            continue;
+        uint64_t inode, received;
+        char peer [INET6_ADDRSTRLEN + 8];
+        struct sockaddr_storage local;
+        socklen_t length = sizeof local;
+        //  Accepted on a watched port and not shut down (it has a peer),
+        //  and on this endpoint's port.
+        if (!s_watched (self, fd, &inode, &received, peer, sizeof peer) || !*peer
+            || getsockname (fd, (struct sockaddr *) &local, &length) == -1)
+            continue;
+        uint16_t local_port = local.ss_family == AF_INET6
+                                  ? ntohs (((struct sockaddr_in6 *) &local)->sin6_port)
+                                  : ntohs (((struct sockaddr_in *) &local)->sin_port);
+        count += local_port == port;
+    }
+    if (dir)
+        closedir (dir);
+    return count;
+}
