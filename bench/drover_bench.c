@@ -7,14 +7,15 @@
 
     Usage:
       drover_bench worker ENDPOINT SLOTS PREFETCH pool|threads
-      drover_bench tput ENDPOINT FUNCTION COUNT SIZE WINDOW
+      drover_bench tput ENDPOINT FUNCTION COUNT SIZE WINDOW [CHUNK]
       drover_bench lat ENDPOINT FUNCTION WARMUP COUNT SIZE
       drover_bench map ENDPOINT CHUNKS PER_CHUNK
       drover_bench serial CHUNKS PER_CHUNK
       drover_bench fill ENDPOINT COUNT SIZE
 
     tput keeps up to WINDOW tasks in flight through drover_imap (pushed in
-    batches, results taken in order) and checks every result; lat runs one
+    batches, results taken in order) and checks every result; with CHUNK,
+    CHUNK tasks go as one job (drover_imap_set_chunk_size); lat runs one
     drover_client_apply at a time. Each prints "RESULT tasks/s p50 p99".
     map and serial print "TOTAL sum SECONDS s"; fill queues COUNT tasks
     for a function no worker offers and returns once all are acknowledged.
@@ -86,14 +87,15 @@ s_client (const char *endpoint)
 }
 
 static int
-s_tput (const char *endpoint, const char *function, size_t count, size_t size, size_t window)
+s_tput (const char *endpoint, const char *function, size_t count, size_t size, size_t window,
+        size_t chunk)
 {
     drover_client_t *client = s_client (endpoint);
     //  Payload i is regenerated for the check; two buffers, no per-task
     //  allocation on the client's own side.
     uint8_t *out = (uint8_t *) malloc (size), *in = (uint8_t *) malloc (size);
     drover_imap_t *imap = drover_imap_new (client, function, NULL);
-    if (!imap || !out || !in)
+    if (!imap || !out || !in || drover_imap_set_chunk_size (imap, chunk) == -1)
         bench_die ("drover_bench: %s", drover_client_error (client));
     size_t pushed = 0, taken = 0;
     int64_t start = bench_now_us ();
@@ -276,8 +278,9 @@ main (int argc, char *argv [])
         return s_worker (argv [2], (unsigned) s_num (argv [3]), (unsigned) s_num (argv [4]),
                          argv [5]);
     drover_set_logstream (NULL);
-    if (streq (mode, "tput") && argc == 7)
-        return s_tput (argv [2], argv [3], s_num (argv [4]), s_num (argv [5]), s_num (argv [6]));
+    if (streq (mode, "tput") && (argc == 7 || argc == 8))
+        return s_tput (argv [2], argv [3], s_num (argv [4]), s_num (argv [5]), s_num (argv [6]),
+                       argc == 8 ? s_num (argv [7]) : 1);
     if (streq (mode, "lat") && argc == 7)
         return s_lat (argv [2], argv [3], s_num (argv [4]), s_num (argv [5]), s_num (argv [6]));
     if (streq (mode, "map") && argc == 5)
