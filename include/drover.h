@@ -533,6 +533,8 @@ int drover_client_map (drover_client_t *self, const char *function, size_t count
 //  options->timeout_ms is per item. 0 or 1 is drover_client_map. Only
 //  workers that say they run chunks are given chunked jobs, and the
 //  broker must know chunks too (docs/protocol.md, "Chunked tasks").
+//  A chunk travels as one payload: its items together must fit the
+//  broker's --max-payload (else the submit is refused, too large).
 //  Returns as drover_client_map; -1 if chunk_size is over
 //  DROVER_CHUNK_SIZE_MAX.
 int drover_client_map_chunked (drover_client_t *self, const char *function, size_t count,
