@@ -116,9 +116,12 @@ s_dropped (drv_handshake_t *self, const char *detail)
                 "probably not the broker's public certificate, or the broker does not use CURVE",
                 self->dropped, detail);
     else
-        s_fail (self, "the broker dropped the handshake %d times in a row (%s): is it a drover "
-                      "broker?",
-                self->dropped, detail);
+        //  A CURVE broker closes on a plain greeting; when it closes before
+        //  this side has read its reason, the drop is all there is to see.
+        s_fail (self, "the broker dropped the handshake %d times in a row (%s): it probably "
+                      "requires CURVE (give this %s --curve-secret and --broker-key), or it is "
+                      "not a drover broker",
+                self->dropped, detail, self->role);
 }
 
 static void
