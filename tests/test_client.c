@@ -67,12 +67,20 @@ static drover_broker_t *broker;
 static drover_worker_t *worker;
 static drover_client_t *client;
 
+//  Heartbeats here tolerate 10 s of silence, not 3: these tests move up
+//  to 72 MiB through one process, and under AddressSanitizer on a busy
+//  machine a worker decoding a 64 MiB Dispatch was taken for dead (and
+//  the job failed as lost). Nothing in this file tests liveness.
+#define S_HEARTBEAT_MS 1000
+#define S_LIVENESS 10
+
 static drover_worker_t *
 s_worker_new (unsigned slots)
 {
     drover_worker_t *w = drover_worker_new (drover_broker_workers_endpoint (broker));
     cr_assert_not_null (w);
     cr_assert_eq (drover_worker_set_slots (w, slots), 0);
+    drover_worker_set_heartbeat (w, S_HEARTBEAT_MS, S_LIVENESS);
     cr_assert_eq (drover_worker_add_handler (w, "square", s_square, NULL), 0);
     cr_assert_eq (drover_worker_add_handler (w, "fail", s_fail, NULL), 0);
     cr_assert_eq (drover_worker_add_handler (w, "slow", s_slow, NULL), 0);
@@ -87,6 +95,7 @@ s_start_broker (size_t max_queue, size_t max_payload)
 {
     broker = drover_broker_new ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
     cr_assert_not_null (broker);
+    drover_broker_set_heartbeat (broker, S_HEARTBEAT_MS, S_LIVENESS);
     if (max_queue)
         drover_broker_set_max_queue (broker, max_queue);
     if (max_payload)
