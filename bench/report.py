@@ -37,8 +37,8 @@ def main(results_path, memory_path, counts_path, report_path):
         cpus = os.cpu_count() or 1
         lines.append("Machine: %d CPUs, load average %s at the start, %s at the end%s" % (
             cpus, load[0], load[1],
-            "" if max(float(x) for x in load) < cpus else
-            " (busy: compare the rows of this run with each other only)"))
+            "" if float(load[0]) < cpus else
+            " (busy before it started: compare the rows of this run with each other only)"))
     for workload in "ABCDE":
         these = [r for r in rows if r["workload"] == workload]
         if not these:
