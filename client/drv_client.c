@@ -1302,6 +1302,22 @@ drover_client_join (drover_client_t *self, int timeout_ms)
     return ran;
 }
 
+//  A queue as the SDK describes it, from the broker's QueueInfo.
+static void
+s_queue_from_info (drover_queue_t *queue, const drv_queue_info_t *in)
+{
+    memset (queue, 0, sizeof *queue);
+    drv_util_strlcpy (queue->function, in->function, sizeof queue->function);
+    queue->limit = in->limit;
+    queue->paused = in->paused;
+    queue->max_queue = in->max_queue;
+    queue->max_queue_in_force = in->max_queue_in_force;
+    queue->queued = in->queued;
+    queue->delayed = in->delayed;
+    queue->running = in->running;
+    queue->workers = in->workers;
+}
+
 //  Send a request answered by a StatusReply, and wait for the reply
 //  (the caller's) or the broker's refusal.
 static int
@@ -1417,19 +1433,8 @@ s_queue_request (drover_client_t *self, drv_queue_info_t *config, drover_queue_t
         rc = s_fail (self, DROVER_ERR_MALFORMED, EPROTO,
                      "the broker answered a queue request with something else");
     else
-    if (queue) {
-        const drv_queue_info_t *in = &reply->queue;
-        memset (queue, 0, sizeof *queue);
-        drv_util_strlcpy (queue->function, in->function, sizeof queue->function);
-        queue->limit = in->limit;
-        queue->paused = in->paused;
-        queue->max_queue = in->max_queue;
-        queue->max_queue_in_force = in->max_queue_in_force;
-        queue->queued = in->queued;
-        queue->delayed = in->delayed;
-        queue->running = in->running;
-        queue->workers = in->workers;
-    }
+    if (queue)
+        s_queue_from_info (queue, &reply->queue);
     drv_msg_destroy (&reply);
     return rc;
 }
@@ -1713,19 +1718,8 @@ drover_client_queues (drover_client_t *self, drover_queue_t **queues_p, size_t *
         drv_msg_destroy (&reply);
         return s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < reply->nqueues; i++) {
-        const drv_queue_info_t *in = &reply->queues [i];
-        drover_queue_t *queue = &queues [i];
-        drv_util_strlcpy (queue->function, in->function, sizeof queue->function);
-        queue->limit = in->limit;
-        queue->paused = in->paused;
-        queue->max_queue = in->max_queue;
-        queue->max_queue_in_force = in->max_queue_in_force;
-        queue->queued = in->queued;
-        queue->delayed = in->delayed;
-        queue->running = in->running;
-        queue->workers = in->workers;
-    }
+    for (size_t i = 0; i < reply->nqueues; i++)
+        s_queue_from_info (&queues [i], &reply->queues [i]);
     *queues_p = queues;
     *count = reply->nqueues;
     if (total)
