@@ -365,3 +365,24 @@ drv_test_cli (drv_test_cluster_t *cluster, const char *const args [], const char
         argv [argc++] = args [i];
     return drv_test_run (argv, input, NULL, timeout_ms);
 }
+
+int
+drv_test_square (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    size_t size;
+    const uint8_t *payload = drover_task_payload (task, &size);
+    long n = strtol ((const char *) payload, NULL, 10);
+    char out [32];
+    int length = snprintf (out, sizeof out, "%ld", n * n);
+    return drover_task_reply (task, out, (size_t) length);
+}
+
+int
+drv_test_echo (drover_task_t *task, void *arg)
+{
+    (void) arg;
+    size_t size;
+    const uint8_t *payload = drover_task_payload (task, &size);
+    return drover_task_reply (task, payload, size);
+}

@@ -14,6 +14,14 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "drover.h"
+
+//  In-process handlers the SDK tests share. square: the payload is a
+//  decimal number, the result its square in decimal; echo: the result is
+//  the payload.
+int drv_test_square (drover_task_t *task, void *arg);
+int drv_test_echo (drover_task_t *task, void *arg);
+
 //  Paths to the built programs and the test scripts.
 #define DRV_BROKER_BIN DROVER_BIN_DIR "/drover-broker"
 #define DRV_WORKER_BIN DROVER_BIN_DIR "/drover-worker"

@@ -11,21 +11,10 @@
 
 #include "drover.h"
 #include "drv_store.h"
+#include "drv_testutil.h"
 
 //  ---------------------------------------------------------------------
 //  Handlers
-
-static int
-s_square (drover_task_t *task, void *arg)
-{
-    (void) arg;
-    size_t size;
-    const uint8_t *payload = drover_task_payload (task, &size);
-    long n = strtol ((const char *) payload, NULL, 10);
-    char out [32];
-    int length = snprintf (out, sizeof out, "%ld", n * n);
-    return drover_task_reply (task, out, (size_t) length);
-}
 
 static int
 s_fail (drover_task_t *task, void *arg)
@@ -33,15 +22,6 @@ s_fail (drover_task_t *task, void *arg)
     (void) arg;
     drover_task_fail (task, "refused job %" PRIu64, drover_task_job_id (task));
     return -1;
-}
-
-static int
-s_echo (drover_task_t *task, void *arg)
-{
-    (void) arg;
-    size_t size;
-    const uint8_t *payload = drover_task_payload (task, &size);
-    return drover_task_reply (task, payload, size);
 }
 
 static int
@@ -81,10 +61,10 @@ s_worker_new (unsigned slots)
     cr_assert_not_null (w);
     cr_assert_eq (drover_worker_set_slots (w, slots), 0);
     drover_worker_set_heartbeat (w, S_HEARTBEAT_MS, S_LIVENESS);
-    cr_assert_eq (drover_worker_add_handler (w, "square", s_square, NULL), 0);
+    cr_assert_eq (drover_worker_add_handler (w, "square", drv_test_square, NULL), 0);
     cr_assert_eq (drover_worker_add_handler (w, "fail", s_fail, NULL), 0);
     cr_assert_eq (drover_worker_add_handler (w, "slow", s_slow, NULL), 0);
-    cr_assert_eq (drover_worker_add_handler (w, "echo", s_echo, NULL), 0);
+    cr_assert_eq (drover_worker_add_handler (w, "echo", drv_test_echo, NULL), 0);
     cr_assert_eq (drover_worker_add_handler (w, "fail_long", s_fail_long, NULL), 0);
     cr_assert_eq (drover_worker_start (w), 0, "%s", drover_worker_error (w));
     return w;

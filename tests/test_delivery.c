@@ -10,6 +10,7 @@
 
 #include "drover.h"
 #include "drv_codec.h"
+#include "drv_testutil.h"
 
 //  Send one message on a DEALER or (with identity) a ROUTER.
 static void
@@ -50,15 +51,6 @@ s_recv (zsock_t *sock, int timeout_ms, zframe_t **identity_p)
     return msg;
 }
 
-static int
-s_echo (drover_task_t *task, void *arg)
-{
-    (void) arg;
-    size_t size;
-    const uint8_t *payload = drover_task_payload (task, &size);
-    return drover_task_reply (task, payload, size);
-}
-
 //  A client that takes a result and does not acknowledge it gets it
 //  again after a few heartbeat intervals, and no more once it has.
 Test (delivery, unacknowledged_result_is_sent_again, .timeout = 60)
@@ -72,7 +64,7 @@ Test (delivery, unacknowledged_result_is_sent_again, .timeout = 60)
     drover_worker_t *worker = drover_worker_new (drover_broker_workers_endpoint (broker));
     cr_assert_not_null (worker);
     drover_worker_set_heartbeat (worker, 100, 3);
-    cr_assert_eq (drover_worker_add_handler (worker, "echo", s_echo, NULL), 0);
+    cr_assert_eq (drover_worker_add_handler (worker, "echo", drv_test_echo, NULL), 0);
     cr_assert_eq (drover_worker_start (worker), 0);
 
     zsock_t *dealer = zsock_new_dealer (drover_broker_clients_endpoint (broker));
@@ -301,7 +293,7 @@ Test (delivery, a_client_that_did_not_read_keeps_its_connection, .timeout = 60)
     drover_broker_t *broker = drover_broker_new ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
     cr_assert_eq (drover_broker_start (broker), 0, "%s", drover_broker_error (broker));
     drover_worker_t *worker = drover_worker_new (drover_broker_workers_endpoint (broker));
-    cr_assert_eq (drover_worker_add_handler (worker, "echo", s_echo, NULL), 0);
+    cr_assert_eq (drover_worker_add_handler (worker, "echo", drv_test_echo, NULL), 0);
     cr_assert_eq (drover_worker_start (worker), 0);
     drover_client_t *client = drover_client_new (drover_broker_clients_endpoint (broker));
     cr_assert_not_null (client);

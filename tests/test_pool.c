@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "drv_guard.h"
 #include "drv_pool.h"
 #include "drv_testutil.h"
 
@@ -107,27 +108,12 @@ s_find (uint64_t job_id)
     return -1;
 }
 
-//  Bytes of heap in use, from the allocator that serves malloc.
-#if defined(__SANITIZE_ADDRESS__)
-#    define S_ASAN 1
-#elif defined(__has_feature)
-#    if __has_feature(address_sanitizer)
-#        define S_ASAN 1
-#    endif
-#endif
-#ifdef S_ASAN
-size_t __sanitizer_get_current_allocated_bytes (void);
-#endif
-
+//  Bytes of heap in use, from the allocator that serves malloc (the
+//  broker's memory guard reads it the same way).
 static int64_t
 s_heap_in_use (void)
 {
-#ifdef S_ASAN
-    return (int64_t) __sanitizer_get_current_allocated_bytes ();
-#else
-    struct mallinfo2 info = mallinfo2 ();
-    return (int64_t) (info.uordblks + info.hblkhd);
-#endif
+    return (int64_t) drv_guard_heap ();
 }
 
 //  pthread_atfork child handler: note the heap as the member starts.

@@ -27,18 +27,6 @@
 //  ---------------------------------------------------------------------
 //  Handlers
 
-static int
-s_square (drover_task_t *task, void *arg)
-{
-    (void) arg;
-    size_t size;
-    const uint8_t *payload = drover_task_payload (task, &size);
-    long n = strtol ((const char *) payload, NULL, 10);
-    char out [32];
-    int length = snprintf (out, sizeof out, "%ld", n * n);
-    return drover_task_reply (task, out, (size_t) length);
-}
-
 //  Squares even numbers, fails odd ones.
 static int
 s_odd_fails (drover_task_t *task, void *arg)
@@ -78,7 +66,8 @@ s_worker_new (unsigned slots, bool threads)
     cr_assert_not_null (w);
     cr_assert_eq (drover_worker_set_slots (w, slots), 0);
     drover_worker_set_threads (w, threads);
-    cr_assert_eq (drover_worker_add_handler (w, threads ? "tsquare" : "square", s_square, NULL),
+    cr_assert_eq (drover_worker_add_handler (w, threads ? "tsquare" : "square", drv_test_square,
+                                             NULL),
                   0);
     if (!threads) {
         cr_assert_eq (drover_worker_add_handler (w, "odd_fails", s_odd_fails, NULL), 0);
