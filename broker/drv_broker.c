@@ -399,6 +399,9 @@ s_job_info (s_server_t *self, drv_job_t *job)
 static void
 s_report_forget (s_server_t *self, uint64_t job_id)
 {
+    //  Called for every dispatch and result: free while no task reports.
+    if (zhashx_size (self->reports) == 0)
+        return;
     s_report_t *report = (s_report_t *) drv_util_u64_lookup (self->reports, job_id);
     if (report) {
         self->report_bytes -= report->size;
