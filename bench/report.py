@@ -1,7 +1,9 @@
 """report - bench/run's table: every figure from results.csv and
-memory.csv, then drover's ratios against the targets of issue 5.
+memory.csv, B's floor from floor.csv (one round trip of plain TCP and of
+ZeroMQ between two processes, under the B table), then drover's ratios
+against the targets of issue 5.
 
-Usage: python3 report.py results.csv memory.csv counts.csv report.txt
+Usage: python3 report.py results.csv memory.csv floor.csv counts.csv report.txt
 """
 
 import csv
@@ -16,14 +18,20 @@ TITLES = {
     "D": "D CPU-bound map, speedup over serial",
     "E": "E 1 MiB payloads",
 }
+# floor.csv's rows, as the report names them.
+FLOOR_NAMES = {"tcp": "plain TCP", "zeromq": "ZeroMQ"}
 
 
 def number(text):
     return float(text) if text not in ("", None) else None
 
 
-def main(results_path, memory_path, counts_path, report_path):
+def main(results_path, memory_path, floor_path, counts_path, report_path):
     rows = list(csv.DictReader(open(results_path)))
+    floors = {}
+    if os.path.exists(floor_path):
+        for r in csv.DictReader(open(floor_path)):
+            floors[r["what"]] = (number(r["p50_us"]), number(r["p99_us"]))
     counts = {}
     for line in open(counts_path):
         workload, system, count = line.strip().split(",")
@@ -54,6 +62,13 @@ def main(results_path, memory_path, counts_path, report_path):
                 r["system"], counts.get((workload, r["system"]), ""),
                 ("%.2f" % tps) if workload == "D" else ("%.0f" % tps),
                 "" if p50 is None else "%.0f" % p50, "" if p99 is None else "%.0f" % p99))
+        if workload == "B":
+            # What two processes on this machine need for one round trip
+            # of 16 bytes, measured in the same run: B's floor.
+            for what, (p50, p99) in floors.items():
+                lines.append("  %-43s %9s %9s" % (
+                    "floor: one round trip, " + FLOOR_NAMES.get(what, what),
+                    "" if p50 is None else "%.0f" % p50, "" if p99 is None else "%.0f" % p99))
     memory = {}
     if os.path.exists(memory_path):
         for r in csv.DictReader(open(memory_path)):
@@ -98,6 +113,10 @@ def main(results_path, memory_path, counts_path, report_path):
             if p and p[1] is not None:
                 checks.append(("B drover p50 vs %s" % peer, "%.0f vs %.0f us" % (b[1], p[1]),
                                "below", b[1] < p[1]))
+        zeromq = floors.get("zeromq", (None, None))[0]
+        if zeromq:
+            checks.append("B drover p50 = %.1f ZeroMQ round trips; a brokered task needs"
+                          " at least 2" % (b[1] / zeromq))
     floor("C", "drover-durable", 50000, "tasks/s")
     floor("D", "drover-2", 1.9, "")
     floor("E", "drover", 1000, "MB/s")
@@ -108,7 +127,11 @@ def main(results_path, memory_path, counts_path, report_path):
         lines.append("")
         lines.append("Targets (issue 5)")
         lines.append("  %-32s %20s %14s  %s" % ("what", "measured", "target", ""))
-        for what, measured, target, met in checks:
+        for check in checks:
+            if isinstance(check, str):  # a note, not a target
+                lines.append("  " + check)
+                continue
+            what, measured, target, met = check
             lines.append("  %-32s %20s %14s  %s" % (what, measured, target,
                                                      "met" if met else "MISSED"))
     text = "\n".join(lines).lstrip("\n") + "\n"
@@ -116,6 +139,6 @@ def main(results_path, memory_path, counts_path, report_path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5:
+    if len(sys.argv) != 6:
         sys.exit(__doc__)
     main(*sys.argv[1:])
