@@ -757,8 +757,6 @@ s_delay_of (const drover_options_t *options)
     return delay;
 }
 
-//  Send one Submit for count tasks with the given tags; records the jobs
-//  and the pending Submit. Returns its seq, or 0 on error.
 //  How s_submit_send treats the tasks it sends.
 typedef enum {
     S_SEND_NEW,                      //  new tasks: record jobs and the Submit
@@ -766,11 +764,16 @@ typedef enum {
     S_SEND_AGAIN_NEW_SEQ             //  known jobs in a new Submit nobody waits on
 } s_send_mode_t;
 
+//  Send one Submit for count tasks with the given tags; records the jobs
+//  and the pending Submit. Returns its seq, or 0 on error. The jobs keep
+//  copies of the payloads, unless owned is given (S_SEND_NEW only):
+//  owned [i] is a malloc'd block holding payloads [i], which the job
+//  takes instead (it sets owned [i] NULL; the caller frees the rest).
 static uint64_t
 s_submit_send (drover_client_t *self, const char *function, size_t count,
                const void *const *payloads, const size_t *sizes, const uint64_t *tags,
                const drover_options_t *options, bool async, bool chunk, s_send_mode_t mode,
-               uint64_t seq)
+               uint64_t seq, uint8_t **owned)
 {
     if (!drv_codec_valid_function (function)) {
         s_fail (self, DROVER_ERR_INVALID, EINVAL,
@@ -877,9 +880,15 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         job->unique = unique ? strdup (unique) : NULL;
         job->detach = options && options->detach;
         job->chunk = chunk;
-        job->payload = (uint8_t *) malloc (sizes [i] ? sizes [i] : 1);
-        if (job->payload && sizes [i])
-            memcpy (job->payload, payloads [i], sizes [i]);
+        if (owned && owned [i]) {
+            job->payload = owned [i];
+            owned [i] = NULL;
+        }
+        else {
+            job->payload = (uint8_t *) malloc (sizes [i] ? sizes [i] : 1);
+            if (job->payload && sizes [i])
+                memcpy (job->payload, payloads [i], sizes [i]);
+        }
         job->size = sizes [i];
         zhashx_insert (self->by_tag, drv_util_u64_key (job->tag), job);
     }
@@ -909,7 +918,7 @@ s_send_again (drover_client_t *self, const uint64_t *tags, size_t count, uint64_
                                     .detach = first->detach};
         s_submit_send (self, first->function, count, payloads, sizes, tags, &options, false,
                        first->chunk,
-                       seq ? S_SEND_AGAIN : S_SEND_AGAIN_NEW_SEQ, seq);
+                       seq ? S_SEND_AGAIN : S_SEND_AGAIN_NEW_SEQ, seq, NULL);
     }
     free (payloads);
     free (sizes);
@@ -1043,8 +1052,7 @@ s_submit (drover_client_t *self, const char *function, size_t count,
     for (size_t i = 0; i < count; i++)
         tags [i] = self->next_tag++;
     uint64_t seq = s_submit_send (self, function, count, payloads, sizes, tags, options, async,
-                                  false,
-                                  S_SEND_NEW, 0);
+                                  false, S_SEND_NEW, 0, NULL);
     int rc = seq ? s_submit_await (self, seq) : -1;
     for (size_t i = 0; rc == 0 && i < count; i++) {
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [i]);
@@ -1871,7 +1879,7 @@ s_imap_flush_chunks (drover_imap_t *self)
     uint64_t seq = 0;
     if (ok)
         seq = s_submit_send (self->client, self->function, chunks, (const void *const *) packed,
-                             sizes, tags, &self->options, false, true, S_SEND_NEW, 0);
+                             sizes, tags, &self->options, false, true, S_SEND_NEW, 0, packed);
     for (size_t c = 0; seq && c < chunks; c++) {
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, tags [c]);
         if (job) {
@@ -1916,7 +1924,7 @@ drover_imap_flush (drover_imap_t *self)
     uint64_t *tags = self->order + self->tail - self->buffered;
     uint64_t seq = s_submit_send (self->client, self->function, self->buffered,
                                   (const void *const *) self->payloads, self->sizes, tags,
-                                  &self->options, false, false, S_SEND_NEW, 0);
+                                  &self->options, false, false, S_SEND_NEW, 0, self->payloads);
     for (size_t i = 0; seq && self->unordered && i < self->buffered; i++) {
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, tags [i]);
         if (job) {
