@@ -1,25 +1,54 @@
-/*  floor_bench - the floor under workload B: one round trip of a small
-    message between two processes on loopback, with nothing else in the
-    way. A brokered task needs at least two of these (client to broker
-    to worker and back), so B's p50 is read against them.
+/*  floor_bench - floors under workloads B and E: what the machine costs
+    with nothing of drover's in the way, measured in the same run.
 
     Usage:
       floor_bench tcp PORT WARMUP COUNT SIZE
       floor_bench zeromq PORT WARMUP COUNT SIZE
+      floor_bench relay PORT COUNT SIZE WINDOW
 
-    tcp     plain TCP on 127.0.0.1 with TCP_NODELAY on both ends: the
-            parent connects, a forked child echoes
-    zeromq  a DEALER (the parent) and a ROUTER (a forked child, echoing)
-            over tcp://127.0.0.1, libzmq without czmq: every message
-            crosses the sender's and the receiver's I/O threads
+    tcp     B's floor: one round trip of a small message between two
+            processes, plain TCP on 127.0.0.1 with TCP_NODELAY on both
+            ends: the parent connects, a forked child echoes
+    zeromq  the same with a DEALER (the parent) and a ROUTER (a forked
+            child, echoing) over tcp://127.0.0.1, libzmq without czmq:
+            every message crosses the sender's and the receiver's I/O
+            threads
+    relay   E's floor: COUNT payloads of SIZE bytes (bench_payload) from
+            a client process through a relay process to 2 worker
+            processes, plain TCP on 127.0.0.1 (TCP_NODELAY everywhere),
+            up to WINDOW in flight; each worker answers with the sum
+            checksum (bench_checksum), as the drover, gearmand and
+            beanstalkd sum workers do, so each payload crosses the relay
+            once, as E's cross the broker
 
-    The child echoes exactly WARMUP + COUNT messages of SIZE bytes and
-    exits; the parent sends them one at a time, checks every echo, times
-    the last COUNT round trips, reaps the child and prints
-    "RESULT round_trips_per_s p50_us p99_us". PORT must be free (bench/run
-    picks it). The child also dies with its parent (PR_SET_PDEATHSIG), on
-    an alarm (60 s plus 1 ms a round trip) and after 10 s of silence, so
-    that nothing outlives a run.
+    A brokered task needs at least two round trips (client to broker to
+    worker and back), so B's p50 is read against tcp and zeromq. In the
+    echo modes the child echoes exactly WARMUP + COUNT messages of SIZE
+    bytes and exits; the parent sends them one at a time, checks every
+    echo, times the last COUNT round trips, reaps the child and prints
+    "RESULT round_trips_per_s p50_us p99_us".
+
+    In relay mode the parent is the client: it forks the relay and the
+    two workers, connects to the relay on PORT, sends the payloads and
+    checks every answer against the payload regenerated from its index,
+    as the other bench clients do, then reaps all three and prints
+    "RESULT payloads_per_s - -", timed from the first send to the last
+    answer. The relay is one thread around poll(2): it reads each
+    payload from the client straight into the send buffer of the worker
+    with fewer payloads in flight (alternating on a tie), and forwards
+    each worker's answer to the client, every byte once through user
+    space, as a broker must at least. The framing, both ways, is a
+    16-byte header (s_frame_t: the payload's index, then the byte count
+    that follows, host order: all on one machine) and the bytes; a
+    payload's count is SIZE, an answer's 8 (the checksum). The workers
+    listen nowhere: the relay has a second listener on a port the kernel
+    picks, made before the fork.
+
+    PORT must be free (bench/run picks it). Every child dies with its
+    parent (PR_SET_PDEATHSIG), on an alarm (60 s plus 1 ms a round trip,
+    or plus 1 s a megabyte relayed) and after 10 s of silence; the
+    parent reaps each, and in relay mode stops and reaps the ones left
+    when it fails, so that nothing outlives a run.
 
     Not a model of drover's own path: no protobuf, no broker, no czmq
     frames; the smallest cost that ZeroMQ or TCP adds on this machine.
@@ -27,8 +56,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -43,14 +74,15 @@
 enum { MAX_SIZE = 4096, SILENCE_MS = 10000 };
 
 //  In the child, before any work: die with the parent, and in any case
-//  after 60 s plus 1 ms per round trip.
+//  after the given seconds (60 s plus 1 ms per round trip for the echo
+//  modes, plus 1 s per megabyte for the relay).
 static void
-s_child_guard (pid_t parent, size_t round_trips)
+s_child_guard (pid_t parent, size_t seconds)
 {
     prctl (PR_SET_PDEATHSIG, SIGTERM);
     if (getppid () != parent)
         _exit (1);
-    alarm ((unsigned) (60 + round_trips / 1000));
+    alarm ((unsigned) (seconds < 86400 ? seconds : 86400));
 }
 
 //  Wait for the child; 0 if it exited with 0.
@@ -158,7 +190,7 @@ s_tcp (int port, size_t warmup, size_t count, size_t size, int64_t *samples, int
     if (child == -1)
         bench_die ("floor_bench: fork: %s", strerror (errno));
     if (child == 0) {
-        s_child_guard (parent, warmup + count);
+        s_child_guard (parent, 60 + (warmup + count) / 1000);
         int fd = accept (listener, NULL, NULL);
         if (fd == -1)
             _exit (1);
@@ -215,7 +247,7 @@ s_zeromq (int port, size_t warmup, size_t count, size_t size, int64_t *samples,
     if (child == -1)
         bench_die ("floor_bench: fork: %s", strerror (errno));
     if (child == 0) {
-        s_child_guard (parent, warmup + count);
+        s_child_guard (parent, 60 + (warmup + count) / 1000);
         void *context = zmq_ctx_new ();
         void *router = context ? zmq_socket (context, ZMQ_ROUTER) : NULL;
         if (!router)
@@ -259,6 +291,505 @@ s_zeromq (int port, size_t warmup, size_t count, size_t size, int64_t *samples,
         bench_die ("floor_bench: the ZeroMQ echo process failed");
 }
 
+//  ---------------------------------------------------------------------
+//  relay: E's floor. The client is the parent; the relay and the two
+//  workers are its children.
+
+//  The framing, both ways: this header, then size bytes.
+typedef struct {
+    uint64_t index;                  //  the payload's number, 0 .. COUNT-1
+    uint64_t size;                   //  bytes that follow: SIZE, or 8 for an answer
+} s_frame_t;
+
+enum {
+    FRAME = sizeof (s_frame_t),      //  header bytes
+    ANSWER = sizeof (s_frame_t) + 8, //  an answer: header and checksum
+    RELAY_WORKERS = 2,               //  as E's 2 workers
+    MAX_RELAY_SIZE = 64 << 20        //  the largest SIZE taken
+};
+
+//  A byte ring, the relay's buffers. A read from a socket goes into the
+//  longest free run and a write takes the longest held run, so that no
+//  byte moves within the relay's memory.
+typedef struct {
+    uint8_t *data;                   //  cap bytes
+    size_t cap;                      //  allocated
+    size_t head;                     //  offset of the oldest byte held
+    size_t count;                    //  bytes held
+} s_ring_t;
+
+static void
+s_ring_init (s_ring_t *self, size_t cap)
+{
+    self->data = (uint8_t *) malloc (cap);
+    if (!self->data)
+        _exit (1);
+    self->cap = cap;
+    self->head = self->count = 0;
+}
+
+static size_t
+s_ring_free (const s_ring_t *self)
+{
+    return self->cap - self->count;
+}
+
+//  The free run after the last byte held; its length in *size.
+static uint8_t *
+s_ring_space (s_ring_t *self, size_t *size)
+{
+    size_t tail = (self->head + self->count) % self->cap;
+    size_t free = s_ring_free (self);
+    *size = free < self->cap - tail ? free : self->cap - tail;
+    return self->data + tail;
+}
+
+//  The run of held bytes from the oldest; its length in *size.
+static uint8_t *
+s_ring_held (s_ring_t *self, size_t *size)
+{
+    *size = self->count < self->cap - self->head ? self->count : self->cap - self->head;
+    return self->data + self->head;
+}
+
+static void
+s_ring_consume (s_ring_t *self, size_t size)
+{
+    self->head = (self->head + size) % self->cap;
+    self->count -= size;
+    if (!self->count)
+        self->head = 0;              //  the next read gets the whole ring
+}
+
+//  Copy size bytes in (the caller checked s_ring_free): two runs at most.
+static void
+s_ring_put (s_ring_t *self, const uint8_t *bytes, size_t size)
+{
+    for (int run = 0; run < 2 && size; run++) {
+        size_t length;
+        uint8_t *space = s_ring_space (self, &length);
+        length = length < size ? length : size;
+        memcpy (space, bytes, length);
+        self->count += length;
+        bytes += length;
+        size -= length;
+    }
+}
+
+//  Copy the oldest size bytes out (the caller checked count): two runs
+//  at most.
+static void
+s_ring_get (s_ring_t *self, uint8_t *bytes, size_t size)
+{
+    for (int run = 0; run < 2 && size; run++) {
+        size_t length;
+        uint8_t *held = s_ring_held (self, &length);
+        length = length < size ? length : size;
+        memcpy (bytes, held, length);
+        s_ring_consume (self, length);
+        bytes += length;
+        size -= length;
+    }
+}
+
+//  One read from fd into the ring, at most limit bytes: the bytes read,
+//  0 if none were ready, -1 on an error or end of file.
+static ssize_t
+s_ring_read (s_ring_t *self, int fd, size_t limit)
+{
+    size_t size;
+    uint8_t *space = s_ring_space (self, &size);
+    ssize_t n = read (fd, space, size < limit ? size : limit);
+    if (n > 0)
+        self->count += (size_t) n;
+    else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        return -1;
+    return n > 0 ? n : 0;
+}
+
+//  One write of the oldest held run to fd: 0, or -1 on an error.
+static int
+s_ring_write (s_ring_t *self, int fd)
+{
+    size_t size;
+    uint8_t *held = s_ring_held (self, &size);
+    ssize_t n = send (fd, held, size, MSG_NOSIGNAL);
+    if (n > 0)
+        s_ring_consume (self, (size_t) n);
+    else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        return -1;
+    return 0;
+}
+
+//  A listening socket on 127.0.0.1:port (0: the kernel picks); returns
+//  it, and the port in *bound.
+static int
+s_listen (int port, int backlog, int *bound)
+{
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    int listener = socket (AF_INET, SOCK_STREAM, 0), one = 1;
+    if (listener == -1
+        || setsockopt (listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1
+        || bind (listener, (struct sockaddr *) &address, sizeof address) == -1
+        || listen (listener, backlog) == -1
+        || getsockname (listener, (struct sockaddr *) &address, &length) == -1)
+        bench_die ("floor_bench: listen on 127.0.0.1:%d: %s", port, strerror (errno));
+    *bound = ntohs (address.sin_port);
+    return listener;
+}
+
+static int
+s_connect (int port)
+{
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    if (fd == -1 || connect (fd, (struct sockaddr *) &address, sizeof address) == -1)
+        bench_die ("floor_bench: connect to 127.0.0.1:%d: %s", port, strerror (errno));
+    s_nodelay (fd);
+    return fd;
+}
+
+//  Accept one connection within SILENCE_MS, non-blocking with
+//  TCP_NODELAY; in a child, which exits on failure.
+static int
+s_relay_accept (int listener)
+{
+    struct pollfd ready = { listener, POLLIN, 0 };
+    if (poll (&ready, 1, SILENCE_MS) != 1)
+        _exit (1);
+    int fd = accept (listener, NULL, NULL);
+    if (fd == -1 || fcntl (fd, F_SETFL, O_NONBLOCK) == -1)
+        _exit (1);
+    s_nodelay (fd);
+    return fd;
+}
+
+//  The relay's side of one worker.
+typedef struct {
+    int fd;                          //  the connection, non-blocking
+    s_ring_t out;                    //  frames on their way to the worker
+    s_ring_t in;                     //  answers from it, not yet whole
+    size_t in_flight;                //  payloads sent, not yet answered
+} s_relay_worker_t;
+
+//  The relay process: accept the workers, then the client; forward
+//  count payloads of size bytes and their answers; exit 0 once the last
+//  answer is written, 1 on anything unexpected. Each pass of the loop
+//  waits at most SILENCE_MS for a socket to be ready, or the relay exits,
+//  and a ready socket moves bytes: the loop ends (the alarm is the
+//  backstop).
+static _Noreturn void
+s_relay (int client_listener, int worker_listener, size_t count, size_t size)
+{
+    s_relay_worker_t workers [RELAY_WORKERS];
+    for (int i = 0; i < RELAY_WORKERS; i++) {
+        workers [i].fd = s_relay_accept (worker_listener);
+        //  Room for two payloads (4 MiB at least): one the worker reads,
+        //  the next coming in behind it.
+        size_t room = 2 * (FRAME + size);
+        s_ring_init (&workers [i].out, room > (4 << 20) ? room : (4 << 20));
+        s_ring_init (&workers [i].in, 4096);
+        workers [i].in_flight = 0;
+    }
+    int client = s_relay_accept (client_listener);
+    close (client_listener);
+    close (worker_listener);
+    s_ring_t back;                   //  answers on their way to the client
+    s_ring_init (&back, 65536);
+
+    s_frame_t frame;                 //  the header of the payload coming in
+    size_t frame_got = 0;            //  bytes of it read
+    int target = -1;                 //  its worker, once the header is whole
+    bool queued = false;             //  its header is in the target's ring
+    size_t body_left = 0;            //  its bytes still to read
+    size_t payloads = 0, answers = 0;
+    int last = RELAY_WORKERS - 1;    //  the worker chosen last, for ties
+
+    while (answers < count || back.count) {
+        //  A whole header goes into its worker's ring once there is room.
+        if (target >= 0 && !queued && s_ring_free (&workers [target].out) >= FRAME) {
+            s_ring_put (&workers [target].out, (const uint8_t *) &frame, FRAME);
+            queued = true;
+        }
+        //  Whole answers go on to the client as there is room.
+        for (int i = 0; i < RELAY_WORKERS; i++) {
+            s_relay_worker_t *worker = &workers [i];
+            while (worker->in.count >= ANSWER && s_ring_free (&back) >= ANSWER) {
+                uint8_t answer [ANSWER];
+                s_ring_get (&worker->in, answer, ANSWER);
+                s_frame_t head;
+                memcpy (&head, answer, FRAME);
+                if (head.size != 8 || !worker->in_flight)
+                    _exit (1);
+                worker->in_flight--;
+                s_ring_put (&back, answer, ANSWER);
+                answers++;
+            }
+        }
+        struct pollfd fds [1 + RELAY_WORKERS];
+        fds [0] = (struct pollfd) { client, POLLRDHUP, 0 };
+        if ((target < 0 && payloads < count)
+            || (target >= 0 && queued && s_ring_free (&workers [target].out)))
+            fds [0].events |= POLLIN;
+        if (back.count)
+            fds [0].events |= POLLOUT;
+        for (int i = 0; i < RELAY_WORKERS; i++) {
+            fds [1 + i] = (struct pollfd) { workers [i].fd, POLLRDHUP, 0 };
+            if (workers [i].out.count)
+                fds [1 + i].events |= POLLOUT;
+            if (s_ring_free (&workers [i].in))
+                fds [1 + i].events |= POLLIN;
+        }
+        int ready = poll (fds, 1 + RELAY_WORKERS, SILENCE_MS);
+        if (ready == -1 && errno == EINTR)
+            continue;
+        if (ready <= 0)
+            _exit (1);
+        //  No peer closes before the last answer: a hang-up is a failure.
+        for (int i = 0; i < 1 + RELAY_WORKERS; i++) {
+            if (fds [i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+                _exit (1);
+        }
+        if ((fds [0].revents & POLLIN) && target < 0) {
+            ssize_t n = read (client, (uint8_t *) &frame + frame_got, FRAME - frame_got);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                _exit (1);
+            frame_got += n > 0 ? (size_t) n : 0;
+            if (frame_got == FRAME) {
+                if (frame.size != size || frame.index >= count)
+                    _exit (1);
+                //  The worker with fewer payloads in flight; on a tie, the
+                //  other one than last time.
+                target = workers [0].in_flight < workers [1].in_flight   ? 0
+                         : workers [1].in_flight < workers [0].in_flight ? 1
+                                                                         : 1 - last;
+                last = target;
+                workers [target].in_flight++;
+                frame_got = 0;
+                queued = false;
+                body_left = size;
+            }
+        }
+        else if (fds [0].revents & POLLIN) {
+            //  The payload's bytes go straight into the worker's ring.
+            ssize_t n = s_ring_read (&workers [target].out, client, body_left);
+            if (n < 0)
+                _exit (1);
+            body_left -= (size_t) n;
+            if (!body_left) {
+                target = -1;
+                payloads++;
+            }
+        }
+        if ((fds [0].revents & POLLOUT) && s_ring_write (&back, client) == -1)
+            _exit (1);
+        for (int i = 0; i < RELAY_WORKERS; i++) {
+            s_relay_worker_t *worker = &workers [i];
+            if ((fds [1 + i].revents & POLLOUT) && s_ring_write (&worker->out, worker->fd) == -1)
+                _exit (1);
+            if ((fds [1 + i].revents & POLLIN)
+                && s_ring_read (&worker->in, worker->fd, SIZE_MAX) < 0)
+                _exit (1);
+        }
+    }
+    close (client);
+    for (int i = 0; i < RELAY_WORKERS; i++)
+        close (workers [i].fd);
+    _exit (0);
+}
+
+//  Read exactly size bytes, or none if the peer has closed: 1 if it had,
+//  0 when read, -1 on an error, a timeout or an end of file midway.
+static int
+s_read_or_end (int fd, uint8_t *buffer, size_t size)
+{
+    ssize_t n;
+    do
+        n = read (fd, buffer, size);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        return 1;
+    if (n < 0)
+        return -1;
+    return s_read_all (fd, buffer + n, size - (size_t) n);
+}
+
+//  A worker process: answer each payload with its checksum, as the sum
+//  workers of drover, gearmand and beanstalkd do; exit 0 when the relay
+//  closes after at most count payloads, 1 on anything else.
+static _Noreturn void
+s_relay_worker (int port, size_t count, size_t size)
+{
+    int fd = s_connect (port);
+    struct timeval silence = { .tv_sec = SILENCE_MS / 1000 };
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &silence, sizeof silence);
+    uint8_t *payload = (uint8_t *) malloc (size);
+    if (!payload)
+        _exit (1);
+    for (size_t i = 0; i <= count; i++) {
+        s_frame_t frame;
+        int rc = s_read_or_end (fd, (uint8_t *) &frame, FRAME);
+        if (rc == 1)
+            break;
+        if (rc == -1 || i == count || frame.size != size
+            || s_read_all (fd, payload, size) == -1)
+            _exit (1);
+        uint8_t answer [ANSWER];
+        uint64_t sum = bench_checksum (payload, size);
+        frame.size = 8;
+        memcpy (answer, &frame, FRAME);
+        memcpy (answer + FRAME, &sum, 8);
+        if (s_write_all (fd, answer, ANSWER) == -1)
+            _exit (1);
+    }
+    close (fd);
+    free (payload);
+    _exit (0);
+}
+
+//  The relay's children, for the parent to reap; 0 once reaped.
+static pid_t s_relay_parent;
+static pid_t s_relay_children [1 + RELAY_WORKERS];
+
+//  At the parent's exit (bench_die's too): stop the children not yet
+//  reaped, by their PIDs, and reap them. Children exit with _exit, so
+//  this runs only in the parent; the check is for a stray exit.
+static void
+s_relay_stop_children (void)
+{
+    if (getpid () != s_relay_parent)
+        return;
+    for (int i = 0; i < 1 + RELAY_WORKERS; i++) {
+        if (s_relay_children [i] > 0) {
+            kill (s_relay_children [i], SIGTERM);
+            s_reap (s_relay_children [i]);
+            s_relay_children [i] = 0;
+        }
+    }
+}
+
+//  The client, in the parent: send count payloads with up to window in
+//  flight on one non-blocking connection, check every answer, return
+//  the microseconds from the first send to the last answer. Each pass
+//  of the loop waits at most SILENCE_MS for the socket to be ready, or
+//  the client dies, and a ready socket moves bytes: the loop ends
+//  (bench/run's time limit is the backstop).
+static int64_t
+s_relay_client (int port, size_t count, size_t size, size_t window)
+{
+    int fd = s_connect (port);
+    if (fcntl (fd, F_SETFL, O_NONBLOCK) == -1)
+        bench_die ("floor_bench: relay: O_NONBLOCK: %s", strerror (errno));
+    //  One frame buffer and one for the check: payload i is regenerated
+    //  for its answer, as the other bench clients do.
+    uint8_t *out = (uint8_t *) malloc (FRAME + size), *expected = (uint8_t *) malloc (size);
+    bool *seen = (bool *) calloc (count, sizeof (bool));
+    if (!out || !expected || !seen)
+        bench_die ("floor_bench: out of memory");
+    uint8_t in [4096];               //  answers read, not yet checked
+    size_t held = 0;
+    size_t sent = 0;                 //  payloads begun
+    size_t written = FRAME + size;   //  bytes of the current one written
+    size_t received = 0;             //  answers checked
+    int64_t start = bench_now_us ();
+    while (received < count) {
+        if (written == FRAME + size && sent < count && sent - received < window) {
+            s_frame_t head = { sent, size };
+            memcpy (out, &head, FRAME);
+            bench_payload (out + FRAME, size, sent);
+            sent++;
+            written = 0;
+        }
+        struct pollfd ready = { fd, POLLIN, 0 };
+        if (written < FRAME + size)
+            ready.events |= POLLOUT;
+        int n = poll (&ready, 1, SILENCE_MS);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            bench_die ("floor_bench: relay: nothing moved in %d s (%zu of %zu answers)",
+                       SILENCE_MS / 1000, received, count);
+        if (ready.revents & POLLOUT) {
+            ssize_t done = send (fd, out + written, FRAME + size - written, MSG_NOSIGNAL);
+            if (done > 0)
+                written += (size_t) done;
+            else if (done == 0 || (errno != EAGAIN && errno != EINTR))
+                bench_die ("floor_bench: relay: send: %s", strerror (errno));
+        }
+        if (ready.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t got = read (fd, in + held, sizeof in - held);
+            if (got == 0)
+                bench_die ("floor_bench: relay closed after %zu of %zu answers", received, count);
+            if (got < 0 && errno != EAGAIN && errno != EINTR)
+                bench_die ("floor_bench: relay: read: %s", strerror (errno));
+            held += got > 0 ? (size_t) got : 0;
+            size_t used = 0;
+            for (; held - used >= ANSWER; used += ANSWER) {
+                s_frame_t head;
+                uint64_t sum;
+                memcpy (&head, in + used, FRAME);
+                memcpy (&sum, in + used + FRAME, 8);
+                if (head.size != 8 || head.index >= sent || seen [head.index])
+                    bench_die ("floor_bench: relay: unexpected answer %" PRIu64, head.index);
+                seen [head.index] = true;
+                bench_payload (expected, size, head.index);
+                if (sum != bench_checksum (expected, size))
+                    bench_die ("floor_bench: relay: payload %" PRIu64 ": wrong checksum",
+                               head.index);
+                received++;
+            }
+            memmove (in, in + used, held - used);
+            held -= used;
+        }
+    }
+    int64_t elapsed = bench_now_us () - start;
+    close (fd);
+    free (out);
+    free (expected);
+    free (seen);
+    return elapsed;
+}
+
+//  Fork the relay and its workers, run the client, reap all three;
+//  returns the payloads per second.
+static double
+s_relay_run (int port, size_t count, size_t size, size_t window)
+{
+    s_relay_parent = getpid ();
+    atexit (s_relay_stop_children);
+    int worker_port;
+    int client_listener = s_listen (port, 1, &port);
+    int worker_listener = s_listen (0, RELAY_WORKERS, &worker_port);
+    size_t seconds = 60 + count * size / 1000000;
+    for (int i = 0; i < 1 + RELAY_WORKERS; i++) {
+        pid_t child = fork ();
+        if (child == -1)
+            bench_die ("floor_bench: fork: %s", strerror (errno));
+        if (child == 0) {
+            s_child_guard (s_relay_parent, seconds);
+            if (i == 0)
+                s_relay (client_listener, worker_listener, count, size);
+            close (client_listener);
+            close (worker_listener);
+            s_relay_worker (worker_port, count, size);
+        }
+        s_relay_children [i] = child;
+    }
+    close (client_listener);
+    close (worker_listener);
+    int64_t elapsed = s_relay_client (port, count, size, window);
+    for (int i = 0; i < 1 + RELAY_WORKERS; i++) {
+        int rc = s_reap (s_relay_children [i]);
+        s_relay_children [i] = 0;
+        if (rc == -1)
+            bench_die ("floor_bench: the relay's %s failed", i == 0 ? "relay process" : "worker");
+    }
+    return (double) count * 1e6 / (double) (elapsed > 0 ? elapsed : 1);
+}
+
 static size_t
 s_num (const char *text)
 {
@@ -272,8 +803,21 @@ s_num (const char *text)
 int
 main (int argc, char *argv [])
 {
-    if (argc != 6 || (strcmp (argv [1], "tcp") != 0 && strcmp (argv [1], "zeromq") != 0)) {
-        fprintf (stderr, "usage: floor_bench tcp|zeromq PORT WARMUP COUNT SIZE\n");
+    bench_tune_malloc ();
+    const char *mode = argc > 1 ? argv [1] : "";
+    if (argc == 6 && strcmp (mode, "relay") == 0) {
+        size_t port = s_num (argv [2]), count = s_num (argv [3]), size = s_num (argv [4]),
+               window = s_num (argv [5]);
+        if (port == 0 || port > 65535 || count == 0 || count > 10000000 || size == 0
+            || size > MAX_RELAY_SIZE || window == 0)
+            bench_die ("floor_bench: PORT 1-65535, COUNT 1-10000000, SIZE 1-%d, WINDOW 1 or more",
+                       MAX_RELAY_SIZE);
+        bench_report (s_relay_run ((int) port, count, size, window), -1, -1);
+        return 0;
+    }
+    if (argc != 6 || (strcmp (mode, "tcp") != 0 && strcmp (mode, "zeromq") != 0)) {
+        fprintf (stderr, "usage: floor_bench tcp|zeromq PORT WARMUP COUNT SIZE\n"
+                         "       floor_bench relay PORT COUNT SIZE WINDOW\n");
         return 2;
     }
     size_t port = s_num (argv [2]), warmup = s_num (argv [3]), count = s_num (argv [4]),

@@ -1,7 +1,8 @@
 """report - bench/run's table: every figure from results.csv and
-memory.csv, B's floor from floor.csv (one round trip of plain TCP and of
-ZeroMQ between two processes, under the B table), then drover's ratios
-against the targets of issue 5.
+memory.csv, the floors from floor.csv (B's: one round trip of plain TCP
+and of ZeroMQ between two processes, under the B table; E's: 1 MiB
+payloads through a relay process over plain TCP, under the E table),
+then drover's ratios against the targets of issue 5.
 
 Usage: python3 report.py results.csv memory.csv floor.csv counts.csv report.txt
 """
@@ -18,7 +19,8 @@ TITLES = {
     "D": "D CPU-bound map, speedup over serial",
     "E": "E 1 MiB payloads",
 }
-# floor.csv's rows, as the report names them.
+# floor.csv's round-trip rows (B), as the report names them; the relay
+# row (E) has MB/s instead.
 FLOOR_NAMES = {"tcp": "plain TCP", "zeromq": "ZeroMQ"}
 
 
@@ -28,10 +30,14 @@ def number(text):
 
 def main(results_path, memory_path, floor_path, counts_path, report_path):
     rows = list(csv.DictReader(open(results_path)))
-    floors = {}
+    floors = {}  # B's: what -> (p50, p99)
+    relay = None  # E's: MB/s through the relay
     if os.path.exists(floor_path):
         for r in csv.DictReader(open(floor_path)):
-            floors[r["what"]] = (number(r["p50_us"]), number(r["p99_us"]))
+            if r["what"] == "relay":
+                relay = number(r.get("mb_per_s"))
+            else:
+                floors[r["what"]] = (number(r["p50_us"]), number(r["p99_us"]))
     counts = {}
     for line in open(counts_path):
         workload, system, count = line.strip().split(",")
@@ -69,6 +75,10 @@ def main(results_path, memory_path, floor_path, counts_path, report_path):
                 lines.append("  %-43s %9s %9s" % (
                     "floor: one round trip, " + FLOOR_NAMES.get(what, what),
                     "" if p50 is None else "%.0f" % p50, "" if p99 is None else "%.0f" % p99))
+        if workload == "E" and relay is not None:
+            # What plain sockets move here through one relay process in
+            # the same run: E's floor.
+            lines.append("  floor: 1 MiB through a relay process, plain TCP   %.0f MB/s" % relay)
     memory = {}
     if os.path.exists(memory_path):
         for r in csv.DictReader(open(memory_path)):
@@ -120,6 +130,10 @@ def main(results_path, memory_path, floor_path, counts_path, report_path):
     floor("C", "drover-durable", 50000, "tasks/s")
     floor("D", "drover-2", 1.9, "")
     floor("E", "drover", 1000, "MB/s")
+    e = figure.get(("E", "drover"))
+    if e and relay:
+        checks.append("E drover = %.0f%% of the relay floor (%.0f MB/s)" % (e[0] / relay * 100,
+                                                                          relay))
     if "drover" in memory:
         per = float(memory["drover"]["bytes_per_job_beyond_payload"])
         checks.append(("memory drover", "%.0f B/job" % per, "<= 300 B/job", per <= 300))
