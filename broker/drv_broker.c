@@ -214,28 +214,37 @@ s_outbox_destroy (void **item)
     }
 }
 
-//  Send [identity][frame] without blocking; destroys frame. Returns -1
-//  with errno EHOSTUNREACH (peer gone) or EAGAIN (peer's queue full).
+//  Send [identity][frame][extra...] without blocking; destroys frame,
+//  and sends the nextra payload frames in extra shared (they stay the
+//  caller's). Returns -1 with errno EHOSTUNREACH (peer gone) or EAGAIN
+//  (peer's queue full).
 static int
-s_send (zsock_t *sock, const uint8_t *identity, size_t identity_len, zframe_t **frame_p)
+s_send (zsock_t *sock, const uint8_t *identity, size_t identity_len, zframe_t **frame_p,
+        zframe_t **extra, size_t nextra)
 {
     zframe_t *frame = *frame_p;
     *frame_p = NULL;
     if (!frame)
         return -1;
-    //  The frame's message goes to libzmq as it is, not copied again.
+    //  The frame's message goes to libzmq as it is, not copied again; the
+    //  payload frames after it are shared with the store (ZFRAME_REUSE:
+    //  libzmq counts references to their data). Once the first part is
+    //  taken, libzmq takes the rest of the message.
     int rc = zmq_send (zsock_resolve (sock), identity, identity_len,
                        ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (rc != -1)
-        rc = zframe_send (&frame, sock, ZFRAME_DONTWAIT);
+        rc = zframe_send (&frame, sock, ZFRAME_DONTWAIT | (nextra ? ZFRAME_MORE : 0));
+    for (size_t i = 0; rc != -1 && i < nextra; i++)
+        rc = zframe_send (&extra [i], sock,
+                          ZFRAME_REUSE | ZFRAME_DONTWAIT | (i + 1 < nextra ? ZFRAME_MORE : 0));
     zframe_destroy (&frame);
     return rc == -1 ? -1 : 0;
 }
 
 //  Encode and send a message, stamped with this broker's instance id.
 static int
-s_send_msg (s_server_t *self, zsock_t *sock, const uint8_t *identity, size_t identity_len,
-            const drv_msg_t *msg)
+s_send_msg_frames (s_server_t *self, zsock_t *sock, const uint8_t *identity,
+                   size_t identity_len, const drv_msg_t *msg, zframe_t **extra, size_t nextra)
 {
     drv_msg_t stamped = *msg;
     stamped.instance = self->instance;
@@ -245,7 +254,14 @@ s_send_msg (s_server_t *self, zsock_t *sock, const uint8_t *identity, size_t ide
         zsys_error ("broker: cannot encode message type=%d", msg->type);
         return -1;
     }
-    return s_send (sock, identity, identity_len, &frame);
+    return s_send (sock, identity, identity_len, &frame, extra, nextra);
+}
+
+static int
+s_send_msg (s_server_t *self, zsock_t *sock, const uint8_t *identity, size_t identity_len,
+            const drv_msg_t *msg)
+{
+    return s_send_msg_frames (self, sock, identity, identity_len, msg, NULL, 0);
 }
 
 //  Answer a peer's request with an Error and log why.
@@ -561,12 +577,16 @@ s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
 {
     s_server_t *self = (s_server_t *) arg;
     drv_task_t *tasks = (drv_task_t *) calloc (count, sizeof *tasks);
+    //  Framed jobs' payloads go on as the frames they came in, to a
+    //  worker that takes them.
+    zframe_t **frames = (zframe_t **) calloc (count, sizeof (zframe_t *));
+    bool framing = drv_peer_frames (peer);
     size_t length;
     const uint8_t *identity = drv_peer_identity (peer, &length);
-    bool sent = tasks != NULL;
+    bool sent = tasks && frames;
     //  One Dispatch per S_BYTES_PER_MESSAGE of payload.
     for (size_t first = 0; sent && first < count;) {
-        size_t n = 0, bytes = 0;
+        size_t n = 0, bytes = 0, nframes = 0;
         while (first + n < count && (n == 0 || bytes + jobs [first + n]->size <= S_BYTES_PER_MESSAGE)) {
             drv_job_t *job = jobs [first + n];
             s_report_forget (self, job->id);   //  an earlier attempt's
@@ -576,6 +596,9 @@ s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
             if (job->timeout_ms && !job->chunk)
                 drv_store_lease_until (self->store, job,
                                        self->now_ms + job->timeout_ms + S_LEASE_GRACE_MS);
+            zframe_t *frame = framing ? drv_store_frame (self->store, job) : NULL;
+            if (frame)
+                frames [nframes++] = frame;
             tasks [n++] = (drv_task_t) {
                 .id = job->id,
                 .function = drv_queue_name (job->queue),
@@ -584,20 +607,24 @@ s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
                 .timeout_ms = job->timeout_ms,
                 .attempt = job->attempts,
                 .chunk = job->chunk,
+                .framed = frame != NULL,
             };
             bytes += job->size;
         }
         drv_msg_t msg = {.type = DRV_MSG_DISPATCH, .tasks = tasks, .ntasks = n};
-        sent = s_send_msg (self, self->workers, identity, length, &msg) == 0;
+        sent = s_send_msg_frames (self, self->workers, identity, length, &msg, frames, nframes)
+               == 0;
         if (sent)
             self->dispatched += n;
         first += n;
     }
     if (!sent) {
         zsys_warning ("broker: cannot reach worker=%s (%s); its jobs go back to the queue",
-                      drv_peer_name (peer), tasks ? zmq_strerror (zmq_errno ()) : "no memory");
+                      drv_peer_name (peer),
+                      tasks && frames ? zmq_strerror (zmq_errno ()) : "no memory");
         zlistx_add_end (self->dead, peer);
     }
+    free (frames);
     free (tasks);
 }
 
@@ -717,20 +744,30 @@ s_receive (s_server_t *self, zsock_t *sock, const drv_limits_t *limits, zframe_t
     drv_guard_seen (self->guard, identity);
     *identity_p = identity;
     zframe_t *body = zmsg_pop (msg);
-    bool extra = zmsg_size (msg) > 0;
+    //  Payload frames may follow the envelope, one per framed task.
+    size_t nframes = zmsg_size (msg);
+    zframe_t **frames = nframes && nframes <= limits->max_batch
+                            ? (zframe_t **) malloc (nframes * sizeof (zframe_t *))
+                            : NULL;
+    for (size_t i = 0; frames && i < nframes; i++)
+        frames [i] = zmsg_pop (msg);
     zmsg_destroy (&msg);
-    if (!body || extra) {
+    if (!body || (nframes && !frames)) {
         self->malformed++;
         s_refuse (self, sock, identity, 0, DROVER_ERR_MALFORMED,
-                  "a drover message is exactly one frame");
+                  nframes > limits->max_batch
+                      ? "more payload frames than a batch may have tasks"
+                      : "a drover message is an envelope frame and its payload frames");
         zframe_destroy (&body);
         return NULL;
     }
     drv_msg_t *decoded = NULL;
     uint64_t seq = 0;
     char err [256] = "";
-    drover_error_t rc = drv_codec_decode (zframe_data (body), zframe_size (body), limits,
-                                          &decoded, &seq, err, sizeof err);
+    drover_error_t rc = drv_codec_decode_frames (zframe_data (body), zframe_size (body), frames,
+                                                 nframes, limits, &decoded, &seq, err,
+                                                 sizeof err);
+    free (frames);
     zframe_destroy (&body);
     if (rc) {
         if (rc == DROVER_ERR_MALFORMED)
@@ -803,8 +840,9 @@ s_client_submit (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
             }
             continue;
         }
-        //  The job keeps the decoded payload's block: no copy.
-        opts.owned_payload = drv_msg_take_payload (msg, created);
+        //  The job keeps the decoded payload's block, or its frame: no copy.
+        opts.owned_frame = drv_msg_take_frame (msg, created);
+        opts.owned_payload = opts.owned_frame ? NULL : drv_msg_take_payload (msg, created);
         job = drv_store_submit_opts (self->store, queue, task->id, zframe_data (identity),
                                      zframe_size (identity), task->payload, task->size, &opts);
         if (!job)
@@ -1650,6 +1688,7 @@ s_worker_message (s_server_t *self, zsock_t *sock)
                                     self->now_ms);
             if (peer) {
                 drv_sched_set_chunks (peer, msg->chunks);
+                drv_sched_set_frames (peer, msg->payload_frames);
                 zsys_info ("broker: worker ready worker=%s slots=%u functions=%zu",
                            drv_peer_name (peer), msg->slots, msg->nfunctions);
                 self->dispatch_due = true;

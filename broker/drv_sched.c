@@ -28,6 +28,7 @@ struct _drv_peer_t {
     int64_t since;                   //  its Ready, ms
     uint64_t done;                   //  results it returned since (drv_broker counts)
     bool chunks;                     //  runs chunked jobs
+    bool frames;                     //  takes payload frames (drv_broker's concern)
 };
 
 struct _drv_sched_t {
@@ -297,6 +298,18 @@ void
 drv_sched_set_chunks (drv_peer_t *peer, bool chunks)
 {
     peer->chunks = chunks;
+}
+
+void
+drv_sched_set_frames (drv_peer_t *peer, bool frames)
+{
+    peer->frames = frames;
+}
+
+bool
+drv_peer_frames (const drv_peer_t *peer)
+{
+    return peer->frames;
 }
 
 void

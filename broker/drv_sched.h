@@ -50,6 +50,11 @@ drv_peer_t *drv_sched_ready (drv_sched_t *self, const uint8_t *identity, size_t 
 //  from a queue while a chunked job is at its head.
 void drv_sched_set_chunks (drv_peer_t *peer, bool chunks);
 
+//  The worker takes payloads in frames of their own (it said so in its
+//  Ready); drv_peer_frames tells. The scheduler does not look at it.
+void drv_sched_set_frames (drv_peer_t *peer, bool frames);
+bool drv_peer_frames (const drv_peer_t *peer);
+
 //  The worker with this routing identity, or NULL.
 drv_peer_t *drv_sched_find (drv_sched_t *self, const uint8_t *identity, size_t identity_len);
 

@@ -55,6 +55,7 @@ struct _drv_store_t {
     drv_index_t *jobs;               //  by id; owns them
     zhashx_t *queues;                //  name -> drv_queue_t, owns them
     drv_index_t *tags;               //  by client and tag
+    zhashx_t *frames;                //  framed jobs' id -> the zframe_t holding the payload
     zlistx_t *done;                  //  finished jobs, oldest first
     zlistx_t *dead;                  //  dead letters, oldest first
     size_t bytes;                    //  what jobs hold: s_job_bytes of each
@@ -106,11 +107,23 @@ s_unique_destroy (drv_unique_t **unique_p)
     }
 }
 
+//  Let a job's payload go: its block, or its frame.
 static void
-s_job_free (drv_job_t *job)
+s_payload_free (drv_store_t *self, drv_job_t *job)
+{
+    if (job->framed && self->frames)
+        zhashx_delete (self->frames, drv_util_u64_key (job->id));
+    else
+        free (job->payload);
+    job->payload = NULL;
+    job->framed = false;
+}
+
+static void
+s_job_free (drv_store_t *self, drv_job_t *job)
 {
     s_unique_destroy (&job->unique);
-    free (job->payload);
+    s_payload_free (self, job);
     free (job->result);
     free (job->reason);
     free (job);
@@ -192,6 +205,13 @@ s_queue_destroy (void **item)
     }
 }
 
+//  zhashx destructor for the frames table.
+static void
+s_frame_destroy (void **item)
+{
+    zframe_destroy ((zframe_t **) item);
+}
+
 drv_store_t *
 drv_store_new (uint32_t keep_ms, size_t max_queue)
 {
@@ -201,6 +221,7 @@ drv_store_new (uint32_t keep_ms, size_t max_queue)
     self->jobs = drv_index_new (s_id_hash);
     self->queues = zhashx_new ();
     self->tags = drv_index_new (s_tag_hash);
+    self->frames = drv_util_u64_hash_new ();
     self->done = zlistx_new ();
     self->dead = zlistx_new ();
     self->max_dead = 10000;
@@ -208,12 +229,13 @@ drv_store_new (uint32_t keep_ms, size_t max_queue)
     self->max_queues = 10000;
     self->due = drv_heap_new ();
     self->followed = zlistx_new ();
-    if (!self->jobs || !self->queues || !self->tags || !self->done || !self->dead || !self->due
-        || !self->followed) {
+    if (!self->jobs || !self->queues || !self->tags || !self->frames || !self->done
+        || !self->dead || !self->due || !self->followed) {
         drv_store_destroy (&self);
         return NULL;
     }
     zhashx_set_destructor (self->queues, s_queue_destroy);
+    zhashx_set_destructor (self->frames, s_frame_destroy);
     self->next_id = 1;
     self->keep_ms = keep_ms;
     self->max_queue = max_queue;
@@ -238,9 +260,10 @@ drv_store_destroy (drv_store_t **self_p)
             size_t cursor = 0;
             drv_job_t *job;
             while ((job = (drv_job_t *) drv_index_next (self->jobs, &cursor)))
-                s_job_free (job);
+                s_job_free (self, job);
         }
         drv_index_destroy (&self->jobs);
+        zhashx_destroy (&self->frames);
         free (self);
         *self_p = NULL;
     }
@@ -470,21 +493,35 @@ drv_store_can_accept (drv_store_t *self, drv_queue_t *queue, size_t count, char 
 static drv_job_t *
 s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
           const uint8_t *client, size_t client_len, const void *payload, size_t size,
-          uint8_t *owned, uint32_t timeout_ms)
+          uint8_t *owned, zframe_t *frame, uint32_t timeout_ms)
 {
     assert (client_len <= DRV_PEER_ID_MAX);
     drv_job_t *job = (drv_job_t *) calloc (1, sizeof *job);
     if (!job) {
         free (owned);
+        zframe_destroy (&frame);
         return NULL;
     }
-    job->payload = owned ? owned : (uint8_t *) malloc (size ? size : 1);
+    //  A frame is kept as it is, under the job's id; an empty one is not
+    //  worth keeping (its data may be NULL). Else the payload is copied
+    //  (out of the frame too, if it could not be kept), or adopted.
+    if (frame && size && zframe_size (frame) == size
+        && zhashx_insert (self->frames, drv_util_u64_key (id), frame) == 0) {
+        job->payload = zframe_data (frame);
+        job->framed = true;
+        frame = NULL;
+        free (owned);
+    }
+    else {
+        job->payload = owned ? owned : (uint8_t *) malloc (size ? size : 1);
+        if (job->payload && size && !owned)
+            memcpy (job->payload, payload, size);
+    }
+    zframe_destroy (&frame);
     if (!job->payload) {
         free (job);
         return NULL;
     }
-    if (size && !owned)
-        memcpy (job->payload, payload, size);
     job->size = size;
     job->id = id;
     job->tag = tag;
@@ -496,12 +533,12 @@ s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
     if (client_len)
         memcpy (job->client, client, client_len);
     if (drv_index_insert (self->jobs, job) == -1) {
-        s_job_free (job);
+        s_job_free (self, job);
         return NULL;
     }
     if (drv_index_insert (self->tags, job) == -1) {
         drv_index_remove (self->jobs, job);
-        s_job_free (job);
+        s_job_free (self, job);
         return NULL;
     }
     self->bytes += s_job_bytes (job);
@@ -516,7 +553,7 @@ s_uninsert (drv_store_t *self, drv_job_t *job)
     self->bytes -= s_job_bytes (job);
     drv_index_remove (self->tags, job);
     drv_index_remove (self->jobs, job);
-    s_job_free (job);
+    s_job_free (self, job);
 }
 
 //  Give a new job its unique key: it holds the key, or follows the job
@@ -585,7 +622,7 @@ drv_store_submit_opts (drv_store_t *self, drv_queue_t *queue, uint64_t tag,
                        size_t size, const drv_submit_opts_t *opts)
 {
     drv_job_t *job = s_insert (self, queue, self->next_id, tag, client, client_len, payload,
-                               size, opts->owned_payload, opts->timeout_ms);
+                               size, opts->owned_payload, opts->owned_frame, opts->timeout_ms);
     if (!job)
         return NULL;
     job->retries = opts->retries;
@@ -626,6 +663,13 @@ drv_store_find_unique (drv_store_t *self, drv_queue_t *queue, const char *key)
 {
     (void) self;
     return key && queue->unique ? (drv_job_t *) zhashx_lookup (queue->unique, key) : NULL;
+}
+
+zframe_t *
+drv_store_frame (drv_store_t *self, const drv_job_t *job)
+{
+    return job->framed ? (zframe_t *) zhashx_lookup (self->frames, drv_util_u64_key (job->id))
+                       : NULL;
 }
 
 drv_job_t *
@@ -709,7 +753,7 @@ s_restore_one (const drv_record_t *record, void *arg)
         return -1;
     drv_job_t *job = s_insert (self, queue, record->id, record->tag, record->client,
                                record->client_len, record->payload, record->size, NULL,
-                               record->timeout_ms);
+                               NULL, record->timeout_ms);
     if (!job)
         return -1;
     job->attempts = record->attempts;
@@ -911,8 +955,7 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
     job->dead = outcome != DROVER_OUTCOME_OK && outcome != DROVER_OUTCOME_CANCELLED
                 && !job->follower_done;
     if (!job->dead) {
-        free (job->payload);
-        job->payload = NULL;
+        s_payload_free (self, job);
         job->size = 0;
     }
     job->result = (uint8_t *) malloc (size ? size : 1);
@@ -977,7 +1020,7 @@ drv_store_forget (drv_store_t *self, drv_job_t *job)
         self->disk_failed = true;
     drv_index_remove (self->tags, job);
     drv_index_remove (self->jobs, job);
-    s_job_free (job);
+    s_job_free (self, job);
 }
 
 int

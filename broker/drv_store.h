@@ -65,6 +65,8 @@ typedef struct {
     bool in_outbox;                  //  its id waits in its client's outbox (drv_broker)
     bool progress;                   //  its client asked for its progress reports (drv_broker)
     bool chunk;                      //  payload is an encoded Chunk: for workers that run them
+    bool framed;                     //  payload is the data of a frame the store keeps as it
+                                     //  came (drv_store_frame), not a malloc'd block
     uint8_t client_len;              //  bytes in client
     uint8_t client [DRV_PEER_ID_MAX]; //  submitting client's routing id
 } drv_job_t;
@@ -160,6 +162,8 @@ typedef struct {
     bool detached;                   //  its client does not take the result
     uint8_t *owned_payload;          //  malloc'd block holding the payload, taken
                                      //  instead of a copy (freed if no job); or NULL
+    zframe_t *owned_frame;           //  or a frame holding it (a payload frame as it
+                                     //  came), taken likewise; the job is then framed
     int64_t now_ms;                  //  now, for the job's age in views
     bool chunk;                      //  the payload is an encoded Chunk
 } drv_submit_opts_t;
@@ -172,6 +176,11 @@ typedef struct {
 drv_job_t *drv_store_submit_opts (drv_store_t *self, drv_queue_t *queue, uint64_t tag,
                                   const uint8_t *client, size_t client_len, const void *payload,
                                   size_t size, const drv_submit_opts_t *opts);
+
+//  The frame that holds a framed job's payload (borrowed: the store
+//  destroys it when the job lets its payload go), or NULL if the job is
+//  not framed. Send it with ZFRAME_REUSE: libzmq then shares its data.
+zframe_t *drv_store_frame (drv_store_t *self, const drv_job_t *job);
 
 //  The QUEUED or RUNNING job of queue that holds this unique key, or NULL.
 drv_job_t *drv_store_find_unique (drv_store_t *self, drv_queue_t *queue, const char *key);

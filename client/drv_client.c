@@ -235,29 +235,43 @@ s_auth_check (drover_client_t *self)
 //  plain send on a DEALER without a usable connection blocks forever.
 //  0 sent; 1 not taken (the frame is gone; the caller's records make it
 //  go again later); -1 failed.
+//  With nextra payload frames after it (taken and destroyed in every
+//  case): libzmq takes a whole message once it took its first part.
+static int
+s_send_frames (drover_client_t *self, zframe_t **frame_p, zframe_t **extra, size_t nextra,
+               int wait_ms)
+{
+    int rc = *frame_p ? 0 : -1;
+    int64_t deadline = zclock_mono () + wait_ms;
+    int more = nextra ? ZFRAME_MORE : 0;
+    while (rc == 0 && zframe_send (frame_p, self->dealer, ZFRAME_DONTWAIT | more) == -1) {
+        int64_t left = deadline - zclock_mono ();
+        if (zmq_errno () != EAGAIN || left <= 0) {
+            rc = zmq_errno () == EAGAIN ? 1 : -1;
+            if (rc == 1 && !self->refused_since)
+                self->refused_since = zclock_mono ();
+            break;
+        }
+        zmq_pollitem_t item = {.socket = zsock_resolve (self->dealer), .events = ZMQ_POLLOUT};
+        if (zmq_poll (&item, 1, left) == -1)
+            rc = -1;
+    }
+    //  The envelope went: so do its payload frames.
+    for (size_t i = 0; i < nextra; i++) {
+        if (rc == 0 && zframe_send (&extra [i], self->dealer, i + 1 < nextra ? ZFRAME_MORE : 0) == -1)
+            rc = -1;
+        zframe_destroy (&extra [i]);
+    }
+    zframe_destroy (frame_p);
+    if (rc == 0)
+        self->refused_since = 0;
+    return rc;
+}
+
 static int
 s_send_frame (drover_client_t *self, zframe_t **frame_p, int wait_ms)
 {
-    if (!*frame_p)
-        return -1;
-    int64_t deadline = zclock_mono () + wait_ms;
-    while (zframe_send (frame_p, self->dealer, ZFRAME_DONTWAIT) == -1) {
-        int64_t left = deadline - zclock_mono ();
-        if (zmq_errno () != EAGAIN || left <= 0) {
-            int rc = zmq_errno () == EAGAIN ? 1 : -1;
-            zframe_destroy (frame_p);
-            if (rc == 1 && !self->refused_since)
-                self->refused_since = zclock_mono ();
-            return rc;
-        }
-        zmq_pollitem_t item = {.socket = zsock_resolve (self->dealer), .events = ZMQ_POLLOUT};
-        if (zmq_poll (&item, 1, left) == -1) {
-            zframe_destroy (frame_p);
-            return -1;
-        }
-    }
-    self->refused_since = 0;
-    return 0;
+    return s_send_frames (self, frame_p, NULL, 0, wait_ms);
 }
 
 drover_client_t *
@@ -817,9 +831,24 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
         return 0;
     }
+    //  Large payloads go in frames of their own after the envelope.
+    size_t nframes = 0;
     for (size_t i = 0; i < count; i++)
+        nframes += sizes [i] >= DRV_FRAME_MIN;
+    zframe_t **frames = nframes ? (zframe_t **) calloc (nframes, sizeof (zframe_t *)) : NULL;
+    for (size_t i = 0, next = 0; i < count; i++) {
+        bool framed = frames && sizes [i] >= DRV_FRAME_MIN;
         tasks [i] = (drv_task_t) {.id = tags [i], .payload = (const uint8_t *) payloads [i],
-                                  .size = sizes [i]};
+                                  .size = sizes [i], .framed = framed};
+        if (framed && !(frames [next++] = zframe_new (payloads [i], sizes [i])))
+            tasks [i].framed = false;   //  (out of memory: it goes inside)
+    }
+    //  Drop the frames that could not be made, keeping the order.
+    size_t kept = 0;
+    for (size_t i = 0; i < nframes; i++)
+        if (frames [i])
+            frames [kept++] = frames [i];
+    nframes = kept;
     drv_msg_t msg = {
         .type = DRV_MSG_SUBMIT,
         .seq = mode == S_SEND_AGAIN ? seq : ++self->seq,
@@ -839,7 +868,9 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
     free (tasks);
     //  Only a new Submit may wait for the socket; a resend must not keep
     //  this thread from reading what the broker sends meanwhile.
-    int sent = s_send_frame (self, &frame, mode == S_SEND_NEW ? S_SEND_WAIT_MS : 0);
+    int sent = s_send_frames (self, &frame, frames, nframes,
+                              mode == S_SEND_NEW ? S_SEND_WAIT_MS : 0);
+    free (frames);
     if (sent == -1) {
         void *item = submit;
         s_submit_destroy (&item);

@@ -12,5 +12,6 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
     drv_limits_t limits = drv_limits_from_broker ();
     fuzz_decode (data, size, &limits);
+    fuzz_decode_frames (data, size, &limits);     //  a worker reads Dispatch frames
     return 0;
 }

@@ -7,7 +7,8 @@
     allocator gives every block one zeroed byte more, so bytes end in a
     NUL as strings do. The arrays of our own structs come from a single
     arena, sized once up front. A payload is thus copied once on its way
-    in (out of the frame, by protobuf-c) instead of twice.
+    in (out of the frame, by protobuf-c) instead of twice; a payload that
+    came in a frame of its own (drv_codec_decode_frames) not at all.
 
     Encode: protobuf-c structs that point into the caller's data, packed
     straight into a frame of the exact size.
@@ -529,6 +530,10 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                 task->id = spec->tag;
                 task->payload = s_arena_bytes (arena, spec->payload.data, spec->payload.len);
                 task->size = spec->payload.len;
+                task->framed = spec->payload_frame;
+                if (task->framed && task->size)
+                    return s_reject (DROVER_ERR_MALFORMED, err, err_size,
+                                     "task %zu has a payload frame and a payload inside", i);
                 if (!task->payload)
                     return s_reject (DROVER_ERR_INTERNAL, err, err_size,
                                      "decoder arena too small");
@@ -552,6 +557,7 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                     return s_reject (DROVER_ERR_TOO_LARGE, err, err_size,
                                      "payload of job %" PRIu64 " is too large", spec->job_id);
                 drv_task_t *task = &msg->tasks [i];
+                memset (task, 0, sizeof *task);
                 task->id = spec->job_id;
                 task->function = s_arena_string (arena, spec->function);
                 task->payload = s_arena_bytes (arena, spec->payload.data, spec->payload.len);
@@ -559,6 +565,11 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                 task->timeout_ms = spec->timeout_ms;
                 task->attempt = spec->attempt;
                 task->chunk = spec->chunk;
+                task->framed = spec->payload_frame;
+                if (task->framed && task->size)
+                    return s_reject (DROVER_ERR_MALFORMED, err, err_size,
+                                     "job %" PRIu64 " has a payload frame and a payload inside",
+                                     spec->job_id);
                 if (!task->function || !task->payload)
                     return s_reject (DROVER_ERR_INTERNAL, err, err_size,
                                      "decoder arena too small");
@@ -677,6 +688,7 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
             msg->nfunctions = in->n_functions;
             msg->slots = in->slots;
             msg->chunks = in->chunks;
+            msg->payload_frames = in->frames;
             for (size_t i = 0; i < in->n_functions; i++) {
                 if (!drv_codec_valid_function (in->functions [i]))
                     return s_reject (DROVER_ERR_INVALID, err, err_size,
@@ -785,9 +797,10 @@ s_item_count (const Drover__Envelope *env)
     }
 }
 
-drover_error_t
-drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits, drv_msg_t **msg_p,
-                  uint64_t *seq_p, char *err, size_t err_size)
+//  Decode the envelope; framed tasks are left pointing at "".
+static drover_error_t
+s_decode (const void *data, size_t size, const drv_limits_t *limits, drv_msg_t **msg_p,
+          uint64_t *seq_p, char *err, size_t err_size)
 {
     assert (msg_p);
     *msg_p = NULL;
@@ -852,6 +865,76 @@ drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits, drv
     return DROVER_ERR_NONE;
 }
 
+drover_error_t
+drv_codec_decode_frames (const void *data, size_t size, zframe_t **frames, size_t nframes,
+                         const drv_limits_t *limits, drv_msg_t **msg_p, uint64_t *seq_p,
+                         char *err, size_t err_size)
+{
+    assert (msg_p);
+    assert (frames || nframes == 0);
+    drv_limits_t defaults = drv_limits_default ();
+    if (!limits)
+        limits = &defaults;
+    drover_error_t rc = s_decode (data, size, limits, msg_p, seq_p, err, err_size);
+    drv_msg_t *msg = *msg_p;
+    size_t framed = 0;
+    for (size_t i = 0; msg && i < msg->ntasks; i++)
+        framed += msg->tasks [i].framed;
+    if (!rc && framed != nframes)
+        rc = s_reject (DROVER_ERR_MALFORMED, err, err_size,
+                       "%zu payload frames follow the envelope, and %zu tasks say they have one",
+                       nframes, framed);
+    for (size_t i = 0; !rc && i < nframes; i++)
+        if (zframe_size (frames [i]) > limits->max_payload)
+            rc = s_reject (DROVER_ERR_TOO_LARGE, err, err_size,
+                           "payload frame %zu is %zu bytes, the limit is %zu", i,
+                           zframe_size (frames [i]), limits->max_payload);
+    if (!rc && nframes) {
+        msg->frames = (zframe_t **) malloc (nframes * sizeof (zframe_t *));
+        if (!msg->frames)
+            rc = s_reject (DROVER_ERR_INTERNAL, err, err_size, "out of memory");
+    }
+    if (rc) {
+        drv_msg_destroy (msg_p);
+        for (size_t i = 0; i < nframes; i++)
+            zframe_destroy (&frames [i]);
+        return rc;
+    }
+    for (size_t i = 0, next = 0; nframes && i < msg->ntasks; i++) {
+        drv_task_t *task = &msg->tasks [i];
+        if (!task->framed)
+            continue;
+        task->frame = next;
+        task->payload = zframe_data (frames [next]);
+        task->size = zframe_size (frames [next]);
+        if (!task->payload)
+            task->payload = (const uint8_t *) "";
+        msg->frames [next] = frames [next];
+        frames [next] = NULL;
+        next++;
+    }
+    msg->nframes = nframes;
+    return DROVER_ERR_NONE;
+}
+
+drover_error_t
+drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits, drv_msg_t **msg_p,
+                  uint64_t *seq_p, char *err, size_t err_size)
+{
+    return drv_codec_decode_frames (data, size, NULL, 0, limits, msg_p, seq_p, err, err_size);
+}
+
+zframe_t *
+drv_msg_take_frame (drv_msg_t *msg, size_t index)
+{
+    assert (msg);
+    if (index >= msg->ntasks || !msg->tasks [index].framed || !msg->frames)
+        return NULL;
+    zframe_t *frame = msg->frames [msg->tasks [index].frame];
+    msg->frames [msg->tasks [index].frame] = NULL;
+    return frame;
+}
+
 uint8_t *
 drv_msg_take_payload (drv_msg_t *msg, size_t index)
 {
@@ -884,6 +967,9 @@ drv_msg_destroy (drv_msg_t **self_p)
     if (self) {
         if (self->arena)
             drover__envelope__free_unpacked ((Drover__Envelope *) self->arena, &s_unpacker);
+        for (size_t i = 0; self->frames && i < self->nframes; i++)
+            zframe_destroy (&self->frames [i]);
+        free (self->frames);
         free (self);
         *self_p = NULL;
     }
@@ -1140,8 +1226,11 @@ drv_codec_encode (const drv_msg_t *msg)
             for (size_t i = 0; i < msg->ntasks; i++) {
                 drover__task_spec__init (&specs [i]);
                 specs [i].tag = msg->tasks [i].id;
-                specs [i].payload.data = (uint8_t *) msg->tasks [i].payload;
-                specs [i].payload.len = msg->tasks [i].size;
+                specs [i].payload_frame = msg->tasks [i].framed;
+                if (!msg->tasks [i].framed) {
+                    specs [i].payload.data = (uint8_t *) msg->tasks [i].payload;
+                    specs [i].payload.len = msg->tasks [i].size;
+                }
                 pointers [i] = &specs [i];
             }
             submit.function = (char *) msg->function;
@@ -1165,8 +1254,11 @@ drv_codec_encode (const drv_msg_t *msg)
                 drover__task__init (&tasks [i]);
                 tasks [i].job_id = msg->tasks [i].id;
                 tasks [i].function = (char *) msg->tasks [i].function;
-                tasks [i].payload.data = (uint8_t *) msg->tasks [i].payload;
-                tasks [i].payload.len = msg->tasks [i].size;
+                tasks [i].payload_frame = msg->tasks [i].framed;
+                if (!msg->tasks [i].framed) {
+                    tasks [i].payload.data = (uint8_t *) msg->tasks [i].payload;
+                    tasks [i].payload.len = msg->tasks [i].size;
+                }
                 tasks [i].timeout_ms = msg->tasks [i].timeout_ms;
                 tasks [i].attempt = msg->tasks [i].attempt;
                 tasks [i].chunk = msg->tasks [i].chunk;
@@ -1266,6 +1358,7 @@ drv_codec_encode (const drv_msg_t *msg)
             ready.slots = msg->slots;
             ready.name = (char *) (msg->name ? msg->name : "");
             ready.chunks = msg->chunks;
+            ready.frames = msg->payload_frames;
             env.ready = &ready;
             break;
         case DRV_MSG_PROGRESS: {

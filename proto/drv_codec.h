@@ -7,6 +7,15 @@
     itself. Encoding builds protobuf-c structs on the stack that point
     into the caller's data and packs them into one zframe. It is not a
     transport: no sockets here.
+
+    Payload frames. A Submit's or Dispatch's task may carry its payload in
+    a frame of its own after the envelope (drv_task_t.framed): the sender
+    encodes the envelope, then sends the payloads of the framed tasks, in
+    order, as further frames of the same ZeroMQ message; the receiver
+    hands those frames to drv_codec_decode_frames, which points the tasks
+    into them. Neither side copies such a payload into or out of the
+    envelope, and the broker keeps the frame it received and sends it on
+    to the worker as it is (zframe_send with ZFRAME_REUSE shares it).
 */
 
 #ifndef DRV_CODEC_H_INCLUDED
@@ -61,6 +70,9 @@ typedef enum {
 #define DRV_PROGRESS_PARTIAL_MAX DROVER_PROGRESS_PARTIAL_MAX
 //  Longest delay a Submit may ask for: 366 days, in ms.
 #define DRV_DELAY_MAX ((uint64_t) 366 * 24 * 3600 * 1000)
+//  Payloads of at least this many bytes travel in frames of their own,
+//  where the peer takes them; smaller ones cost less inside the envelope.
+#define DRV_FRAME_MIN ((size_t) 64 * 1024)
 
 //  A task: in a Submit (id is the client's tag, function unset) or in a
 //  Dispatch (id is the job id).
@@ -72,6 +84,10 @@ typedef struct {
     uint32_t timeout_ms;         //  Dispatch only; 0: none
     uint32_t attempt;            //  Dispatch only; 1 on first dispatch
     bool chunk;                  //  Dispatch only; payload is an encoded Chunk
+    bool framed;                 //  the payload travels in a frame of its own:
+                                 //  encode leaves it out of the envelope (the
+                                 //  caller sends it), decode points into it
+    size_t frame;                //  decoded, framed: its index in msg->frames
 } drv_task_t;
 
 //  A result: in Results (broker to client), Done (worker to broker) and
@@ -171,7 +187,8 @@ typedef struct {
 
 //  One decoded (or to-be-encoded) message. Only the fields of its type
 //  are meaningful. Decoded messages own all pointed-to data; every
-//  string and bytes field of one is followed by a NUL.
+//  string and bytes field of one is followed by a NUL, but for payloads
+//  that came in frames of their own (drv_task_t.framed).
 typedef struct {
     drv_msg_type_t type;         //  which body
     uint64_t seq;                //  request sequence, echoed in replies
@@ -204,6 +221,7 @@ typedef struct {
     uint32_t slots;              //  READY
     const char *name;            //  READY
     bool chunks;                 //  READY: the worker runs chunked tasks
+    bool payload_frames;         //  READY: the worker takes payload frames
     drover_error_t code;         //  ERROR
     const char *text;            //  ERROR
     drv_jobs_query_t jobs_query; //  JOBS_QUERY
@@ -217,6 +235,9 @@ typedef struct {
     drover_stats_t stats;        //  STATS
     void *arena;                 //  decoded: the unpacked envelope that the
                                  //  strings and bytes above point into
+    zframe_t **frames;           //  decoded: the payload frames that framed
+                                 //  tasks point into, owned; NULL once taken
+    size_t nframes;              //  entries in frames
 } drv_msg_t;
 
 //  What a decoder accepts at most.
@@ -239,13 +260,27 @@ drv_limits_t drv_limits_from_broker (void);
 //  Decode one frame into *msg_p (the caller's, free with
 //  drv_msg_destroy). On failure returns the protocol error code, sets
 //  *msg_p NULL and writes a reason to err; *seq_p gets the request's seq
-//  when it could be read, so an error reply can echo it.
+//  when it could be read, so an error reply can echo it. A task that
+//  announces a payload frame is ERR_MALFORMED here: none follows.
 drover_error_t drv_codec_decode (const void *data, size_t size, const drv_limits_t *limits,
                                  drv_msg_t **msg_p, uint64_t *seq_p, char *err,
                                  size_t err_size);
 
+//  The same for a message whose envelope frame is followed by nframes
+//  payload frames (a Submit's or a Dispatch's framed tasks, in order).
+//  Takes the frames in every case (each entry is NULLed): a decoded
+//  message keeps them, a failure destroys them. Frames with any other
+//  message, or a count that does not match the framed tasks, are
+//  ERR_MALFORMED; a frame over limits->max_payload is ERR_TOO_LARGE.
+drover_error_t drv_codec_decode_frames (const void *data, size_t size, zframe_t **frames,
+                                        size_t nframes, const drv_limits_t *limits,
+                                        drv_msg_t **msg_p, uint64_t *seq_p, char *err,
+                                        size_t err_size);
+
 //  Encode msg into a new frame, the caller's. NULL if it does not encode
-//  (a field out of range).
+//  (a field out of range). Framed tasks go with payload_frame set and
+//  their payload left out: the caller sends those payloads after it, in
+//  the order of the tasks.
 zframe_t *drv_codec_encode (const drv_msg_t *msg);
 
 //  Take the block that holds the payload of task index of a decoded
@@ -254,6 +289,12 @@ zframe_t *drv_codec_encode (const drv_msg_t *msg);
 //  (its size is unchanged). NULL if the payload is empty (it has no
 //  block) or was taken already.
 uint8_t *drv_msg_take_payload (drv_msg_t *msg, size_t index);
+
+//  Take the frame that holds the payload of framed task index of a
+//  decoded SUBMIT or DISPATCH: the caller's to destroy. The task's
+//  payload still points into it. NULL if the task is not framed or its
+//  frame was taken already.
+zframe_t *drv_msg_take_frame (drv_msg_t *msg, size_t index);
 
 //  Free a decoded message and NULL the pointer.
 void drv_msg_destroy (drv_msg_t **self_p);

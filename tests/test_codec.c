@@ -186,6 +186,158 @@ Test (codec, a_taken_payload_is_the_callers_and_leaves_an_empty_one)
     drv_msg_destroy (&got);
 }
 
+//  Encode msg, then decode it with these payload frames (taken).
+static drover_error_t
+s_decode_with (const drv_msg_t *msg, zframe_t **frames, size_t nframes, drv_msg_t **got_p,
+               char *err, size_t err_size)
+{
+    zframe_t *frame = drv_codec_encode (msg);
+    cr_assert_not_null (frame, "encode failed");
+    drover_error_t code = drv_codec_decode_frames (zframe_data (frame), zframe_size (frame),
+                                                   frames, nframes, NULL, got_p, NULL, err,
+                                                   err_size);
+    for (size_t i = 0; i < nframes; i++)
+        cr_assert_null (frames [i], "frame %zu was not taken", i);
+    zframe_destroy (&frame);
+    return code;
+}
+
+Test (codec, framed_payloads_travel_outside_the_envelope_and_are_pointed_into)
+{
+    //  Tasks 0 and 2 framed, task 1 inside: frames go in the framed order.
+    static const uint8_t big [] = "a payload that travels in a frame";
+    drv_task_t tasks [] = {
+        {.id = 7, .function = "f", .payload = big, .size = sizeof big, .framed = true},
+        {.id = 8, .function = "f", .payload = s_binary, .size = sizeof s_binary},
+        {.id = 9, .function = "f", .payload = s_binary, .size = 3, .framed = true},
+    };
+    for (int type = 0; type < 2; type++) {
+        drv_msg_t msg = {.type = type ? DRV_MSG_DISPATCH : DRV_MSG_SUBMIT, .seq = 5,
+                         .function = "f", .tasks = tasks, .ntasks = 3};
+        zframe_t *envelope = drv_codec_encode (&msg);
+        cr_assert_not_null (envelope);
+        cr_assert_lt (zframe_size (envelope), 64, "a framed payload is not in the envelope");
+        zframe_destroy (&envelope);
+
+        zframe_t *frames [2] = {zframe_new (big, sizeof big), zframe_new (s_binary, 3)};
+        zframe_t *first = frames [0];
+        drv_msg_t *got = NULL;
+        char err [256] = "";
+        cr_assert_eq (s_decode_with (&msg, frames, 2, &got, err, sizeof err), DROVER_ERR_NONE,
+                      "%s", err);
+        cr_assert_eq (got->ntasks, 3);
+        cr_assert (got->tasks [0].framed && !got->tasks [1].framed && got->tasks [2].framed);
+        cr_assert_eq (got->tasks [0].payload, zframe_data (first), "not pointed into the frame");
+        cr_assert_eq (got->tasks [0].size, sizeof big);
+        cr_assert_arr_eq (got->tasks [1].payload, s_binary, sizeof s_binary);
+        cr_assert_eq (got->tasks [2].size, 3);
+        cr_assert_arr_eq (got->tasks [2].payload, s_binary, 3);
+
+        //  A framed task's frame is taken whole; an inside one has none.
+        cr_assert_null (drv_msg_take_frame (got, 1));
+        zframe_t *taken = drv_msg_take_frame (got, 0);
+        cr_assert_eq (taken, first);
+        cr_assert_null (drv_msg_take_frame (got, 0), "a frame is taken once");
+        cr_assert_null (drv_msg_take_payload (got, 0), "a framed task has no block");
+        drv_msg_destroy (&got);
+        cr_assert_arr_eq (zframe_data (taken), big, sizeof big, "the frame outlives the message");
+        zframe_destroy (&taken);
+    }
+}
+
+Test (codec, payload_frames_must_match_the_tasks_that_announce_them)
+{
+    drv_task_t task = {.id = 7, .payload = s_binary, .size = 3, .framed = true};
+    drv_msg_t submit = {.type = DRV_MSG_SUBMIT, .seq = 5, .function = "f", .tasks = &task,
+                        .ntasks = 1};
+    drv_msg_t *got = NULL;
+    char err [256] = "";
+
+    //  Announced, but no frame: plain decode and decode_frames alike.
+    zframe_t *envelope = drv_codec_encode (&submit);
+    cr_assert_eq (drv_codec_decode (zframe_data (envelope), zframe_size (envelope), NULL, &got,
+                                    NULL, err, sizeof err),
+                  DROVER_ERR_MALFORMED);
+    cr_assert_null (got);
+    cr_assert (strstr (err, "0 payload frames follow the envelope, and 1 tasks"), "%s", err);
+    zframe_destroy (&envelope);
+
+    //  Two frames for one announced.
+    zframe_t *two [2] = {zframe_new ("a", 1), zframe_new ("b", 1)};
+    cr_assert_eq (s_decode_with (&submit, two, 2, &got, err, sizeof err), DROVER_ERR_MALFORMED);
+    cr_assert_null (got);
+
+    //  A frame after a message that has no tasks.
+    drv_msg_t heartbeat = {.type = DRV_MSG_HEARTBEAT, .seq = 1};
+    zframe_t *stray [1] = {zframe_new ("a", 1)};
+    cr_assert_eq (s_decode_with (&heartbeat, stray, 1, &got, err, sizeof err),
+                  DROVER_ERR_MALFORMED);
+
+    //  A frame over max_payload.
+    drv_limits_t limits = drv_limits_default ();
+    limits.max_payload = 4;
+    envelope = drv_codec_encode (&submit);
+    zframe_t *large [1] = {zframe_new ("12345", 5)};
+    cr_assert_eq (drv_codec_decode_frames (zframe_data (envelope), zframe_size (envelope), large,
+                                           1, &limits, &got, NULL, err, sizeof err),
+                  DROVER_ERR_TOO_LARGE);
+    cr_assert_null (large [0]);
+    cr_assert_null (got);
+    zframe_destroy (&envelope);
+
+    //  A failed envelope still takes (destroys) its frames.
+    zframe_t *orphan [1] = {zframe_new ("a", 1)};
+    cr_assert_eq (drv_codec_decode_frames ("\xff\xff", 2, orphan, 1, NULL, &got, NULL, err,
+                                           sizeof err),
+                  DROVER_ERR_MALFORMED);
+    cr_assert_null (orphan [0]);
+}
+
+Test (codec, a_framed_task_with_a_payload_inside_too_is_malformed)
+{
+    //  Encode never writes both; a hostile peer may. By hand: Envelope
+    //  {version 1, seq 5, submit {function "f", tasks [{tag 7, payload
+    //  "abc", payload_frame true}]}}.
+    static const uint8_t bytes [] = {
+        0x08, 0x01, 0x10, 0x05, 0x52, 0x0e,             //  version, seq, submit (14)
+        0x0a, 0x01, 'f', 0x12, 0x09,                    //  function, tasks (9)
+        0x08, 0x07, 0x12, 0x03, 'a', 'b', 'c', 0x18, 0x01   //  tag, payload, payload_frame
+    };
+    zframe_t *frames [1] = {zframe_new ("abc", 3)};
+    drv_msg_t *got = NULL;
+    char err [256] = "";
+    cr_assert_eq (drv_codec_decode_frames (bytes, sizeof bytes, frames, 1, NULL, &got, NULL,
+                                           err, sizeof err),
+                  DROVER_ERR_MALFORMED, "%s", err);
+    cr_assert (strstr (err, "a payload frame and a payload inside"), "%s", err);
+    cr_assert_null (frames [0]);
+    //  The same without the flag decodes: the hand encoding is right.
+    static const uint8_t plain [] = {
+        0x08, 0x01, 0x10, 0x05, 0x52, 0x0c,
+        0x0a, 0x01, 'f', 0x12, 0x07,
+        0x08, 0x07, 0x12, 0x03, 'a', 'b', 'c'
+    };
+    cr_assert_eq (drv_codec_decode (plain, sizeof plain, NULL, &got, NULL, err, sizeof err),
+                  DROVER_ERR_NONE, "%s", err);
+    cr_assert_eq (got->ntasks, 1);
+    cr_assert_str_eq ((const char *) got->tasks [0].payload, "abc");
+    drv_msg_destroy (&got);
+}
+
+Test (codec, ready_round_trips_the_payload_frames_flag)
+{
+    const char *functions [] = {"f"};
+    drv_msg_t msg = {.type = DRV_MSG_READY, .seq = 1, .functions = functions, .nfunctions = 1,
+                     .slots = 1, .name = "w", .payload_frames = true};
+    drv_msg_t *got = s_round_trip (&msg);
+    cr_assert (got->payload_frames);
+    drv_msg_destroy (&got);
+    msg.payload_frames = false;
+    got = s_round_trip (&msg);
+    cr_assert_not (got->payload_frames, "an old worker's Ready does not take frames");
+    drv_msg_destroy (&got);
+}
+
 Test (codec, submit_ack_round_trips_ids_and_workers)
 {
     uint64_t ids [] = {1, 2, UINT64_MAX};

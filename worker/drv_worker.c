@@ -315,6 +315,7 @@ s_send_ready (s_agent_t *self)
         .slots = worker->slots + worker->prefetch,
         .name = worker->name,
         .chunks = true,
+        .payload_frames = true,
     };
     s_send (self, &msg);
     free (names);
@@ -727,14 +728,30 @@ s_on_broker (zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
     s_agent_t *self = (s_agent_t *) arg;
-    zframe_t *frame = zframe_recv (sock);
-    if (!frame)
+    //  The envelope, then a Dispatch's payload frames (its framed tasks
+    //  point into them until the message is destroyed).
+    zmsg_t *parts = zmsg_recv (sock);
+    zframe_t *frame = parts ? zmsg_pop (parts) : NULL;
+    if (!frame) {
+        zmsg_destroy (&parts);
         return 0;
+    }
     drv_msg_t *msg = NULL;
     char err [256] = "";
     drv_limits_t limits = drv_limits_from_broker ();
-    drover_error_t rc = drv_codec_decode (zframe_data (frame), zframe_size (frame), &limits,
-                                          &msg, NULL, err, sizeof err);
+    size_t nframes = zmsg_size (parts);
+    zframe_t **frames = nframes ? (zframe_t **) malloc (nframes * sizeof (zframe_t *)) : NULL;
+    for (size_t i = 0; frames && i < nframes; i++)
+        frames [i] = zmsg_pop (parts);
+    zmsg_destroy (&parts);
+    drover_error_t rc = nframes && !frames
+                            ? DROVER_ERR_INTERNAL
+                            : drv_codec_decode_frames (zframe_data (frame), zframe_size (frame),
+                                                       frames, nframes, &limits, &msg, NULL, err,
+                                                       sizeof err);
+    if (nframes && !frames)
+        snprintf (err, sizeof err, "out of memory");
+    free (frames);
     zframe_destroy (&frame);
     if (rc) {
         zsys_warning ("worker: bad message from broker: %s", err);
