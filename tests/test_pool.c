@@ -140,6 +140,10 @@ s_handler (drover_task_t *task, void *arg)
         signal (SIGSEGV, SIG_DFL);
         raise (SIGSEGV);
     }
+    if (size > 6 && memcmp (text, "crash:", 6) == 0) {
+        signal (SIGSEGV, SIG_DFL);
+        raise (SIGSEGV);
+    }
     if (size == 4 && memcmp (text, "exit", 4) == 0)
         _exit (3);
     if (size == 5 && memcmp (text, "sleep", 5) == 0)
@@ -548,6 +552,80 @@ Test (pool, big_payloads)
         cr_assert_eq (memcmp (seen.data [i], big, strlen (seen.data [i])), 0);
     }
     free (big);
+    drv_pool_destroy (&pool);
+    zloop_destroy (&loop);
+    s_assert_reaped ();
+}
+
+//  A large task is in a member's hands as soon as it is submitted; a
+//  small one waits in the queue for the flush. Cancelling tells which:
+//  a queued task is cancelled on the spot, one a member holds only once
+//  the member is stopped.
+Test (pool, a_large_task_goes_to_a_member_at_once)
+{
+    zloop_t *loop = zloop_new ();
+    drv_pool_t *pool = s_pool (loop, 1, false, 0, NULL, NULL, NULL);
+    //  A first task, so that the member is up (killing a member that has
+    //  not started yet fails its tasks as such, not as cancelled).
+    s_submit (pool, 10, "fine", 0);
+    drv_pool_flush (pool);
+    s_run_until (loop, 1);
+    s_submit (pool, 1, "small", 0);
+    cr_assert (drv_pool_cancel (pool, 1));
+    cr_assert_eq (seen.count, 2, "a queued task is cancelled at once");
+    cr_assert_eq (seen.outcome [s_find (1)], DROVER_OUTCOME_CANCELLED);
+    size_t size = 100 * 1024;
+    char *big = (char *) calloc (1, size);
+    memset (big, 'b', size);
+    cr_assert_eq (drv_pool_submit (pool, 2, 0, big, size, 0), 0);
+    cr_assert (drv_pool_cancel (pool, 2));
+    cr_assert_eq (seen.count, 2, "the large task was still in the queue");
+    s_run_until (loop, 3);
+    ssize_t i = s_find (2);
+    cr_assert_geq (i, 0, "no result for the large task");
+    cr_assert (seen.outcome [i] == DROVER_OUTCOME_CANCELLED || seen.outcome [i] == DROVER_OUTCOME_OK,
+               "outcome %d: %s", (int) seen.outcome [i], seen.reason [i]);
+    free (big);
+    drv_pool_destroy (&pool);
+    zloop_destroy (&loop);
+    s_assert_reaped ();
+}
+
+//  Large tasks go straight to a member (no queue) when it has room: a
+//  crash there still fails only its own task, and the member's others
+//  run again in the member that replaces it.
+Test (pool, large_tasks_sent_at_once_survive_a_crash)
+{
+    zloop_t *loop = zloop_new ();
+    drv_pool_t *pool = s_pool (loop, 1, false, 0, NULL, NULL, NULL);
+    size_t size = 70 * 1024;
+    char *big [6];
+    for (uint64_t id = 1; id <= 6; id++) {
+        big [id - 1] = (char *) malloc (size + 1);
+        for (size_t i = 0; i < size; i++)
+            big [id - 1][i] = (char) ('a' + (i + id) % 26);
+        big [id - 1][size] = 0;
+        if (id == 3)
+            memcpy (big [id - 1], "crash:", 6);
+        cr_assert_eq (drv_pool_submit (pool, id, 0, big [id - 1], size, 0), 0);
+    }
+    //  No drv_pool_flush: they went to the member already, or their
+    //  results would never come.
+    s_run_until (loop, 6);
+    for (uint64_t id = 1; id <= 6; id++) {
+        ssize_t i = s_find (id);
+        cr_assert_geq (i, 0, "no result for %" PRIu64, id);
+        if (id == 3)
+            cr_assert_eq (seen.outcome [i], DROVER_OUTCOME_SIGNAL, "%s", seen.reason [i]);
+        else {
+            cr_assert_eq (seen.outcome [i], DROVER_OUTCOME_OK, "%s", seen.reason [i]);
+            //  (seen keeps the first 31 bytes of each result)
+            cr_assert_eq (memcmp (seen.data [i], big [id - 1], 31), 0, "task %" PRIu64, id);
+        }
+    }
+    cr_assert_eq (drv_pool_spawned (pool), 2, "the crash replaced the member once");
+    for (size_t i = 0; i < 6; i++)
+        free (big [i]);
     drv_pool_destroy (&pool);
     zloop_destroy (&loop);
     s_assert_reaped ();

@@ -36,6 +36,7 @@
 
       agent                               member (process or thread)
       drv_pool_submit -> queue            hello
+        (64 KiB or more: journal, write, when a member has room)
       drv_pool_flush  -> journal, write   read batch, run each, reply batch
       epoll pass      <- replies          ...
       pidfd readable  -> reap, fail the running task, requeue the rest, fork again
@@ -83,6 +84,7 @@
 #define FLUSH_AFTER_MS 2             //  a member's oldest reply waits at most this
 #define FLUSH_BYTES (1 << 20)        //  or until this many bytes wait
 #define READ_CHUNK 65536             //  least room made for one read
+#define DIRECT_MIN 65536             //  a task this large skips the queue when it can
 #define TIMEOUT_POLL_MS 20           //  recheck when a member's task is not yet known
 #define EVENTS_MAX 64                //  epoll events taken per pass
 #define KIND_PROGRESS 0x50524f47     //  reply kind of a progress record ("PROG")
@@ -1428,12 +1430,68 @@ drv_pool_destroy (drv_pool_t **self_p)
     *self_p = NULL;
 }
 
+//  Is the member one a flush may give tasks to?
+static bool
+s_takes_tasks (const s_member_t *member)
+{
+    return member->fd != -1 && !member->retiring && member->kill == KILL_NONE;
+}
+
+//  The member a task would go to if the queue held only it, as
+//  drv_pool_flush deals: one under its even share, from self->next on.
+//  NULL if none has room, or tasks wait in the queue (they go first).
+static s_member_t *
+s_direct_member (drv_pool_t *self)
+{
+    if (self->queued)
+        return NULL;
+    size_t live = 0, inflight = 0;
+    for (size_t i = 0; i < self->config.size; i++)
+        if (s_takes_tasks (&self->members [i])) {
+            live++;
+            inflight += self->members [i].inflight;
+        }
+    if (!live)
+        return NULL;
+    size_t target = (1 + inflight + live - 1) / live;
+    if (target > BATCH_MAX)
+        target = BATCH_MAX;
+    for (size_t n = 0; n < self->config.size; n++) {
+        s_member_t *member = &self->members [(self->next + n) % self->config.size];
+        if (s_takes_tasks (member) && member->inflight < target
+            && (!self->config.max_tasks || member->given < self->config.max_tasks)) {
+            self->next = (self->next + 1) % self->config.size;
+            return member;
+        }
+    }
+    return NULL;
+}
+
 int
 drv_pool_submit (drv_pool_t *self, uint64_t job_id, size_t fn, const void *payload, size_t size,
                  uint32_t timeout_ms)
 {
     if (size > UINT32_MAX - 64 || fn >= self->config.nfunctions)
         return -1;
+    //  A large task goes straight into a member's journal when one has
+    //  room and nothing waits: copied once (not into the queue, then at
+    //  the flush into the journal), and written at once; batching small
+    //  tasks is what the queue is for.
+    s_member_t *member = size >= DIRECT_MIN ? s_direct_member (self) : NULL;
+    if (member) {
+        if (s_append (&member->journal, &member->sent, true, (uint32_t) fn, job_id, timeout_ms,
+                      payload, size, NULL, 0)
+            == -1)
+            return -1;
+        if (timeout_ms)
+            member->timeouts++;
+        member->inflight++;
+        member->given++;
+        if (self->config.max_tasks && member->given >= self->config.max_tasks)
+            member->retiring = true;
+        s_write (self, member);
+        return 0;
+    }
     if (s_append (&self->queue, NULL, true, (uint32_t) fn, job_id, timeout_ms, payload, size, NULL, 0)
         == -1)
         return -1;
@@ -1448,7 +1506,7 @@ drv_pool_flush (drv_pool_t *self)
     size_t live = 0, inflight = 0;
     for (size_t i = 0; i < self->config.size; i++) {
         s_member_t *member = &self->members [i];
-        if (member->fd != -1 && !member->retiring && member->kill == KILL_NONE) {
+        if (s_takes_tasks (member)) {
             live++;
             inflight += member->inflight;
         }
@@ -1461,8 +1519,7 @@ drv_pool_flush (drv_pool_t *self)
             target = BATCH_MAX;
         for (size_t n = 0; n < self->config.size && self->queued; n++) {
             s_member_t *member = &self->members [(self->next + n) % self->config.size];
-            if (member->fd == -1 || member->retiring || member->kill != KILL_NONE
-                || member->inflight >= target)
+            if (!s_takes_tasks (member) || member->inflight >= target)
                 continue;
             size_t room = target - member->inflight;
             if (self->config.max_tasks && room > self->config.max_tasks - member->given)

@@ -95,7 +95,9 @@ void
 void
     drv_pool_destroy (drv_pool_t **self_p);
 
-//  Queue a task for function index fn; the payload is copied. 0 or -1.
+//  Queue a task for function index fn; the payload is copied. A task of
+//  64 KiB or more goes to a member at once instead, when nothing is
+//  queued and a member has room under its even share. 0 or -1.
 int
     drv_pool_submit (drv_pool_t *self, uint64_t job_id, size_t fn, const void *payload,
                      size_t size, uint32_t timeout_ms);
