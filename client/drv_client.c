@@ -67,6 +67,9 @@ typedef struct {
     char *unique;                    //  likewise, or NULL
     bool detach;                     //  likewise
     uint8_t *payload;                //  likewise; freed once the result is in
+    zframe_t *frame;                 //  the frame payload points into (sent as it
+                                     //  is, a payload frame), or NULL: payload is
+                                     //  a block of its own
     size_t size;                     //  bytes in payload
     struct _drover_imap_t *imap;     //  the unordered map it belongs to, or NULL
     size_t index;                    //  its push position in its map (a chunk's first)
@@ -130,6 +133,8 @@ struct _drover_imap_t {
     char *function;                  //  the function mapped
     drover_options_t options;        //  for every task
     uint8_t **payloads;              //  buffered payload copies
+    zframe_t **frames;               //  the frame a copy is, for 64 KiB or more
+                                     //  (DRV_FRAME_MIN), or NULL: a block
     size_t *sizes;                   //  their sizes
     size_t buffered;                 //  tasks buffered
     size_t buffered_bytes;           //  their bytes
@@ -147,6 +152,17 @@ struct _drover_imap_t {
 
 //  ---------------------------------------------------------------------
 
+//  Let a job's payload go: its block, or the frame it points into.
+static void
+s_job_payload_free (s_job_t *job)
+{
+    if (job->frame)
+        zframe_destroy (&job->frame);
+    else
+        free (job->payload);
+    job->payload = NULL;
+}
+
 static void
 s_job_destroy (void **item)
 {
@@ -158,7 +174,7 @@ s_job_destroy (void **item)
         free (job->items);
         free (job->function);
         free (job->unique);
-        free (job->payload);
+        s_job_payload_free (job);
         free (job);
         *item = NULL;
     }
@@ -235,8 +251,9 @@ s_auth_check (drover_client_t *self)
 //  plain send on a DEALER without a usable connection blocks forever.
 //  0 sent; 1 not taken (the frame is gone; the caller's records make it
 //  go again later); -1 failed.
-//  With nextra payload frames after it (taken and destroyed in every
-//  case): libzmq takes a whole message once it took its first part.
+//  With nextra payload frames after it, sent shared (ZFRAME_REUSE: they
+//  stay the caller's): libzmq takes a whole message once it took its
+//  first part.
 static int
 s_send_frames (drover_client_t *self, zframe_t **frame_p, zframe_t **extra, size_t nextra,
                int wait_ms)
@@ -257,11 +274,11 @@ s_send_frames (drover_client_t *self, zframe_t **frame_p, zframe_t **extra, size
             rc = -1;
     }
     //  The envelope went: so do its payload frames.
-    for (size_t i = 0; i < nextra; i++) {
-        if (rc == 0 && zframe_send (&extra [i], self->dealer, i + 1 < nextra ? ZFRAME_MORE : 0) == -1)
+    for (size_t i = 0; rc == 0 && i < nextra; i++)
+        if (zframe_send (&extra [i], self->dealer,
+                         ZFRAME_REUSE | (i + 1 < nextra ? ZFRAME_MORE : 0))
+            == -1)
             rc = -1;
-        zframe_destroy (&extra [i]);
-    }
     zframe_destroy (frame_p);
     if (rc == 0)
         self->refused_since = 0;
@@ -482,8 +499,7 @@ s_on_results (drover_client_t *self, drv_msg_t *msg)
                                            in->reason, in->attempts);
         if (job->result) {
             job->result->job_id = job->first_id ? job->first_id : in->job_id;
-            free (job->payload);
-            job->payload = NULL;
+            s_job_payload_free (job);
             if (job->chunk)
                 s_chunk_unpack (job);
         }
@@ -781,13 +797,16 @@ typedef enum {
 //  Send one Submit for count tasks with the given tags; records the jobs
 //  and the pending Submit. Returns its seq, or 0 on error. The jobs keep
 //  copies of the payloads, unless owned is given (S_SEND_NEW only):
-//  owned [i] is a malloc'd block holding payloads [i], which the job
-//  takes instead (it sets owned [i] NULL; the caller frees the rest).
+//  owned [i] is a malloc'd block holding payloads [i], or the frame that
+//  holds it when owned_frames [i] is set, which the job takes instead
+//  (it sets both NULL; the caller frees the rest). A payload of
+//  DRV_FRAME_MIN or more goes as a payload frame: that frame, sent as it
+//  is, or else a copy.
 static uint64_t
 s_submit_send (drover_client_t *self, const char *function, size_t count,
                const void *const *payloads, const size_t *sizes, const uint64_t *tags,
                const drover_options_t *options, bool async, bool chunk, s_send_mode_t mode,
-               uint64_t seq, uint8_t **owned)
+               uint64_t seq, uint8_t **owned, zframe_t **owned_frames)
 {
     if (!drv_codec_valid_function (function)) {
         s_fail (self, DROVER_ERR_INVALID, EINVAL,
@@ -835,20 +854,28 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
     size_t nframes = 0;
     for (size_t i = 0; i < count; i++)
         nframes += sizes [i] >= DRV_FRAME_MIN;
+    //  frames: what goes after the envelope; made: which of them are copies
+    //  made here (the rest are the caller's, owned_frames).
     zframe_t **frames = nframes ? (zframe_t **) calloc (nframes, sizeof (zframe_t *)) : NULL;
-    for (size_t i = 0, next = 0; i < count; i++) {
-        bool framed = frames && sizes [i] >= DRV_FRAME_MIN;
+    bool *made = nframes ? (bool *) calloc (nframes, sizeof (bool)) : NULL;
+    size_t next = 0;
+    for (size_t i = 0; i < count; i++) {
+        bool framed = frames && made && sizes [i] >= DRV_FRAME_MIN;
         tasks [i] = (drv_task_t) {.id = tags [i], .payload = (const uint8_t *) payloads [i],
                                   .size = sizes [i], .framed = framed};
-        if (framed && !(frames [next++] = zframe_new (payloads [i], sizes [i])))
+        if (!framed)
+            continue;
+        zframe_t *frame = owned_frames ? owned_frames [i] : NULL;
+        if (!frame) {
+            frame = zframe_new (payloads [i], sizes [i]);
+            made [next] = true;
+        }
+        if (frame)
+            frames [next++] = frame;
+        else
             tasks [i].framed = false;   //  (out of memory: it goes inside)
     }
-    //  Drop the frames that could not be made, keeping the order.
-    size_t kept = 0;
-    for (size_t i = 0; i < nframes; i++)
-        if (frames [i])
-            frames [kept++] = frames [i];
-    nframes = kept;
+    nframes = next;
     drv_msg_t msg = {
         .type = DRV_MSG_SUBMIT,
         .seq = mode == S_SEND_AGAIN ? seq : ++self->seq,
@@ -870,7 +897,11 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
     //  this thread from reading what the broker sends meanwhile.
     int sent = s_send_frames (self, &frame, frames, nframes,
                               mode == S_SEND_NEW ? S_SEND_WAIT_MS : 0);
+    for (size_t i = 0; i < nframes; i++)
+        if (made [i])
+            zframe_destroy (&frames [i]);
     free (frames);
+    free (made);
     if (sent == -1) {
         void *item = submit;
         s_submit_destroy (&item);
@@ -911,6 +942,13 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         job->unique = unique ? strdup (unique) : NULL;
         job->detach = options && options->detach;
         job->chunk = chunk;
+        if (owned && owned [i] && owned_frames && owned_frames [i]) {
+            job->frame = owned_frames [i];
+            job->payload = owned [i];
+            owned_frames [i] = NULL;
+            owned [i] = NULL;
+        }
+        else
         if (owned && owned [i]) {
             job->payload = owned [i];
             owned [i] = NULL;
@@ -949,7 +987,7 @@ s_send_again (drover_client_t *self, const uint64_t *tags, size_t count, uint64_
                                     .detach = first->detach};
         s_submit_send (self, first->function, count, payloads, sizes, tags, &options, false,
                        first->chunk,
-                       seq ? S_SEND_AGAIN : S_SEND_AGAIN_NEW_SEQ, seq, NULL);
+                       seq ? S_SEND_AGAIN : S_SEND_AGAIN_NEW_SEQ, seq, NULL, NULL);
     }
     free (payloads);
     free (sizes);
@@ -1083,7 +1121,7 @@ s_submit (drover_client_t *self, const char *function, size_t count,
     for (size_t i = 0; i < count; i++)
         tags [i] = self->next_tag++;
     uint64_t seq = s_submit_send (self, function, count, payloads, sizes, tags, options, async,
-                                  false, S_SEND_NEW, 0, NULL);
+                                  false, S_SEND_NEW, 0, NULL, NULL);
     int rc = seq ? s_submit_await (self, seq) : -1;
     for (size_t i = 0; rc == 0 && i < count; i++) {
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [i]);
@@ -1807,6 +1845,19 @@ drover_client_metrics (drover_client_t *self)
 //  ---------------------------------------------------------------------
 //  imap: ordered streaming map
 
+//  Let the buffered payloads go that no job took: blocks, or frames.
+static void
+s_imap_release (drover_imap_t *self)
+{
+    for (size_t i = 0; i < self->buffered; i++) {
+        if (self->frames && self->frames [i])
+            zframe_destroy (&self->frames [i]);
+        else
+            free (self->payloads [i]);
+        self->payloads [i] = NULL;
+    }
+}
+
 drover_imap_t *
 drover_imap_new (drover_client_t *client, const char *function, const drover_options_t *options)
 {
@@ -1829,13 +1880,14 @@ drover_imap_new (drover_client_t *client, const char *function, const drover_opt
     self->client = client;
     self->function = strdup (function);
     self->payloads = (uint8_t **) calloc (S_BATCH_TASKS, sizeof (uint8_t *));
+    self->frames = (zframe_t **) calloc (S_BATCH_TASKS, sizeof (zframe_t *));
     self->sizes = (size_t *) calloc (S_BATCH_TASKS, sizeof (size_t));
     self->seqs = zlistx_new ();
     self->chunk_size = 1;
     self->batch = S_BATCH_TASKS;
     if (options)
         self->options = *options;
-    if (!self->function || !self->payloads || !self->sizes || !self->seqs) {
+    if (!self->function || !self->payloads || !self->frames || !self->sizes || !self->seqs) {
         drover_imap_destroy (&self);
         return NULL;
     }
@@ -1858,11 +1910,11 @@ drover_imap_destroy (drover_imap_t **self_p)
         }
         for (void *seq = zlistx_first (self->seqs); seq; seq = zlistx_next (self->seqs))
             zhashx_delete (self->client->submits, seq);
-        for (size_t i = 0; i < self->buffered; i++)
-            free (self->payloads [i]);
+        s_imap_release (self);
         zlistx_destroy (&self->seqs);
         zlistx_destroy (&self->arrived);
         free (self->payloads);
+        free (self->frames);
         free (self->sizes);
         free (self->order);
         free (self->function);
@@ -1910,7 +1962,8 @@ s_imap_flush_chunks (drover_imap_t *self)
     uint64_t seq = 0;
     if (ok)
         seq = s_submit_send (self->client, self->function, chunks, (const void *const *) packed,
-                             sizes, tags, &self->options, false, true, S_SEND_NEW, 0, packed);
+                             sizes, tags, &self->options, false, true, S_SEND_NEW, 0, packed,
+                             NULL);
     for (size_t c = 0; seq && c < chunks; c++) {
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, tags [c]);
         if (job) {
@@ -1926,8 +1979,7 @@ s_imap_flush_chunks (drover_imap_t *self)
     free (packed);
     free (sizes);
     free (tags);
-    for (size_t i = 0; i < self->buffered; i++)
-        free (self->payloads [i]);
+    s_imap_release (self);
     self->buffered = 0;
     self->buffered_bytes = 0;
     if (!ok)
@@ -1955,7 +2007,8 @@ drover_imap_flush (drover_imap_t *self)
     uint64_t *tags = self->order + self->tail - self->buffered;
     uint64_t seq = s_submit_send (self->client, self->function, self->buffered,
                                   (const void *const *) self->payloads, self->sizes, tags,
-                                  &self->options, false, false, S_SEND_NEW, 0, self->payloads);
+                                  &self->options, false, false, S_SEND_NEW, 0, self->payloads,
+                                  self->frames);
     for (size_t i = 0; seq && self->unordered && i < self->buffered; i++) {
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, tags [i]);
         if (job) {
@@ -1963,8 +2016,7 @@ drover_imap_flush (drover_imap_t *self)
             job->index = self->tail - self->buffered + i;
         }
     }
-    for (size_t i = 0; i < self->buffered; i++)
-        free (self->payloads [i]);
+    s_imap_release (self);
     self->buffered = 0;
     self->buffered_bytes = 0;
     if (!seq)
@@ -1984,12 +2036,18 @@ drover_imap_push (drover_imap_t *self, const void *payload, size_t size)
         self->order = order;
         self->capacity = capacity;
     }
-    uint8_t *copy = (uint8_t *) malloc (size ? size : 1);
+    //  A payload that will go as a payload frame is copied into one
+    //  straight away, which the job then keeps: no second copy.
+    zframe_t *frame = self->chunk_size == 1 && size >= DRV_FRAME_MIN
+                          ? zframe_new (payload, size)
+                          : NULL;
+    uint8_t *copy = frame ? zframe_data (frame) : (uint8_t *) malloc (size ? size : 1);
     if (!copy)
         return s_fail (self->client, DROVER_ERR_NONE, ENOMEM, "out of memory");
-    if (size)
+    if (size && !frame)
         memcpy (copy, payload, size);
     self->payloads [self->buffered] = copy;
+    self->frames [self->buffered] = frame;
     self->sizes [self->buffered] = size;
     //  In a chunked map the pushes of one chunk share its job's tag.
     bool same_chunk = self->chunk_size > 1 && self->buffered % self->chunk_size != 0;
@@ -2020,10 +2078,13 @@ drover_imap_set_chunk_size (drover_imap_t *self, size_t chunk_size)
         uint8_t **payloads = (uint8_t **) realloc (self->payloads, batch * sizeof (uint8_t *));
         if (payloads)
             self->payloads = payloads;
+        zframe_t **frames = (zframe_t **) realloc (self->frames, batch * sizeof (zframe_t *));
+        if (frames)
+            self->frames = frames;
         size_t *sizes = (size_t *) realloc (self->sizes, batch * sizeof (size_t));
         if (sizes)
             self->sizes = sizes;
-        if (!payloads || !sizes)
+        if (!payloads || !frames || !sizes)
             return s_fail (self->client, DROVER_ERR_NONE, ENOMEM, "out of memory");
     }
     self->batch = batch;

@@ -269,3 +269,40 @@ Test (frames, a_durable_broker_keeps_a_framed_payload_across_a_restart)
     snprintf (command, sizeof command, "rm -rf %s", dir);
     cr_assert_eq (system (command), 0);
 }
+
+Test (frames, a_streamed_map_of_large_payloads_survives_a_broker_restart)
+{
+    //  Queued with no worker, then the broker restarts (in memory: it
+    //  forgets them), so the client sends them again from what it kept.
+    char *clients = strdup (drover_broker_clients_endpoint (broker));
+    char *workers = strdup (drover_broker_workers_endpoint (broker));
+    enum { COUNT = 12 };
+    uint8_t *payloads [COUNT];
+    size_t size = 150 * 1024;
+    drover_imap_t *imap = drover_imap_new (client, "echo", NULL);
+    cr_assert_not_null (imap);
+    for (size_t i = 0; i < COUNT; i++) {
+        payloads [i] = s_payload (size, (unsigned) i + 300);
+        cr_assert_eq (drover_imap_push (imap, payloads [i], size), 0);
+    }
+    cr_assert_eq (drover_imap_flush (imap), 0);
+    drover_broker_destroy (&broker);
+    broker = drover_broker_new (clients, workers);
+    cr_assert_not_null (broker);
+    cr_assert_eq (drover_broker_start (broker), 0, "%s", drover_broker_error (broker));
+    drover_worker_t *worker = s_echo_worker (false);
+    for (size_t i = 0; i < COUNT; i++) {
+        drover_result_t *result = NULL;
+        cr_assert_eq (drover_imap_next (imap, 60000, &result), 0, "%s",
+                      drover_client_error (client));
+        cr_assert_eq (result->outcome, DROVER_OUTCOME_OK, "%s", result->reason);
+        cr_assert_eq (result->size, size);
+        cr_assert (memcmp (result->data, payloads [i], size) == 0, "result %zu changed", i);
+        drover_result_destroy (&result);
+        free (payloads [i]);
+    }
+    drover_imap_destroy (&imap);
+    drover_worker_destroy (&worker);
+    free (clients);
+    free (workers);
+}
