@@ -854,10 +854,11 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
     size_t nframes = 0;
     for (size_t i = 0; i < count; i++)
         nframes += sizes [i] >= DRV_FRAME_MIN;
-    //  frames: what goes after the envelope; made: which of them are copies
-    //  made here (the rest are the caller's, owned_frames).
+    //  frames: what goes after the envelope, borrowed; made [i]: the copy
+    //  made here of task i's payload (others are the caller's, owned_frames),
+    //  which a new task's job then keeps instead of a copy of its own.
     zframe_t **frames = nframes ? (zframe_t **) calloc (nframes, sizeof (zframe_t *)) : NULL;
-    bool *made = nframes ? (bool *) calloc (nframes, sizeof (bool)) : NULL;
+    zframe_t **made = nframes ? (zframe_t **) calloc (count, sizeof (zframe_t *)) : NULL;
     size_t next = 0;
     for (size_t i = 0; i < count; i++) {
         bool framed = frames && made && sizes [i] >= DRV_FRAME_MIN;
@@ -866,10 +867,8 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         if (!framed)
             continue;
         zframe_t *frame = owned_frames ? owned_frames [i] : NULL;
-        if (!frame) {
-            frame = zframe_new (payloads [i], sizes [i]);
-            made [next] = true;
-        }
+        if (!frame)
+            frame = made [i] = zframe_new (payloads [i], sizes [i]);
         if (frame)
             frames [next++] = frame;
         else
@@ -897,11 +896,14 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
     //  this thread from reading what the broker sends meanwhile.
     int sent = s_send_frames (self, &frame, frames, nframes,
                               mode == S_SEND_NEW ? S_SEND_WAIT_MS : 0);
-    for (size_t i = 0; i < nframes; i++)
-        if (made [i])
-            zframe_destroy (&frames [i]);
     free (frames);
-    free (made);
+    //  Only new jobs keep the copies made here.
+    if (made && (sent == -1 || mode != S_SEND_NEW)) {
+        for (size_t i = 0; i < count; i++)
+            zframe_destroy (&made [i]);
+        free (made);
+        made = NULL;
+    }
     if (sent == -1) {
         void *item = submit;
         s_submit_destroy (&item);
@@ -949,6 +951,12 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
             owned [i] = NULL;
         }
         else
+        if (made && made [i]) {
+            job->frame = made [i];
+            job->payload = zframe_data (made [i]);
+            made [i] = NULL;
+        }
+        else
         if (owned && owned [i]) {
             job->payload = owned [i];
             owned [i] = NULL;
@@ -961,6 +969,9 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         job->size = sizes [i];
         zhashx_insert (self->by_tag, drv_util_u64_key (job->tag), job);
     }
+    for (size_t i = 0; made && i < count; i++)
+        zframe_destroy (&made [i]);     //  (a job that could not be made)
+    free (made);
     return msg.seq;
 }
 

@@ -44,6 +44,25 @@ s_broker_up (const char *data_dir)
     drover_client_set_ack_timeout (client, 10000);
 }
 
+//  Destroy the broker and start another on these endpoints (and data
+//  directory, or none); the old one's ports may take a moment to come free.
+static void
+s_broker_restart (const char *clients, const char *workers, const char *data_dir)
+{
+    int started = -1;
+    for (int tries = 0; tries < 100 && started == -1; tries++) {
+        drover_broker_destroy (&broker);
+        broker = drover_broker_new (clients, workers);
+        cr_assert_not_null (broker);
+        if (data_dir)
+            drover_broker_set_data_dir (broker, data_dir);
+        started = drover_broker_start (broker);
+        if (started == -1)
+            zclock_sleep (50);
+    }
+    cr_assert_eq (started, 0, "%s", drover_broker_error (broker));
+}
+
 static void
 setup (void)
 {
@@ -249,10 +268,7 @@ Test (frames, a_durable_broker_keeps_a_framed_payload_across_a_restart)
     drover_broker_destroy (&broker);
 
     //  The same endpoints and data: the job is restored from disk.
-    broker = drover_broker_new (endpoint, "tcp://127.0.0.1:*");
-    cr_assert_not_null (broker);
-    drover_broker_set_data_dir (broker, dir);
-    cr_assert_eq (drover_broker_start (broker), 0, "%s", drover_broker_error (broker));
+    s_broker_restart (endpoint, "tcp://127.0.0.1:*", dir);
     client = drover_client_new (endpoint);
     drover_worker_t *worker = s_echo_worker (false);
     drover_result_t *result = NULL;
@@ -286,10 +302,7 @@ Test (frames, a_streamed_map_of_large_payloads_survives_a_broker_restart)
         cr_assert_eq (drover_imap_push (imap, payloads [i], size), 0);
     }
     cr_assert_eq (drover_imap_flush (imap), 0);
-    drover_broker_destroy (&broker);
-    broker = drover_broker_new (clients, workers);
-    cr_assert_not_null (broker);
-    cr_assert_eq (drover_broker_start (broker), 0, "%s", drover_broker_error (broker));
+    s_broker_restart (clients, workers, NULL);
     drover_worker_t *worker = s_echo_worker (false);
     for (size_t i = 0; i < COUNT; i++) {
         drover_result_t *result = NULL;
