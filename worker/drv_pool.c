@@ -1038,8 +1038,10 @@ s_requeue (drv_pool_t *self, s_member_t *member, uint64_t skip_job)
         }
         offset += entry->size;
     }
-    memcpy (merged.data + merged.tail, self->queue.data + self->queue.head,
-            s_used (&self->queue));
+    //  (The queue may never have held anything: large tasks skip it.)
+    if (s_used (&self->queue))
+        memcpy (merged.data + merged.tail, self->queue.data + self->queue.head,
+                s_used (&self->queue));
     merged.tail += s_used (&self->queue);
     s_buf_free (&self->queue);
     self->queue = merged;
