@@ -17,35 +17,62 @@
 
 #include "drv_codec.h"
 
+//  Decode an envelope and the nframes payload frames after it (taken),
+//  and check the round trip: a refusal has a reason and no message; what
+//  decodes encodes again to the same type, seq and payloads.
 static void
-fuzz_decode (const uint8_t *data, size_t size, const drv_limits_t *limits)
+fuzz_round_trip (const uint8_t *data, size_t size, zframe_t **frames, size_t nframes,
+                 const drv_limits_t *limits)
 {
     drv_msg_t *msg = NULL;
     uint64_t seq = 0;
     char err [256];
-    drover_error_t rc = drv_codec_decode (data, size, limits, &msg, &seq, err, sizeof err);
+    drover_error_t rc = drv_codec_decode_frames (data, size, frames, nframes, limits, &msg, &seq,
+                                                 err, sizeof err);
+    for (size_t i = 0; i < nframes; i++)
+        if (frames [i])
+            abort ();               //  the frames are taken in every case
     if (rc != DROVER_ERR_NONE) {
-        //  A refusal comes with a reason and no message.
         if (msg || !err [0])
             abort ();
         return;
     }
+    //  Again: the envelope, and a frame per framed task, in order. What we
+    //  encode from a decoded message stays within the limits that message
+    //  was decoded with, less what its arena dropped.
     zframe_t *frame = drv_codec_encode (msg);
     if (!frame)
         abort ();
-    //  What we encode from a decoded message stays within the limits
-    //  that message was decoded with, less what its arena dropped.
+    zframe_t *again_frames [3] = {NULL, NULL, NULL};
+    size_t count = 0;
+    for (size_t i = 0; i < msg->ntasks; i++)
+        if (msg->tasks [i].framed && count < 3)
+            again_frames [count++] = zframe_new (msg->tasks [i].payload, msg->tasks [i].size);
+    if (count != nframes)
+        abort ();
     drv_msg_t *again = NULL;
     drv_limits_t unlimited = drv_limits_from_broker ();
-    rc = drv_codec_decode (zframe_data (frame), zframe_size (frame), &unlimited, &again, NULL,
-                           err, sizeof err);
+    rc = drv_codec_decode_frames (zframe_data (frame), zframe_size (frame), again_frames, count,
+                                  &unlimited, &again, NULL, err, sizeof err);
     if (rc != DROVER_ERR_NONE || again->type != msg->type || again->seq != msg->seq)
         abort ();
+    for (size_t i = 0; i < again->ntasks; i++)
+        if (again->tasks [i].size != msg->tasks [i].size
+            || memcmp (again->tasks [i].payload, msg->tasks [i].payload, msg->tasks [i].size))
+            abort ();
     drv_msg_destroy (&again);
     zframe_destroy (&frame);
     drv_msg_destroy (&msg);
 }
 
+//  The whole input as one envelope.
+static void
+fuzz_decode (const uint8_t *data, size_t size, const drv_limits_t *limits)
+{
+    fuzz_round_trip (data, size, NULL, 0, limits);
+}
+
+//  The input as an envelope and payload frames (see the top).
 static void
 fuzz_decode_frames (const uint8_t *data, size_t size, const drv_limits_t *limits)
 {
@@ -61,42 +88,7 @@ fuzz_decode_frames (const uint8_t *data, size_t size, const drv_limits_t *limits
         size_t length = i + 1 == nframes ? size - start : part;
         frames [i] = zframe_new (data + start, length);
     }
-    drv_msg_t *msg = NULL;
-    uint64_t seq = 0;
-    char err [256];
-    drover_error_t rc = drv_codec_decode_frames (data, nframes ? part : size, frames, nframes,
-                                                 limits, &msg, &seq, err, sizeof err);
-    for (size_t i = 0; i < nframes; i++)
-        if (frames [i])
-            abort ();               //  the frames are taken in every case
-    if (rc != DROVER_ERR_NONE) {
-        if (msg || !err [0])
-            abort ();
-        return;
-    }
-    //  Again: the envelope, and a frame per framed task, in order.
-    zframe_t *frame = drv_codec_encode (msg);
-    if (!frame)
-        abort ();
-    size_t count = 0;
-    for (size_t i = 0; i < msg->ntasks; i++)
-        if (msg->tasks [i].framed && count < 3)
-            frames [count++] = zframe_new (msg->tasks [i].payload, msg->tasks [i].size);
-    if (count != nframes)
-        abort ();
-    drv_msg_t *again = NULL;
-    drv_limits_t unlimited = drv_limits_from_broker ();
-    rc = drv_codec_decode_frames (zframe_data (frame), zframe_size (frame), frames, count,
-                                  &unlimited, &again, NULL, err, sizeof err);
-    if (rc != DROVER_ERR_NONE || again->type != msg->type || again->seq != msg->seq)
-        abort ();
-    for (size_t i = 0; i < again->ntasks; i++)
-        if (again->tasks [i].size != msg->tasks [i].size
-            || memcmp (again->tasks [i].payload, msg->tasks [i].payload, msg->tasks [i].size))
-            abort ();
-    drv_msg_destroy (&again);
-    zframe_destroy (&frame);
-    drv_msg_destroy (&msg);
+    fuzz_round_trip (data, nframes ? part : size, frames, nframes, limits);
 }
 
 #endif
