@@ -579,11 +579,11 @@ s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
     drv_task_t *tasks = (drv_task_t *) calloc (count, sizeof *tasks);
     //  Framed jobs' payloads go on as the frames they came in, to a
     //  worker that takes them.
-    zframe_t **frames = (zframe_t **) calloc (count, sizeof (zframe_t *));
     bool framing = drv_peer_frames (peer);
+    zframe_t **frames = framing ? (zframe_t **) calloc (count, sizeof (zframe_t *)) : NULL;
     size_t length;
     const uint8_t *identity = drv_peer_identity (peer, &length);
-    bool sent = tasks && frames;
+    bool sent = tasks && (frames || !framing);
     //  One Dispatch per S_BYTES_PER_MESSAGE of payload.
     for (size_t first = 0; sent && first < count;) {
         size_t n = 0, bytes = 0, nframes = 0;
@@ -621,7 +621,8 @@ s_emit (drv_peer_t *peer, drv_job_t **jobs, size_t count, void *arg)
     if (!sent) {
         zsys_warning ("broker: cannot reach worker=%s (%s); its jobs go back to the queue",
                       drv_peer_name (peer),
-                      tasks && frames ? zmq_strerror (zmq_errno ()) : "no memory");
+                      tasks && (frames || !framing) ? zmq_strerror (zmq_errno ())
+                                                    : "no memory");
         zlistx_add_end (self->dead, peer);
     }
     free (frames);
