@@ -126,10 +126,21 @@ s_note_heap (void)
 //  ---------------------------------------------------------------------
 //  Handlers.
 
+//  A 64-bit FNV-1a hash of every byte, in hex: what "sum:" answers.
+static void
+s_hash (const void *data, size_t size, char *out, size_t out_size)
+{
+    uint64_t hash = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < size; i++)
+        hash = (hash ^ ((const uint8_t *) data) [i]) * 0x100000001b3ull;
+    snprintf (out, out_size, "%016" PRIx64, hash);
+}
+
 //  Echo the payload, or act on it: "crash", "exit", "sleep", "fail",
 //  "pid", "init", "spin", "hog", "heap" (a progress report, then bytes
 //  allocated in this member since its fork), "fail-heap" (that, as a
-//  failure reason), "wide" (30 KB of output).
+//  failure reason), "wide" (30 KB of output), "sum:..." (s_hash of the
+//  whole payload, which must be followed by its NUL).
 static int
 s_handler (drover_task_t *task, void *arg)
 {
@@ -146,6 +157,15 @@ s_handler (drover_task_t *task, void *arg)
     }
     if (size == 4 && memcmp (text, "exit", 4) == 0)
         _exit (3);
+    if (size > 4 && memcmp (text, "sum:", 4) == 0) {
+        if (text [size] != 0) {
+            drover_task_fail (task, "the payload is not followed by a NUL");
+            return -1;
+        }
+        char hash [32];
+        s_hash (text, size, hash, sizeof hash);
+        return drover_task_reply (task, hash, strlen (hash));
+    }
     if (size == 5 && memcmp (text, "sleep", 5) == 0)
         sleep (60);
     if (size == 4 && memcmp (text, "fail", 4) == 0) {
@@ -628,6 +648,207 @@ Test (pool, large_tasks_sent_at_once_survive_a_crash)
         free (big [i]);
     drv_pool_destroy (&pool);
     zloop_destroy (&loop);
+    s_assert_reaped ();
+}
+
+//  ---------------------------------------------------------------------
+//  Kept payloads (drv_pool_submit_kept): the pool holds the caller's
+//  bytes, not a copy, and lets go of each exactly once.
+
+#define KEPT_COUNT 8
+
+typedef struct {
+    char *bytes;                     //  the payload
+    size_t size;                     //  its bytes
+    int released;                    //  times the pool let go of it
+    size_t results_then;             //  results given before it was
+} s_kept_t;
+
+static s_kept_t s_kept [KEPT_COUNT];
+
+static void
+s_release_kept (void *owner)
+{
+    s_kept_t *kept = (s_kept_t *) owner;
+    kept->released++;
+    kept->results_then = seen.count;
+}
+
+//  Payload i: "sum:", or "crash:" for crash_at, then a pattern of its
+//  own; sizes around 300 KiB, none alike.
+static void
+s_kept_make (size_t crash_at)
+{
+    for (size_t i = 0; i < KEPT_COUNT; i++) {
+        s_kept_t *kept = &s_kept [i];
+        *kept = (s_kept_t) {.size = 300 * 1024 + i * 4099};
+        kept->bytes = (char *) malloc (kept->size);
+        cr_assert_not_null (kept->bytes);
+        for (size_t b = 0; b < kept->size; b++)
+            kept->bytes [b] = (char) ('a' + (b * 7 + i) % 26);
+        memcpy (kept->bytes, i == crash_at ? "crash:" : "sum:", i == crash_at ? 6 : 4);
+    }
+}
+
+static void
+s_kept_submit (drv_pool_t *pool, size_t i, uint32_t timeout_ms)
+{
+    cr_assert_eq (drv_pool_submit_kept (pool, 100 + i, 0, s_kept [i].bytes, s_kept [i].size,
+                                        timeout_ms, s_release_kept, &s_kept [i]),
+                  0);
+}
+
+//  Task i's result is the hash of its whole payload.
+static void
+s_kept_assert_ok (size_t i)
+{
+    ssize_t at = s_find (100 + i);
+    cr_assert_geq (at, 0, "no result for kept task %zu", i);
+    cr_assert_eq (seen.outcome [at], DROVER_OUTCOME_OK, "kept task %zu: %s", i, seen.reason [at]);
+    char hash [32];
+    s_hash (s_kept [i].bytes, s_kept [i].size, hash, sizeof hash);
+    cr_assert_str_eq (seen.data [at], hash, "kept task %zu arrived changed", i);
+}
+
+static void
+s_kept_free (void)
+{
+    for (size_t i = 0; i < KEPT_COUNT; i++) {
+        free (s_kept [i].bytes);
+        s_kept [i].bytes = NULL;
+    }
+}
+
+//  Two members, up (their hellos in): each kept payload is read where
+//  it is, so the pool lets go of it only once its result has come.
+static void
+s_kept_run (bool threads)
+{
+    zloop_t *loop = zloop_new ();
+    drv_pool_t *pool = s_pool (loop, 2, threads, 0, NULL, NULL, NULL);
+    s_submit (pool, 1, "up", 0);
+    s_submit (pool, 2, "up", 0);
+    drv_pool_flush (pool);
+    s_run_until (loop, 2);
+    s_kept_make (KEPT_COUNT);
+    for (size_t i = 0; i < KEPT_COUNT; i++)
+        s_kept_submit (pool, i, 0);
+    drv_pool_flush (pool);
+    for (size_t i = 0; i < KEPT_COUNT; i++)
+        cr_assert_eq (s_kept [i].released, 0, "kept payload %zu was copied", i);
+    s_run_until (loop, 2 + KEPT_COUNT);
+    for (size_t i = 0; i < KEPT_COUNT; i++) {
+        s_kept_assert_ok (i);
+        cr_assert_eq (s_kept [i].released, 1, "kept payload %zu let go of %d times", i,
+                      s_kept [i].released);
+        cr_assert_eq (s_kept [i].results_then, (size_t) s_find (100 + i),
+                      "kept payload %zu let go of before its result", i);
+    }
+    drv_pool_destroy (&pool);
+    zloop_destroy (&loop);
+    s_kept_free ();
+}
+
+Test (pool, kept_payloads_are_read_where_they_are)
+{
+    s_kept_run (false);
+    s_assert_reaped ();
+}
+
+Test (pool, kept_payloads_in_threads_mode)
+{
+    s_kept_run (true);
+}
+
+//  A member that dies holding kept tasks: its own task fails, the
+//  others run again elsewhere from the same bytes, each let go of once.
+Test (pool, kept_payloads_survive_a_crash)
+{
+    zloop_t *loop = zloop_new ();
+    drv_pool_t *pool = s_pool (loop, 1, false, 0, NULL, NULL, NULL);
+    s_submit (pool, 1, "up", 0);
+    drv_pool_flush (pool);
+    s_run_until (loop, 1);
+    s_kept_make (2);
+    for (size_t i = 0; i < KEPT_COUNT; i++)
+        s_kept_submit (pool, i, 0);
+    drv_pool_flush (pool);
+    s_run_until (loop, 1 + KEPT_COUNT);
+    for (size_t i = 0; i < KEPT_COUNT; i++) {
+        if (i == 2)
+            cr_assert_eq (seen.outcome [s_find (100 + i)], DROVER_OUTCOME_SIGNAL);
+        else
+            s_kept_assert_ok (i);
+        cr_assert_eq (s_kept [i].released, 1, "kept payload %zu let go of %d times", i,
+                      s_kept [i].released);
+    }
+    cr_assert_eq (drv_pool_spawned (pool), 2, "the crash replaced the member once");
+    drv_pool_destroy (&pool);
+    zloop_destroy (&loop);
+    s_kept_free ();
+    s_assert_reaped ();
+}
+
+//  Cancelled in the queue, or still held when the pool is destroyed:
+//  let go of once all the same.
+Test (pool, kept_payloads_dropped_are_let_go_of)
+{
+    zloop_t *loop = zloop_new ();
+    drv_pool_t *pool = s_pool (loop, 1, false, 0, NULL, NULL, NULL);
+    s_submit (pool, 1, "sleep", 0);
+    drv_pool_flush (pool);
+    s_kept_make (KEPT_COUNT);
+    //  A small task waits in the queue, unflushed: the kept ones after it.
+    s_submit (pool, 2, "queued", 0);
+    for (size_t i = 0; i < KEPT_COUNT; i++)
+        s_kept_submit (pool, i, 0);
+    cr_assert (drv_pool_cancel (pool, 100));
+    cr_assert_geq (s_find (100), 0, "a queued task is cancelled at once");
+    cr_assert_eq (seen.outcome [s_find (100)], DROVER_OUTCOME_CANCELLED);
+    cr_assert_eq (s_kept [0].released, 1);
+    for (size_t i = 1; i < KEPT_COUNT; i++)
+        cr_assert_eq (s_kept [i].released, 0);
+    //  Into the member's journal, behind the sleep; then all dropped.
+    drv_pool_flush (pool);
+    drv_pool_destroy (&pool);
+    for (size_t i = 0; i < KEPT_COUNT; i++)
+        cr_assert_eq (s_kept [i].released, 1, "kept payload %zu let go of %d times", i,
+                      s_kept [i].released);
+    zloop_destroy (&loop);
+    s_kept_free ();
+    s_assert_reaped ();
+}
+
+//  A member that runs as another user cannot read the worker's memory
+//  (its hello says so): it gets kept payloads inline, and the pool lets
+//  go of each as it copies it, before its result.
+Test (pool, a_member_of_another_user_gets_kept_payloads_inline)
+{
+    if (geteuid () != 0)
+        cr_skip_test ("needs root to run members as another user");
+    drv_sandbox_t sandbox = {0};
+    char err [256] = "";
+    cr_assert_eq (drv_sandbox_set_user (&sandbox, "nobody", err, sizeof err), 0, "%s", err);
+    zloop_t *loop = zloop_new ();
+    drv_pool_t *pool = s_pool (loop, 1, false, 0, NULL, NULL, &sandbox);
+    s_submit (pool, 1, "up", 0);
+    drv_pool_flush (pool);
+    s_run_until (loop, 1);
+    cr_assert_eq (seen.outcome [0], DROVER_OUTCOME_OK, "%s", seen.reason [0]);
+    s_kept_make (KEPT_COUNT);
+    for (size_t i = 0; i < KEPT_COUNT; i++)
+        s_kept_submit (pool, i, 0);
+    drv_pool_flush (pool);
+    for (size_t i = 0; i < KEPT_COUNT; i++)
+        cr_assert_eq (s_kept [i].released, 1, "kept payload %zu was not copied", i);
+    s_run_until (loop, 1 + KEPT_COUNT);
+    for (size_t i = 0; i < KEPT_COUNT; i++) {
+        s_kept_assert_ok (i);
+        cr_assert_eq (s_kept [i].released, 1);
+    }
+    drv_pool_destroy (&pool);
+    zloop_destroy (&loop);
+    s_kept_free ();
     s_assert_reaped ();
 }
 

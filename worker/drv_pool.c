@@ -6,6 +6,8 @@
     as one read() returns and a writer sends a whole batch in one write():
 
       request  [size u32][function u32][job id u64][timeout ms u32][payload size u32][payload]
+      kept     [size u32][function | KIND_KEPT u32][job id u64][timeout ms u32][payload size u32]
+               [payload address u64][release u64][owner u64]
       reply    [size u32][outcome u32][job id u64][data size u32][reason size u32][data][reason]
       progress [size u32][KIND_PROGRESS u32][job id u64][24 u32][partial size u32]
                [done u64][total u64][report number u64][partial]
@@ -20,9 +22,22 @@
     get out, and only the partial output of a report made too soon is
     dropped. The report number orders the two paths.
 
+    A kept request leaves its payload where the agent received it (a
+    ZeroMQ frame, drv_pool_submit_kept) and names its address in the
+    agent: the member copies it from there itself, with one
+    process_vm_readv(2) (a thread member with memcpy), into a buffer of
+    its own that adds the NUL. That is one copy of a large payload where
+    an inline request makes three (into the journal, into the socket,
+    out of it). The agent keeps the payload until the task is answered
+    or dropped, then calls release (owner). Only a member whose hello
+    said it can read the agent's memory gets kept requests: one that
+    runs as another user (the sandbox) cannot, and is given the payload
+    inline, as is a member whose hello has not come yet.
+
     A member answers in the order it was asked; its first reply (job id 0)
     is its hello, sent once its initializer has run, with its resident
-    size as data (or the initializer's failure as reason). A member
+    size and whether it reads kept payloads as data (or the initializer's
+    failure as reason). A member
     buffers its replies until no whole request is left in what it has
     read, or the oldest waits 2 ms, then writes them at once.
 
@@ -36,7 +51,8 @@
 
       agent                               member (process or thread)
       drv_pool_submit -> queue            hello
-        (64 KiB or more: journal, write, when a member has room)
+        (64 KiB or more: journal, write, when a member has room;
+         kept: by address, the member reads it from the agent)
       drv_pool_flush  -> journal, write   read batch, run each, reply batch
       epoll pass      <- replies          ...
       pidfd readable  -> reap, fail the running task, requeue the rest, fork again
@@ -55,8 +71,9 @@
     child for good; glibc's malloc resets its own locks in the child, but
     other allocators do not (AddressSanitizer's in gcc 12 does not), and
     a member that blocked in malloc before its hello swallowed the tasks
-    given to it. Only a request or an output over 64 KiB makes a member
-    grow a buffer; what a handler allocates is the handler's affair.
+    given to it. Only a request, a kept payload or an output over 64 KiB
+    makes a member grow a buffer; what a handler allocates is the
+    handler's affair.
 */
 
 #ifndef _GNU_SOURCE
@@ -75,6 +92,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,6 +106,8 @@
 #define TIMEOUT_POLL_MS 20           //  recheck when a member's task is not yet known
 #define EVENTS_MAX 64                //  epoll events taken per pass
 #define KIND_PROGRESS 0x50524f47     //  reply kind of a progress record ("PROG")
+#define KIND_KEPT 0x80000000u        //  request kind flag: the payload is kept by the agent
+#define HELLO_READS_KEPT 1           //  hello flag: the member reads kept payloads
 #define PROGRESS_EVERY_MS 50         //  a task writes a progress record at most this often
 #define PROGRESS_POLL_MS 200         //  the agent reads reporting members' numbers this often
 
@@ -107,6 +127,16 @@ typedef struct {
     size_t tail;                     //  one past the last
     size_t capacity;                 //  bytes allocated
 } s_buf_t;
+
+//  The body of a kept request: where the payload is in the agent, and
+//  how the agent lets go of it (read by the agent only).
+typedef struct {
+    uint64_t address;                //  the payload's first byte, in the agent
+    uint64_t release;                //  drv_pool_release_fn *
+    uint64_t owner;                  //  its argument
+} s_kept_t;
+
+#define KEPT_SIZE ((HEADER_SIZE + sizeof (s_kept_t) + 7) & ~(size_t) 7)
 
 //  Written by a member, read by the agent.
 typedef struct {
@@ -131,6 +161,7 @@ typedef struct {
     bool has_thread;                 //  thread is running
     bool alive;                      //  started and not yet reaped
     bool ready;                      //  hello received
+    bool reads_kept;                 //  its hello said it reads kept payloads
     bool retiring;                   //  got its max_tasks: no more tasks
     bool writing;                    //  EPOLLOUT armed
     s_buf_t journal;                 //  requests not yet answered, in order
@@ -183,6 +214,8 @@ typedef struct {
     s_buf_t out;                     //  replies not yet written; first the hello
     uint8_t *reply;                  //  a handler's output
     size_t reply_capacity;           //  bytes reply holds
+    uint8_t *kept;                   //  the kept payload being run, and a NUL
+    size_t kept_capacity;            //  bytes kept holds
 } s_kit_t;
 
 static void s_member_main (drv_pool_t *self, s_member_t *member, int fd, s_kit_t *kit)
@@ -263,6 +296,8 @@ s_kit_free (s_kit_t *kit)
     s_buf_free (&kit->out);
     free (kit->reply);
     kit->reply = NULL;
+    free (kit->kept);
+    kit->kept = NULL;
 }
 
 static s_header_t *
@@ -447,12 +482,72 @@ s_resident (void)
     return space ? strtoull (space + 1, NULL, 10) * (uint64_t) sysconf (_SC_PAGESIZE) : 0;
 }
 
-//  Run one request; append its reply to out. Returns false if the member
-//  should end after answering: it ran out of memory, and what the
-//  handler leaked would fail the tasks after it.
+//  Copy a kept request's payload from the agent into the kit, with a
+//  NUL after it, and point *payload_p at it; false with failure set if
+//  it cannot be read.
+static bool
+s_read_kept (drv_pool_t *self, s_kit_t *kit, const s_header_t *request,
+             const uint8_t **payload_p, char *failure, size_t failure_size)
+{
+    s_kept_t kept;
+    memcpy (&kept, (const uint8_t *) request + HEADER_SIZE, sizeof kept);
+    size_t size = request->second;
+    if (size + 1 > kit->kept_capacity) {
+        size_t capacity = kit->kept_capacity ? 2 * kit->kept_capacity : READ_CHUNK;
+        if (capacity < size + 1)
+            capacity = size + 1;
+        uint8_t *grown = (uint8_t *) realloc (kit->kept, capacity);
+        if (!grown) {
+            snprintf (failure, failure_size, "pool member out of memory for the payload");
+            return false;
+        }
+        kit->kept = grown;
+        kit->kept_capacity = capacity;
+    }
+    if (self->config.threads)
+        memcpy (kit->kept, (const void *) (uintptr_t) kept.address, size);
+    else
+        for (size_t done = 0; done < size;) {
+            struct iovec local = {kit->kept + done, size - done};
+            struct iovec remote = {(void *) (uintptr_t) (kept.address + done), size - done};
+            ssize_t rc = process_vm_readv (self->agent_pid, &local, 1, &remote, 1, 0);
+            if (rc > 0)
+                done += (size_t) rc;
+            else
+            if (rc == -1 && errno == EINTR)
+                continue;
+            else {
+                snprintf (failure, failure_size, "cannot read the payload from the worker: %s",
+                          rc == 0 ? "nothing read" : strerror (errno));
+                return false;
+            }
+        }
+    kit->kept [size] = 0;
+    *payload_p = kit->kept;
+    return true;
+}
+
+//  Can this member process read the agent's memory (process_vm_readv
+//  needs the right to ptrace it: the same user, and the agent dumpable)?
+//  Reads a variable the agent set before the fork, at the same address.
+static bool
+s_reads_agent (drv_pool_t *self)
+{
+    pid_t seen = 0;
+    struct iovec local = {&seen, sizeof seen};
+    struct iovec remote = {&self->agent_pid, sizeof seen};
+    return process_vm_readv (self->agent_pid, &local, 1, &remote, 1, 0) == (ssize_t) sizeof seen
+           && seen == self->agent_pid;
+}
+
+//  Run one request, whose payload is at payload (failure: it could not
+//  be had, and the task fails with this reason instead); append its
+//  reply to out. Returns false if the member should end after answering:
+//  it ran out of memory, and what the handler leaked would fail the
+//  tasks after it.
 static bool
 s_run (drv_pool_t *self, s_shared_t *shared, drover_task_t *task, const s_header_t *request,
-       int fd, s_buf_t *out, uint64_t base_rss)
+       const uint8_t *payload, const char *failure, int fd, s_buf_t *out, uint64_t base_rss)
 {
     const drv_pool_config_t *config = &self->config;
     atomic_store_explicit (&shared->since_ms, s_now_ms (), memory_order_relaxed);
@@ -460,22 +555,26 @@ s_run (drv_pool_t *self, s_shared_t *shared, drover_task_t *task, const s_header
     if (!config->threads)
         drv_sandbox_renew_cpu (config->sandbox);
     const drv_pool_function_t *function = NULL;
-    if (request->kind < config->nfunctions)
-        function = &config->functions [request->kind];
+    uint32_t index = request->kind & ~KIND_KEPT;
+    if (index < config->nfunctions)
+        function = &config->functions [index];
     task->job_id = request->job_id;
     task->function = function ? function->name : "";
-    task->payload = (const uint8_t *) request + HEADER_SIZE;
+    task->payload = payload;
     task->size = request->second;
     task->reply_size = 0;
     task->failed = false;
     task->reason [0] = 0;
     task->progress_ms = 0;
-    int rc = function ? function->handler (task, function->arg) : -1;
+    int rc = function && !failure ? function->handler (task, function->arg) : -1;
     atomic_store_explicit (&shared->since_ms, 0, memory_order_release);
     drover_outcome_t outcome = DROVER_OUTCOME_OK;
     char reason [4096 + 256] = "";
+    if (failure)
+        snprintf (reason, sizeof reason, "%s", failure);
+    else
     if (!function)
-        snprintf (reason, sizeof reason, "no handler for function %u", request->kind);
+        snprintf (reason, sizeof reason, "no handler for function %u", index);
     else
     if (rc != 0 || task->failed)
         snprintf (reason, sizeof reason, "%s",
@@ -486,7 +585,7 @@ s_run (drv_pool_t *self, s_shared_t *shared, drover_task_t *task, const s_header
     bool carry_on = true;
     if (*reason) {
         outcome = DROVER_OUTCOME_ERROR;
-        if (!config->threads && config->sandbox && config->sandbox->max_memory) {
+        if (!failure && !config->threads && config->sandbox && config->sandbox->max_memory) {
             struct rusage usage;
             if (getrusage (RUSAGE_SELF, &usage) == 0
                 && drv_sandbox_explain (config->sandbox, 0, &usage, base_rss, 0, reason,
@@ -526,8 +625,10 @@ s_member_loop (drv_pool_t *self, s_member_t *member, int fd, uint64_t base_rss, 
     while (true) {
         while (s_used (&in) >= HEADER_SIZE) {
             const s_header_t *request = s_header_at (&in, in.head);
+            bool kept = (request->kind & KIND_KEPT) != 0;
             if (request->size < HEADER_SIZE || request->size % 8
-                || HEADER_SIZE + (size_t) request->second > request->size)
+                || (kept ? request->size < KEPT_SIZE
+                         : HEADER_SIZE + (size_t) request->second > request->size))
                 goto done;           //  not our agent talking
             if (s_used (&in) < request->size) {
                 if (s_reserve (&in, request->size - s_used (&in), NULL) == -1)
@@ -536,7 +637,12 @@ s_member_loop (drv_pool_t *self, s_member_t *member, int fd, uint64_t base_rss, 
             }
             if (!s_used (&out))
                 out_since = s_now_ms ();
-            bool carry_on = s_run (self, shared, &task, request, fd, &out, base_rss);
+            const uint8_t *payload = (const uint8_t *) request + HEADER_SIZE;
+            char failure [256] = "";
+            if (kept)
+                s_read_kept (self, kit, request, &payload, failure, sizeof failure);
+            bool carry_on = s_run (self, shared, &task, request, payload,
+                                   *failure ? failure : NULL, fd, &out, base_rss);
             in.head += request->size;
             if (!carry_on) {
                 s_write_all (fd, &out);
@@ -568,18 +674,20 @@ done:
 }
 
 //  Send the hello from the kit's empty out buffer: OK with our resident
-//  size, or a failure.
+//  size and flags (HELLO_READS_KEPT), or a failure.
 static bool
-s_hello (int fd, s_kit_t *kit, const char *failure, uint64_t rss)
+s_hello (int fd, s_kit_t *kit, const char *failure, uint64_t rss, uint64_t flags)
 {
     s_buf_t *out = &kit->out;
     bool ok;
+    uint64_t data [2] = {rss, flags};
     if (failure)
         ok = s_append (out, NULL, false, DROVER_OUTCOME_ERROR, 0, 0, NULL, 0, failure,
                        strlen (failure))
              == 0;
     else
-        ok = s_append (out, NULL, false, DROVER_OUTCOME_OK, 0, sizeof rss, &rss, sizeof rss, NULL, 0)
+        ok = s_append (out, NULL, false, DROVER_OUTCOME_OK, 0, sizeof data, data, sizeof data,
+                       NULL, 0)
              == 0;
     return ok && s_write_all (fd, out);
 }
@@ -636,7 +744,7 @@ s_member_main (drv_pool_t *self, s_member_t *member, int fd, s_kit_t *kit)
         char failure [256];
         snprintf (failure, sizeof failure, "cannot apply the task limits: %s",
                   strerror (errno));
-        s_hello (fd, kit, failure, 0);
+        s_hello (fd, kit, failure, 0, 0);
         _exit (1);
     }
     //  Set after the user switch, which clears it.
@@ -644,10 +752,10 @@ s_member_main (drv_pool_t *self, s_member_t *member, int fd, s_kit_t *kit)
     if (getppid () != self->agent_pid)
         _exit (1);
     if (self->config.init && self->config.init (self->config.init_arg) != 0) {
-        s_hello (fd, kit, "the initializer failed", 0);
+        s_hello (fd, kit, "the initializer failed", 0, 0);
         _exit (1);
     }
-    if (s_hello (fd, kit, NULL, s_resident ()))
+    if (s_hello (fd, kit, NULL, s_resident (), s_reads_agent (self) ? HELLO_READS_KEPT : 0))
         s_member_loop (self, member, fd, s_resident (), kit);
     _exit (0);
 }
@@ -666,9 +774,9 @@ s_thread_main (void *arg)
     free (arg);
     drv_pool_t *self = args.pool;
     if (self->config.init && self->config.init (self->config.init_arg) != 0)
-        s_hello (args.fd, &args.kit, "the initializer failed", 0);
+        s_hello (args.fd, &args.kit, "the initializer failed", 0, 0);
     else
-    if (s_hello (args.fd, &args.kit, NULL, 0))
+    if (s_hello (args.fd, &args.kit, NULL, 0, HELLO_READS_KEPT))
         s_member_loop (self, args.member, args.fd, 0, &args.kit);
     s_kit_free (&args.kit);
     close (args.fd);
@@ -697,7 +805,7 @@ s_spawn (drv_pool_t *self, s_member_t *member)
     atomic_store (&shared->started, 0);
     atomic_store (&shared->since_ms, 0);
     member->given = member->replied = 0;
-    member->ready = member->retiring = member->writing = false;
+    member->ready = member->reads_kept = member->retiring = member->writing = false;
     member->kill = KILL_NONE;
     member->journal.head = member->journal.tail = member->sent = 0;
     member->input.head = member->input.tail = 0;
@@ -842,11 +950,65 @@ s_journal_entry (s_member_t *member, uint64_t skip)
     return offset < member->journal.tail ? s_header_at (&member->journal, offset) : NULL;
 }
 
+//  Let go of a request's payload if the agent keeps it.
+static void
+s_release (const s_header_t *record)
+{
+    if (!(record->kind & KIND_KEPT))
+        return;
+    s_kept_t kept;
+    memcpy (&kept, (const uint8_t *) record + HEADER_SIZE, sizeof kept);
+    drv_pool_release_fn *release = (drv_pool_release_fn *) (uintptr_t) kept.release;
+    if (release)
+        release ((void *) (uintptr_t) kept.owner);
+}
+
+//  Let go of the kept payloads of every request in [offset, end) of buf.
+static void
+s_release_all (const s_buf_t *buf, size_t offset, size_t end)
+{
+    for (; offset < end; offset += s_header_at (buf, offset)->size)
+        s_release (s_header_at (buf, offset));
+}
+
+//  Give the member one request: copied to its journal as it is, or, if
+//  it is kept and the member cannot read it in the agent (no hello yet,
+//  or another user), with its payload inline, letting go of the kept
+//  one. Not yet written. 0, or -1 with nothing changed.
+static int
+s_journal_add (drv_pool_t *self, s_member_t *member, const s_header_t *entry)
+{
+    if ((entry->kind & KIND_KEPT) && !(member->ready && member->reads_kept)) {
+        s_kept_t kept;
+        memcpy (&kept, (const uint8_t *) entry + HEADER_SIZE, sizeof kept);
+        if (s_append (&member->journal, &member->sent, true, entry->kind & ~KIND_KEPT,
+                      entry->job_id, entry->first, (const void *) (uintptr_t) kept.address,
+                      entry->second, NULL, 0)
+            == -1)
+            return -1;
+        s_release (entry);
+    }
+    else {
+        if (s_reserve (&member->journal, entry->size, &member->sent) == -1)
+            return -1;
+        memcpy (member->journal.data + member->journal.tail, entry, entry->size);
+        member->journal.tail += entry->size;
+    }
+    if (entry->first)
+        member->timeouts++;
+    member->inflight++;
+    member->given++;
+    if (self->config.max_tasks && member->given >= self->config.max_tasks)
+        member->retiring = true;
+    return 0;
+}
+
 //  Take a reply for the journal's head task.
 static void
 s_pop_journal (s_member_t *member)
 {
     s_header_t *head = s_header_at (&member->journal, member->journal.head);
+    s_release (head);
     if (head->first)
         member->timeouts--;
     member->journal.head += head->size;
@@ -932,8 +1094,10 @@ s_parse (drv_pool_t *self, s_member_t *member)
             if (kind == DROVER_OUTCOME_OK) {
                 member->ready = true;
                 member->failures = 0;
-                if (size == sizeof member->base_rss)
-                    memcpy (&member->base_rss, data, sizeof member->base_rss);
+                uint64_t hello [2] = {0, 0};
+                memcpy (hello, data, size < sizeof hello ? size : sizeof hello);
+                member->base_rss = hello [0];
+                member->reads_kept = (hello [1] & HELLO_READS_KEPT) != 0;
             }
             else
                 snprintf (member->hello, sizeof member->hello, "%.*s", (int) reason_size,
@@ -1036,6 +1200,8 @@ s_requeue (drv_pool_t *self, s_member_t *member, uint64_t skip_job)
             merged.tail += entry->size;
             count++;
         }
+        else
+            s_release (entry);       //  its result follows; it does not run again
         offset += entry->size;
     }
     //  (The queue may never have held anything: large tasks skip it.)
@@ -1419,6 +1585,7 @@ drv_pool_destroy (drv_pool_t **self_p)
             close (member->fd);  //  threads see EOF once their handler returns
         if (member->has_thread)
             pthread_join (member->thread, NULL);
+        s_release_all (&member->journal, member->journal.head, member->journal.tail);
         s_buf_free (&member->journal);
         s_buf_free (&member->input);
     }
@@ -1427,6 +1594,7 @@ drv_pool_destroy (drv_pool_t **self_p)
         munmap (self->shared, self->config.size * sizeof (s_shared_t));
     if (self->epfd != -1)
         close (self->epfd);
+    s_release_all (&self->queue, self->queue.head, self->queue.tail);
     s_buf_free (&self->queue);
     free (self);
     *self_p = NULL;
@@ -1467,6 +1635,48 @@ s_direct_member (drv_pool_t *self)
         }
     }
     return NULL;
+}
+
+int
+drv_pool_submit_kept (drv_pool_t *self, uint64_t job_id, size_t fn, const void *payload,
+                      size_t size, uint32_t timeout_ms, drv_pool_release_fn *release, void *owner)
+{
+    assert (release);
+    if (size > UINT32_MAX - 64 || fn >= self->config.nfunctions) {
+        release (owner);
+        return -1;
+    }
+    union {
+        s_header_t header;
+        uint8_t bytes [KEPT_SIZE];
+    } record = {.header = {.size = KEPT_SIZE,
+                           .kind = (uint32_t) fn | KIND_KEPT,
+                           .job_id = job_id,
+                           .first = timeout_ms,
+                           .second = (uint32_t) size}};
+    s_kept_t kept = {.address = (uint64_t) (uintptr_t) payload,
+                     .release = (uint64_t) (uintptr_t) release,
+                     .owner = (uint64_t) (uintptr_t) owner};
+    memcpy (record.bytes + HEADER_SIZE, &kept, sizeof kept);
+    //  Straight to a member when one has room and nothing waits, as a
+    //  large task is in drv_pool_submit.
+    s_member_t *member = s_direct_member (self);
+    if (member) {
+        if (s_journal_add (self, member, &record.header) == -1) {
+            release (owner);
+            return -1;
+        }
+        s_write (self, member);
+        return 0;
+    }
+    if (s_reserve (&self->queue, KEPT_SIZE, NULL) == -1) {
+        release (owner);
+        return -1;
+    }
+    memcpy (self->queue.data + self->queue.tail, record.bytes, KEPT_SIZE);
+    self->queue.tail += KEPT_SIZE;
+    self->queued++;
+    return 0;
 }
 
 int
@@ -1526,32 +1736,20 @@ drv_pool_flush (drv_pool_t *self)
             size_t room = target - member->inflight;
             if (self->config.max_tasks && room > self->config.max_tasks - member->given)
                 room = self->config.max_tasks - member->given;
-            //  Move the first `room` queued records to its journal at once.
-            size_t start = self->queue.head, end = start, taken = 0;
-            while (taken < room && end < self->queue.tail) {
-                s_header_t *entry = s_header_at (&self->queue, end);
-                if (entry->first)
-                    member->timeouts++;
-                end += entry->size;
+            //  Move the first `room` queued records to its journal, then
+            //  write them at once.
+            size_t taken = 0;
+            while (taken < room && self->queue.head < self->queue.tail) {
+                s_header_t *entry = s_header_at (&self->queue, self->queue.head);
+                uint32_t size = entry->size;
+                if (s_journal_add (self, member, entry) == -1)
+                    break;           //  out of memory: they wait
+                self->queue.head += size;
                 taken++;
             }
-            if (s_reserve (&member->journal, end - start, &member->sent) == -1) {
-                for (size_t offset = start; offset < end;
-                     offset += s_header_at (&self->queue, offset)->size)
-                    if (s_header_at (&self->queue, offset)->first)
-                        member->timeouts--;
-                continue;
-            }
-            memcpy (member->journal.data + member->journal.tail, self->queue.data + start,
-                    end - start);
-            member->journal.tail += end - start;
-            self->queue.head = end;
             self->queued -= taken;
-            member->inflight += taken;
-            member->given += taken;
-            if (self->config.max_tasks && member->given >= self->config.max_tasks)
-                member->retiring = true;
-            s_write (self, member);
+            if (taken)
+                s_write (self, member);
         }
         self->next = (self->next + 1) % self->config.size;
         if (!self->queued)
@@ -1567,6 +1765,7 @@ drv_pool_cancel (drv_pool_t *self, uint64_t job_id)
         s_header_t *entry = s_header_at (&self->queue, offset);
         if (entry->job_id == job_id) {
             uint32_t size = entry->size;
+            s_release (entry);
             memmove (self->queue.data + offset, self->queue.data + offset + size,
                      self->queue.tail - offset - size);
             self->queue.tail -= size;

@@ -2,7 +2,9 @@
 
     The pool forks `size` member processes up front (or, in threads mode,
     starts threads) and hands them tasks in batches over a socketpair
-    each, in a compact binary framing; members answer in batches too. A
+    each, in a compact binary framing; members answer in batches too.
+    A large payload can stay where the caller has it (drv_pool_submit_kept):
+    a member then reads it from the agent's memory itself. A
     member that crashes fails only the task it was running, with a reason
     that names the signal; the pool reaps it and forks a replacement.
     Members never touch ZeroMQ: the agent's loop talks to them through one
@@ -101,6 +103,21 @@ void
 int
     drv_pool_submit (drv_pool_t *self, uint64_t job_id, size_t fn, const void *payload,
                      size_t size, uint32_t timeout_ms);
+
+//  Lets go of a payload the pool kept (drv_pool_submit_kept).
+typedef void (drv_pool_release_fn) (void *owner);
+
+//  Queue a task whose payload the pool keeps where it is instead of
+//  copying it: a member that can copies it from there itself (one copy,
+//  with process_vm_readv in a process), others get it inline. The pool
+//  calls release (owner) once, when the task is answered or dropped, or
+//  at once if this fails; payload must stay valid until then. Like
+//  drv_pool_submit, the task goes to a member at once when nothing is
+//  queued and one has room. 0 or -1.
+int
+    drv_pool_submit_kept (drv_pool_t *self, uint64_t job_id, size_t fn, const void *payload,
+                          size_t size, uint32_t timeout_ms, drv_pool_release_fn *release,
+                          void *owner);
 
 //  Hand queued tasks to members, in batches. Call after a run of submits.
 void

@@ -586,16 +586,43 @@ s_refuse (s_agent_t *self, uint64_t job_id, drover_outcome_t outcome, const char
     atomic_fetch_add (&self->worker->completed, 1);
 }
 
+static void
+s_release_frame (void *owner)
+{
+    zframe_t *frame = (zframe_t *) owner;
+    zframe_destroy (&frame);
+}
+
 //  Run one task of function: an in-process one goes to the pool's queue
 //  (handed to its members in batches once the whole Dispatch is in); an
-//  exec: one runs now if a slot is free, else waits in the backlog.
+//  exec: one runs now if a slot is free, else waits in the backlog. msg
+//  holds the task at index, or is NULL (an item of a chunk): then a
+//  large payload is taken from it, frame or block, and the pool keeps it
+//  rather than a copy until the task is answered.
 static void
-s_take_one (s_agent_t *self, const drv_task_t *spec, s_function_t *function)
+s_take_one (s_agent_t *self, const drv_task_t *spec, s_function_t *function, drv_msg_t *msg,
+            size_t index)
 {
     if (function->handler) {
-        if (drv_pool_submit (self->pool, spec->id, function->pool_index, spec->payload,
-                             spec->size, spec->timeout_ms)
-            == -1)
+        int rc;
+        zframe_t *frame = msg && spec->size >= DRV_FRAME_MIN && spec->framed
+                              ? drv_msg_take_frame (msg, index)
+                              : NULL;
+        uint8_t *block = msg && spec->size >= DRV_FRAME_MIN && !spec->framed
+                             ? drv_msg_take_payload (msg, index)
+                             : NULL;
+        if (frame)
+            rc = drv_pool_submit_kept (self->pool, spec->id, function->pool_index,
+                                       zframe_data (frame), zframe_size (frame),
+                                       spec->timeout_ms, s_release_frame, frame);
+        else
+        if (block)
+            rc = drv_pool_submit_kept (self->pool, spec->id, function->pool_index, block,
+                                       spec->size, spec->timeout_ms, free, block);
+        else
+            rc = drv_pool_submit (self->pool, spec->id, function->pool_index, spec->payload,
+                                  spec->size, spec->timeout_ms);
+        if (rc == -1)
             s_refuse (self, spec->id, DROVER_OUTCOME_ERROR, "worker out of memory");
         return;
     }
@@ -653,15 +680,16 @@ s_take_chunk (s_agent_t *self, const drv_task_t *spec, s_function_t *function)
         item.size = items->sizes [i];
         item.chunk = false;
         //  The last item's result may finish the chunk and free it.
-        s_take_one (self, &item, function);
+        s_take_one (self, &item, function, NULL, 0);
     }
     free (items);
 }
 
-//  Take one dispatched task, a chunked one or not.
+//  Take dispatched task index of msg, a chunked one or not.
 static void
-s_take_task (s_agent_t *self, const drv_task_t *spec)
+s_take_task (s_agent_t *self, drv_msg_t *msg, size_t index)
 {
+    const drv_task_t *spec = &msg->tasks [index];
     s_function_t *function = s_find_function (self, spec->function);
     if (!function) {
         char reason [DRV_FUNCTION_MAX + 64];
@@ -673,7 +701,7 @@ s_take_task (s_agent_t *self, const drv_task_t *spec)
     if (spec->chunk)
         s_take_chunk (self, spec, function);
     else
-        s_take_one (self, spec, function);
+        s_take_one (self, spec, function, msg, index);
 }
 
 //  The broker cancelled a job: kill its task, or drop it if it waits.
@@ -782,7 +810,7 @@ s_on_broker (zloop_t *loop, zsock_t *sock, void *arg)
     else
     if (msg->type == DRV_MSG_DISPATCH) {
         for (size_t i = 0; i < msg->ntasks; i++)
-            s_take_task (self, &msg->tasks [i]);
+            s_take_task (self, msg, i);
         if (self->pool)
             drv_pool_flush (self->pool);
         s_run_backlog (self);
