@@ -14,7 +14,10 @@
       drover_bench fill ENDPOINT COUNT SIZE
 
     tput keeps up to WINDOW tasks in flight through drover_imap (pushed in
-    batches, results taken in order) and checks every result; with CHUNK,
+    batches, results taken in order) and checks every result; a payload of
+    64 KiB or more (E) is made in a block of its own that the map takes
+    over (drover_imap_push_owned), as a program that makes large payloads
+    would, so the client copies none of it; with CHUNK,
     CHUNK tasks go as one job (drover_imap_set_chunk_size); lat runs one
     drover_client_apply at a time. Each prints "RESULT tasks/s p50 p99".
     map and serial print "TOTAL sum SECONDS s"; fill queues COUNT tasks
@@ -86,13 +89,23 @@ s_client (const char *endpoint)
     return client;
 }
 
+//  Frees a block given to drover_imap_push_owned.
+static void
+s_free (void *data, void *hint)
+{
+    (void) hint;
+    free (data);
+}
+
 static int
 s_tput (const char *endpoint, const char *function, size_t count, size_t size, size_t window,
         size_t chunk)
 {
     drover_client_t *client = s_client (endpoint);
-    //  Payload i is regenerated for the check; two buffers, no per-task
-    //  allocation on the client's own side.
+    //  Payload i is regenerated for the check. Small ones: two buffers,
+    //  no per-task allocation on the client's own side. Large ones: a
+    //  block per push, which the map sends as it is and frees.
+    bool owned = size >= 64 * 1024 && chunk <= 1;
     uint8_t *out = (uint8_t *) malloc (size), *in = (uint8_t *) malloc (size);
     drover_imap_t *imap = drover_imap_new (client, function, NULL);
     if (!imap || !out || !in || drover_imap_set_chunk_size (imap, chunk) == -1)
@@ -101,8 +114,19 @@ s_tput (const char *endpoint, const char *function, size_t count, size_t size, s
     int64_t start = bench_now_us ();
     while (taken < count) {
         if (pushed < count && pushed - taken < window) {
-            bench_payload (out, size, pushed);
-            if (drover_imap_push (imap, out, size) == -1)
+            int rc;
+            if (owned) {
+                uint8_t *block = (uint8_t *) malloc (size);
+                if (!block)
+                    bench_die ("drover_bench: out of memory");
+                bench_payload (block, size, pushed);
+                rc = drover_imap_push_owned (imap, block, size, s_free, NULL);
+            }
+            else {
+                bench_payload (out, size, pushed);
+                rc = drover_imap_push (imap, out, size);
+            }
+            if (rc == -1)
                 bench_die ("drover_bench: push: %s", drover_client_error (client));
             pushed++;
             continue;

@@ -67,9 +67,9 @@ typedef struct {
     char *unique;                    //  likewise, or NULL
     bool detach;                     //  likewise
     uint8_t *payload;                //  likewise; freed once the result is in
-    zframe_t *frame;                 //  the frame payload points into (sent as it
-                                     //  is, a payload frame), or NULL: payload is
-                                     //  a block of its own
+    zmq_msg_t *frame;                //  the payload frame payload points into
+                                     //  (each send shares it), or NULL: payload
+                                     //  is a block of its own
     size_t size;                     //  bytes in payload
     struct _drover_imap_t *imap;     //  the unordered map it belongs to, or NULL
     size_t index;                    //  its push position in its map (a chunk's first)
@@ -133,8 +133,9 @@ struct _drover_imap_t {
     char *function;                  //  the function mapped
     drover_options_t options;        //  for every task
     uint8_t **payloads;              //  buffered payload copies
-    zframe_t **frames;               //  the frame a copy is, for 64 KiB or more
-                                     //  (DRV_FRAME_MIN), or NULL: a block
+    zmq_msg_t **frames;              //  the payload frame holding one, for 64 KiB
+                                     //  or more (DRV_FRAME_MIN): a copy, or the
+                                     //  caller's block taken over; or NULL: a block
     size_t *sizes;                   //  their sizes
     size_t buffered;                 //  tasks buffered
     size_t buffered_bytes;           //  their bytes
@@ -151,13 +152,60 @@ struct _drover_imap_t {
 };
 
 //  ---------------------------------------------------------------------
+//  Payload frames. A payload of DRV_FRAME_MIN bytes or more is held in a
+//  ZeroMQ message of its own on the heap, which the job keeps for a
+//  resend; every send is a copy of it (zmq_msg_copy) that shares the
+//  bytes. libzmq counts the holders atomically and frees the bytes when
+//  the last one lets go: the job here, or the socket's I/O thread once
+//  it wrote or dropped a copy. czmq's stable API has no zframe over
+//  memory of our own, hence zmq_msg_t here, not zframe_t.
+
+//  A frame holding a copy of size bytes at data; NULL if out of memory.
+static zmq_msg_t *
+s_frame_copy (const void *data, size_t size)
+{
+    zmq_msg_t *frame = (zmq_msg_t *) malloc (sizeof *frame);
+    if (frame && zmq_msg_init_size (frame, size) == -1) {
+        free (frame);
+        frame = NULL;
+    }
+    if (frame && size)
+        memcpy (zmq_msg_data (frame), data, size);
+    return frame;
+}
+
+//  A frame over the caller's block, handed to free_fn (data, hint) when
+//  the last holder lets go. NULL if out of memory, once free_fn ran.
+static zmq_msg_t *
+s_frame_adopt (void *data, size_t size, drover_free_fn *free_fn, void *hint)
+{
+    zmq_msg_t *frame = (zmq_msg_t *) malloc (sizeof *frame);
+    if (frame && zmq_msg_init_data (frame, data, size, free_fn, hint) == -1) {
+        free (frame);               //  (libzmq did not call free_fn)
+        frame = NULL;
+    }
+    if (!frame)
+        free_fn (data, hint);
+    return frame;
+}
+
+//  Let go of our hold on a frame; copies still queued keep the bytes.
+static void
+s_frame_destroy (zmq_msg_t **frame_p)
+{
+    if (*frame_p) {
+        zmq_msg_close (*frame_p);
+        free (*frame_p);
+        *frame_p = NULL;
+    }
+}
 
 //  Let a job's payload go: its block, or the frame it points into.
 static void
 s_job_payload_free (s_job_t *job)
 {
     if (job->frame)
-        zframe_destroy (&job->frame);
+        s_frame_destroy (&job->frame);
     else
         free (job->payload);
     job->payload = NULL;
@@ -251,11 +299,11 @@ s_auth_check (drover_client_t *self)
 //  plain send on a DEALER without a usable connection blocks forever.
 //  0 sent; 1 not taken (the frame is gone; the caller's records make it
 //  go again later); -1 failed.
-//  With nextra payload frames after it, sent shared (ZFRAME_REUSE: they
-//  stay the caller's): libzmq takes a whole message once it took its
-//  first part.
+//  With nextra payload frames after it, each sent as a copy that shares
+//  its bytes (they stay the caller's): libzmq takes a whole message once
+//  it took its first part.
 static int
-s_send_frames (drover_client_t *self, zframe_t **frame_p, zframe_t **extra, size_t nextra,
+s_send_frames (drover_client_t *self, zframe_t **frame_p, zmq_msg_t **extra, size_t nextra,
                int wait_ms)
 {
     int rc = *frame_p ? 0 : -1;
@@ -274,11 +322,16 @@ s_send_frames (drover_client_t *self, zframe_t **frame_p, zframe_t **extra, size
             rc = -1;
     }
     //  The envelope went: so do its payload frames.
-    for (size_t i = 0; rc == 0 && i < nextra; i++)
-        if (zframe_send (&extra [i], self->dealer,
-                         ZFRAME_REUSE | (i + 1 < nextra ? ZFRAME_MORE : 0))
-            == -1)
+    void *handle = zsock_resolve (self->dealer);
+    for (size_t i = 0; rc == 0 && i < nextra; i++) {
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        if (zmq_msg_copy (&part, extra [i]) == -1
+            || zmq_msg_send (&part, handle, i + 1 < nextra ? ZMQ_SNDMORE : 0) == -1) {
+            zmq_msg_close (&part);
             rc = -1;
+        }
+    }
     zframe_destroy (frame_p);
     if (rc == 0)
         self->refused_since = 0;
@@ -795,18 +848,19 @@ typedef enum {
 } s_send_mode_t;
 
 //  Send one Submit for count tasks with the given tags; records the jobs
-//  and the pending Submit. Returns its seq, or 0 on error. The jobs keep
-//  copies of the payloads, unless owned is given (S_SEND_NEW only):
-//  owned [i] is a malloc'd block holding payloads [i], or the frame that
-//  holds it when owned_frames [i] is set, which the job takes instead
-//  (it sets both NULL; the caller frees the rest). A payload of
-//  DRV_FRAME_MIN or more goes as a payload frame: that frame, sent as it
-//  is, or else a copy.
+//  and the pending Submit. Returns its seq, or 0 on error. held [i], if
+//  given and set, is the payload frame that holds payloads [i]: it is
+//  sent shared, not copied. The jobs keep copies of the payloads, unless
+//  owned is given (S_SEND_NEW only): owned [i] is a malloc'd block holding
+//  payloads [i], or points into held [i] when that is set, and the job
+//  takes it instead (it sets both NULL; the caller frees the rest). A
+//  payload of DRV_FRAME_MIN or more goes as a payload frame: held [i],
+//  or else a copy, which a new job keeps.
 static uint64_t
 s_submit_send (drover_client_t *self, const char *function, size_t count,
                const void *const *payloads, const size_t *sizes, const uint64_t *tags,
                const drover_options_t *options, bool async, bool chunk, s_send_mode_t mode,
-               uint64_t seq, uint8_t **owned, zframe_t **owned_frames)
+               uint64_t seq, uint8_t **owned, zmq_msg_t **held)
 {
     if (!drv_codec_valid_function (function)) {
         s_fail (self, DROVER_ERR_INVALID, EINVAL,
@@ -855,10 +909,10 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
     for (size_t i = 0; i < count; i++)
         nframes += sizes [i] >= DRV_FRAME_MIN;
     //  frames: what goes after the envelope, borrowed; made [i]: the copy
-    //  made here of task i's payload (others are the caller's, owned_frames),
+    //  made here of task i's payload (others are the caller's, held),
     //  which a new task's job then keeps instead of a copy of its own.
-    zframe_t **frames = nframes ? (zframe_t **) calloc (nframes, sizeof (zframe_t *)) : NULL;
-    zframe_t **made = nframes ? (zframe_t **) calloc (count, sizeof (zframe_t *)) : NULL;
+    zmq_msg_t **frames = nframes ? (zmq_msg_t **) calloc (nframes, sizeof (zmq_msg_t *)) : NULL;
+    zmq_msg_t **made = nframes ? (zmq_msg_t **) calloc (count, sizeof (zmq_msg_t *)) : NULL;
     size_t next = 0;
     for (size_t i = 0; i < count; i++) {
         bool framed = frames && made && sizes [i] >= DRV_FRAME_MIN;
@@ -866,9 +920,9 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
                                   .size = sizes [i], .framed = framed};
         if (!framed)
             continue;
-        zframe_t *frame = owned_frames ? owned_frames [i] : NULL;
+        zmq_msg_t *frame = held ? held [i] : NULL;
         if (!frame)
-            frame = made [i] = zframe_new (payloads [i], sizes [i]);
+            frame = made [i] = s_frame_copy (payloads [i], sizes [i]);
         if (frame)
             frames [next++] = frame;
         else
@@ -900,7 +954,7 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
     //  Only new jobs keep the copies made here.
     if (made && (sent == -1 || mode != S_SEND_NEW)) {
         for (size_t i = 0; i < count; i++)
-            zframe_destroy (&made [i]);
+            s_frame_destroy (&made [i]);
         free (made);
         made = NULL;
     }
@@ -944,16 +998,16 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         job->unique = unique ? strdup (unique) : NULL;
         job->detach = options && options->detach;
         job->chunk = chunk;
-        if (owned && owned [i] && owned_frames && owned_frames [i]) {
-            job->frame = owned_frames [i];
+        if (owned && owned [i] && held && held [i]) {
+            job->frame = held [i];
             job->payload = owned [i];
-            owned_frames [i] = NULL;
+            held [i] = NULL;
             owned [i] = NULL;
         }
         else
         if (made && made [i]) {
             job->frame = made [i];
-            job->payload = zframe_data (made [i]);
+            job->payload = (uint8_t *) zmq_msg_data (made [i]);
             made [i] = NULL;
         }
         else
@@ -970,7 +1024,7 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
         zhashx_insert (self->by_tag, drv_util_u64_key (job->tag), job);
     }
     for (size_t i = 0; made && i < count; i++)
-        zframe_destroy (&made [i]);     //  (a job that could not be made)
+        s_frame_destroy (&made [i]);    //  (a job that could not be made)
     free (made);
     return msg.seq;
 }
@@ -982,12 +1036,15 @@ s_send_again (drover_client_t *self, const uint64_t *tags, size_t count, uint64_
 {
     const void **payloads = (const void **) calloc (count, sizeof (void *));
     size_t *sizes = (size_t *) calloc (count, sizeof (size_t));
+    zmq_msg_t **held = (zmq_msg_t **) calloc (count, sizeof (zmq_msg_t *));
     s_job_t *first = count ? (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [0]) : NULL;
-    if (payloads && sizes && first) {
+    if (payloads && sizes && held && first) {
         for (size_t i = 0; i < count; i++) {
             s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [i]);
             payloads [i] = job && job->payload ? job->payload : (const void *) "";
             sizes [i] = job && job->payload ? job->size : 0;
+            //  A payload frame goes again shared, not copied.
+            held [i] = job && job->payload ? job->frame : NULL;
         }
         //  A delayed task keeps its time: what is left of it.
         drover_options_t options = {.timeout_ms = first->timeout_ms,
@@ -998,10 +1055,11 @@ s_send_again (drover_client_t *self, const uint64_t *tags, size_t count, uint64_
                                     .detach = first->detach};
         s_submit_send (self, first->function, count, payloads, sizes, tags, &options, false,
                        first->chunk,
-                       seq ? S_SEND_AGAIN : S_SEND_AGAIN_NEW_SEQ, seq, NULL, NULL);
+                       seq ? S_SEND_AGAIN : S_SEND_AGAIN_NEW_SEQ, seq, NULL, held);
     }
     free (payloads);
     free (sizes);
+    free (held);
 }
 
 //  Can these two jobs go in one Submit?
@@ -1862,7 +1920,7 @@ s_imap_release (drover_imap_t *self)
 {
     for (size_t i = 0; i < self->buffered; i++) {
         if (self->frames && self->frames [i])
-            zframe_destroy (&self->frames [i]);
+            s_frame_destroy (&self->frames [i]);
         else
             free (self->payloads [i]);
         self->payloads [i] = NULL;
@@ -1891,7 +1949,7 @@ drover_imap_new (drover_client_t *client, const char *function, const drover_opt
     self->client = client;
     self->function = strdup (function);
     self->payloads = (uint8_t **) calloc (S_BATCH_TASKS, sizeof (uint8_t *));
-    self->frames = (zframe_t **) calloc (S_BATCH_TASKS, sizeof (zframe_t *));
+    self->frames = (zmq_msg_t **) calloc (S_BATCH_TASKS, sizeof (zmq_msg_t *));
     self->sizes = (size_t *) calloc (S_BATCH_TASKS, sizeof (size_t));
     self->seqs = zlistx_new ();
     self->chunk_size = 1;
@@ -2036,8 +2094,9 @@ drover_imap_flush (drover_imap_t *self)
     return s_imap_settle (self);
 }
 
-int
-drover_imap_push (drover_imap_t *self, const void *payload, size_t size)
+//  Make room in the push order for one more push.
+static int
+s_imap_reserve (drover_imap_t *self)
 {
     if (self->tail == self->capacity) {
         size_t capacity = self->capacity ? self->capacity * 2 : 1024;
@@ -2047,17 +2106,16 @@ drover_imap_push (drover_imap_t *self, const void *payload, size_t size)
         self->order = order;
         self->capacity = capacity;
     }
-    //  A payload that will go as a payload frame is copied into one
-    //  straight away, which the job then keeps: no second copy.
-    zframe_t *frame = self->chunk_size == 1 && size >= DRV_FRAME_MIN
-                          ? zframe_new (payload, size)
-                          : NULL;
-    uint8_t *copy = frame ? zframe_data (frame) : (uint8_t *) malloc (size ? size : 1);
-    if (!copy)
-        return s_fail (self->client, DROVER_ERR_NONE, ENOMEM, "out of memory");
-    if (size && !frame)
-        memcpy (copy, payload, size);
-    self->payloads [self->buffered] = copy;
+    return 0;
+}
+
+//  Buffer one push (after s_imap_reserve), which the map takes over:
+//  payload is a block of its own, or points into frame. Sends the batch
+//  once it is full.
+static int
+s_imap_buffer (drover_imap_t *self, uint8_t *payload, zmq_msg_t *frame, size_t size)
+{
+    self->payloads [self->buffered] = payload;
     self->frames [self->buffered] = frame;
     self->sizes [self->buffered] = size;
     //  In a chunked map the pushes of one chunk share its job's tag.
@@ -2071,6 +2129,50 @@ drover_imap_push (drover_imap_t *self, const void *payload, size_t size)
             && (self->chunk_size == 1 || self->buffered % self->chunk_size == 0)))
         return drover_imap_flush (self);
     return 0;
+}
+
+int
+drover_imap_push (drover_imap_t *self, const void *payload, size_t size)
+{
+    if (s_imap_reserve (self) == -1)
+        return -1;
+    //  A payload that will go as a payload frame is copied into one
+    //  straight away, which the job then keeps: no second copy.
+    zmq_msg_t *frame = self->chunk_size == 1 && size >= DRV_FRAME_MIN
+                           ? s_frame_copy (payload, size)
+                           : NULL;
+    uint8_t *copy = frame ? (uint8_t *) zmq_msg_data (frame) : (uint8_t *) malloc (size ? size : 1);
+    if (!copy)
+        return s_fail (self->client, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    if (size && !frame)
+        memcpy (copy, payload, size);
+    return s_imap_buffer (self, copy, frame, size);
+}
+
+int
+drover_imap_push_owned (drover_imap_t *self, void *data, size_t size, drover_free_fn *free_fn,
+                        void *hint)
+{
+    if (!free_fn)
+        return s_fail (self->client, DROVER_ERR_INVALID, EINVAL,
+                       "an owned push needs the function that frees its payload");
+    //  A small payload goes inside the envelope, and a chunk packs its
+    //  items into one block: copied either way, so the caller's goes now.
+    if (size < DRV_FRAME_MIN || self->chunk_size != 1) {
+        int rc = drover_imap_push (self, data, size);
+        free_fn (data, hint);
+        return rc;
+    }
+    if (s_imap_reserve (self) == -1) {
+        free_fn (data, hint);
+        return -1;
+    }
+    //  From here the frame holds the block: whoever lets go of it last
+    //  (a job, the buffer, a copy in flight) frees it.
+    zmq_msg_t *frame = s_frame_adopt (data, size, free_fn, hint);
+    if (!frame)
+        return s_fail (self->client, DROVER_ERR_NONE, ENOMEM, "out of memory");
+    return s_imap_buffer (self, (uint8_t *) data, frame, size);
 }
 
 int
@@ -2089,7 +2191,7 @@ drover_imap_set_chunk_size (drover_imap_t *self, size_t chunk_size)
         uint8_t **payloads = (uint8_t **) realloc (self->payloads, batch * sizeof (uint8_t *));
         if (payloads)
             self->payloads = payloads;
-        zframe_t **frames = (zframe_t **) realloc (self->frames, batch * sizeof (zframe_t *));
+        zmq_msg_t **frames = (zmq_msg_t **) realloc (self->frames, batch * sizeof (zmq_msg_t *));
         if (frames)
             self->frames = frames;
         size_t *sizes = (size_t *) realloc (self->sizes, batch * sizeof (size_t));

@@ -569,6 +569,28 @@ void drover_imap_destroy (drover_imap_t **self_p);
 //  Queue one task; the payload is copied.
 int drover_imap_push (drover_imap_t *self, const void *payload, size_t size);
 
+//  Frees a block given to drover_imap_push_owned: data as given, and its
+//  hint. It may run on one of ZeroMQ's own threads (the I/O thread that
+//  wrote the last copy in flight), not only the caller's, so it must be
+//  thread-safe and must not call into libdrover.
+typedef void (drover_free_fn) (void *data, void *hint);
+
+//  Queue one task whose payload the map takes over instead of copying:
+//  a payload of 64 KiB or more is sent from data as it is, and kept
+//  there for a resend after a reconnect or a broker restart, until the
+//  task's result is in or the map or the client forgets the task. The
+//  caller must not change or free data after the call. free_fn (data,
+//  hint) is called exactly once when the bytes are no longer needed,
+//  also when the push fails: in this call, for a smaller payload or in a
+//  chunked map (those are copied, as drover_imap_push does), or later,
+//  possibly on ZeroMQ's I/O thread and possibly after drover_imap_destroy
+//  or drover_client_destroy returned (until the socket has dropped what
+//  it still queued; at the latest when the process's ZeroMQ context
+//  ends). -1 on error, as drover_imap_push (a flush this push set off
+//  failed; the task may still be buffered); -1 (EINVAL) without free_fn.
+int drover_imap_push_owned (drover_imap_t *self, void *data, size_t size,
+                            drover_free_fn *free_fn, void *hint);
+
 //  Send what is buffered now, without waiting.
 int drover_imap_flush (drover_imap_t *self);
 

@@ -6,10 +6,14 @@
     the envelope to one that does not (an older worker). These tests run
     an embedded broker, SDK workers and raw DEALER workers that look at
     what arrives, and a durable broker that restores a framed job.
+    drover_imap_push_owned sends a large payload from the caller's own
+    block: the owned_* tests count its free function's calls.
 */
 
 #include <criterion/criterion.h>
 #include <czmq.h>
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -315,6 +319,195 @@ Test (frames, a_streamed_map_of_large_payloads_survives_a_broker_restart)
         free (payloads [i]);
     }
     drover_imap_destroy (&imap);
+    drover_worker_destroy (&worker);
+    free (clients);
+    free (workers);
+}
+
+//  ---------------------------------------------------------------------
+//  Owned pushes. The free function counts its calls (it may run on
+//  ZeroMQ's I/O thread, hence the atomic) and spoils the bytes before it
+//  frees them, so a block let go while a resend may still need it shows
+//  as a changed result, and under AddressSanitizer as a use after free.
+//  The hint is the block's size.
+
+static atomic_int s_freed;
+
+static void
+s_spoil_free (void *data, void *hint)
+{
+    memset (data, 0xEE, (size_t) (uintptr_t) hint);
+    free (data);
+    atomic_fetch_add (&s_freed, 1);
+}
+
+//  A block for an owned push: a copy of payload.
+static uint8_t *
+s_owned (const uint8_t *payload, size_t size)
+{
+    uint8_t *block = (uint8_t *) malloc (size ? size : 1);
+    cr_assert_not_null (block);
+    memcpy (block, payload, size);
+    return block;
+}
+
+static int
+s_push_owned (drover_imap_t *imap, const uint8_t *payload, size_t size)
+{
+    return drover_imap_push_owned (imap, s_owned (payload, size), size, s_spoil_free,
+                                   (void *) (uintptr_t) size);
+}
+
+//  The free count once it reached want, or after 10 s; then a moment
+//  more, so that a call too many would show.
+static int
+s_freed_settles (int want)
+{
+    for (int i = 0; i < 1000 && atomic_load (&s_freed) < want; i++)
+        zclock_sleep (10);
+    zclock_sleep (100);
+    return atomic_load (&s_freed);
+}
+
+Test (frames, owned_pushes_around_the_threshold_come_back_whole_and_are_freed_once)
+{
+    drover_worker_t *worker = s_echo_worker (false);
+    const size_t sizes [] = {0, 10, DRV_FRAME_MIN - 1, DRV_FRAME_MIN, DRV_FRAME_MIN + 1,
+                             300 * 1024, 3 * 1024 * 1024};
+    enum { COUNT = sizeof sizes / sizeof sizes [0] };
+    uint8_t *payloads [COUNT];
+    for (size_t i = 0; i < COUNT; i++)
+        payloads [i] = s_payload (sizes [i], (unsigned) i + 500);
+    //  One task a job (large ones framed from the caller's block), then
+    //  two to a job (packed: every block copied and freed at once).
+    for (size_t chunk = 1; chunk <= 2; chunk++) {
+        atomic_store (&s_freed, 0);
+        drover_imap_t *imap = drover_imap_new (client, "echo", NULL);
+        cr_assert_not_null (imap);
+        cr_assert_eq (drover_imap_set_chunk_size (imap, chunk), 0);
+        int copied = 0;
+        for (size_t i = 0; i < COUNT; i++) {
+            bool copy = chunk > 1 || sizes [i] < DRV_FRAME_MIN;
+            copied += copy;
+            cr_assert_eq (s_push_owned (imap, payloads [i], sizes [i]), 0, "%s",
+                          drover_client_error (client));
+            //  A copied block goes in the push itself.
+            cr_assert_eq (atomic_load (&s_freed), copied, "push %zu (%zu bytes, chunk %zu)", i,
+                          sizes [i], chunk);
+        }
+        for (size_t i = 0; i < COUNT; i++) {
+            drover_result_t *result = NULL;
+            cr_assert_eq (drover_imap_next (imap, 60000, &result), 0, "%s",
+                          drover_client_error (client));
+            cr_assert_eq (result->outcome, DROVER_OUTCOME_OK, "%s", result->reason);
+            cr_assert_eq (result->size, sizes [i], "result %zu", i);
+            cr_assert (sizes [i] == 0 || memcmp (result->data, payloads [i], sizes [i]) == 0,
+                       "result %zu of %zu bytes changed (chunk size %zu)", i, sizes [i], chunk);
+            drover_result_destroy (&result);
+        }
+        drover_imap_destroy (&imap);
+        cr_assert_eq (s_freed_settles (COUNT), COUNT, "chunk size %zu", chunk);
+    }
+    for (size_t i = 0; i < COUNT; i++)
+        free (payloads [i]);
+    drover_worker_destroy (&worker);
+}
+
+Test (frames, owned_pushes_still_pending_are_freed_once_when_the_map_goes)
+{
+    //  No worker offers the function: the tasks stay queued.
+    atomic_store (&s_freed, 0);
+    enum { COUNT = 6 };
+    const size_t size = 200 * 1024;
+    uint8_t *payload = s_payload (size, 7);
+    drover_imap_t *imap = drover_imap_new (client, "nobody", NULL);
+    cr_assert_not_null (imap);
+    for (size_t i = 0; i < COUNT; i++)
+        cr_assert_eq (s_push_owned (imap, payload, size), 0, "%s", drover_client_error (client));
+    cr_assert_eq (drover_imap_flush (imap), 0, "%s", drover_client_error (client));
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_imap_next (imap, 500, &result), -1);
+    cr_assert_eq (atomic_load (&s_freed), 0, "a block went while its task was pending");
+    drover_imap_destroy (&imap);
+    cr_assert_eq (s_freed_settles (COUNT), COUNT);
+    //  Without a free function there is nothing to take over.
+    imap = drover_imap_new (client, "nobody", NULL);
+    cr_assert_eq (drover_imap_push_owned (imap, payload, size, NULL, NULL), -1);
+    cr_assert_eq (errno, EINVAL);
+    drover_imap_destroy (&imap);
+    free (payload);
+}
+
+Test (frames, owned_pushes_to_no_broker_fail_and_each_block_is_freed_once)
+{
+    //  Nothing listens there: ZeroMQ queues what is sent, no Submit is
+    //  acknowledged, and a push that has to wait for the window fails.
+    atomic_store (&s_freed, 0);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", drv_test_free_port ());
+    drover_client_t *lonely = drover_client_new (endpoint);
+    cr_assert_not_null (lonely);
+    drover_client_set_ack_timeout (lonely, 200);
+    drover_imap_t *imap = drover_imap_new (lonely, "echo", NULL);
+    cr_assert_not_null (imap);
+    const size_t size = DRV_FRAME_MIN;
+    uint8_t *payload = s_payload (size, 11);
+    //  16 Submits fill the window; the 64th push after them fills a batch
+    //  (4 MiB), whose flush waits for the oldest in vain.
+    int pushed = 0, rc = 0;
+    for (int i = 0; i < 16; i++) {
+        cr_assert_eq (s_push_owned (imap, payload, size), 0, "%s", drover_client_error (lonely));
+        cr_assert_eq (drover_imap_flush (imap), 0, "%s", drover_client_error (lonely));
+        pushed++;
+    }
+    while (rc == 0 && pushed < 16 + 64) {
+        rc = s_push_owned (imap, payload, size);
+        pushed++;
+    }
+    cr_assert_eq (rc, -1, "no push failed");
+    cr_assert_eq (pushed, 16 + 64);
+    cr_assert_eq (errno, ETIMEDOUT, "%s", drover_client_error (lonely));
+    drover_imap_destroy (&imap);
+    //  Copies still queued on the socket go with it, maybe on ZeroMQ's
+    //  I/O thread after drover_client_destroy returned.
+    drover_client_destroy (&lonely);
+    cr_assert_eq (s_freed_settles (pushed), pushed);
+    free (payload);
+}
+
+Test (frames, owned_pushes_survive_a_broker_restart)
+{
+    //  Queued with no worker, then the broker restarts (in memory: it
+    //  forgets them), so the client sends them again from the blocks it
+    //  holds: none may be freed before its result is in.
+    atomic_store (&s_freed, 0);
+    char *clients = strdup (drover_broker_clients_endpoint (broker));
+    char *workers = strdup (drover_broker_workers_endpoint (broker));
+    enum { COUNT = 12 };
+    uint8_t *payloads [COUNT];
+    size_t size = 150 * 1024;
+    drover_imap_t *imap = drover_imap_new (client, "echo", NULL);
+    cr_assert_not_null (imap);
+    for (size_t i = 0; i < COUNT; i++) {
+        payloads [i] = s_payload (size, (unsigned) i + 700);
+        cr_assert_eq (s_push_owned (imap, payloads [i], size), 0);
+    }
+    cr_assert_eq (drover_imap_flush (imap), 0);
+    s_broker_restart (clients, workers, NULL);
+    cr_assert_eq (atomic_load (&s_freed), 0);
+    drover_worker_t *worker = s_echo_worker (false);
+    for (size_t i = 0; i < COUNT; i++) {
+        drover_result_t *result = NULL;
+        cr_assert_eq (drover_imap_next (imap, 60000, &result), 0, "%s",
+                      drover_client_error (client));
+        cr_assert_eq (result->outcome, DROVER_OUTCOME_OK, "%s", result->reason);
+        cr_assert_eq (result->size, size);
+        cr_assert (memcmp (result->data, payloads [i], size) == 0, "result %zu changed", i);
+        drover_result_destroy (&result);
+        free (payloads [i]);
+    }
+    drover_imap_destroy (&imap);
+    cr_assert_eq (s_freed_settles (COUNT), COUNT);
     drover_worker_destroy (&worker);
     free (clients);
     free (workers);
