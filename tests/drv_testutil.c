@@ -28,11 +28,13 @@ s_now_ms (void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int
-drv_test_free_port (void)
+//  Bind a TCP socket on 127.0.0.1 to port (0: any) and close it; the
+//  port it had, or -1.
+static int
+s_try_port (int port)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
     addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     socklen_t length = sizeof addr;
     if (fd == -1 || bind (fd, (struct sockaddr *) &addr, sizeof addr) == -1
@@ -43,6 +45,26 @@ drv_test_free_port (void)
     }
     close (fd);
     return ntohs (addr.sin_port);
+}
+
+//  A port free now, picked at random below the kernel's ephemeral range
+//  (32768 and up by default): a port bind(0) hands out comes from that
+//  range, which every outgoing connection on the machine draws its own
+//  port from too, so between this check and the daemon's bind another
+//  test's connection could take it. Below the range only another test
+//  picking the same port at the same moment can.
+int
+drv_test_free_port (void)
+{
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned) getpid () * 2654435761u ^ (unsigned) s_now_ms ();
+    for (int tries = 0; tries < 200; tries++) {
+        int port = 10000 + (int) (rand_r (&seed) % 22000);
+        if (s_try_port (port) == port)
+            return port;
+    }
+    return s_try_port (0);
 }
 
 static void
