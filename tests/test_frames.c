@@ -75,11 +75,22 @@ setup (void)
     s_broker_up (NULL);
 }
 
+//  A durable broker's directory (mkdtemp), removed by teardown also
+//  when its test fails; "" if none.
+static char s_data_dir [64];
+
 static void
 teardown (void)
 {
     drover_client_destroy (&client);
     drover_broker_destroy (&broker);
+    if (*s_data_dir) {
+        char command [128];
+        snprintf (command, sizeof command, "rm -rf '%s'", s_data_dir);
+        if (system (command) != 0)
+            fprintf (stderr, "test_frames: cannot remove %s\n", s_data_dir);
+        *s_data_dir = 0;
+    }
 }
 
 TestSuite (frames, .init = setup, .fini = teardown, .timeout = 120);
@@ -93,6 +104,24 @@ s_echo_worker (bool threads)
     cr_assert_eq (drover_worker_add_handler (worker, "echo", drv_test_echo, NULL), 0);
     cr_assert_eq (drover_worker_start (worker), 0, "%s", drover_worker_error (worker));
     return worker;
+}
+
+//  Take count results from imap and check each is its payload, in push
+//  order.
+static void
+s_expect_echoes (drover_imap_t *imap, uint8_t *const *payloads, const size_t *sizes, size_t count,
+                 size_t chunk)
+{
+    for (size_t i = 0; i < count; i++) {
+        drover_result_t *result = NULL;
+        cr_assert_eq (drover_imap_next (imap, 60000, &result), 0, "%s",
+                      drover_client_error (client));
+        cr_assert_eq (result->outcome, DROVER_OUTCOME_OK, "%s", result->reason);
+        cr_assert_eq (result->size, sizes [i], "result %zu", i);
+        cr_assert (sizes [i] == 0 || memcmp (result->data, payloads [i], sizes [i]) == 0,
+                   "result %zu of %zu bytes changed (chunk size %zu)", i, sizes [i], chunk);
+        drover_result_destroy (&result);
+    }
 }
 
 Test (frames, large_and_small_payloads_come_back_whole_in_pool_and_thread_workers)
@@ -139,16 +168,7 @@ Test (frames, a_streamed_map_mixes_framed_and_inside_payloads_in_order)
         cr_assert_eq (drover_imap_set_chunk_size (imap, chunk), 0);
         for (size_t i = 0; i < COUNT; i++)
             cr_assert_eq (drover_imap_push (imap, payloads [i], sizes [i]), 0);
-        for (size_t i = 0; i < COUNT; i++) {
-            drover_result_t *result = NULL;
-            cr_assert_eq (drover_imap_next (imap, 60000, &result), 0, "%s",
-                          drover_client_error (client));
-            cr_assert_eq (result->outcome, DROVER_OUTCOME_OK, "%s", result->reason);
-            cr_assert_eq (result->size, sizes [i], "result %zu", i);
-            cr_assert (memcmp (result->data, payloads [i], sizes [i]) == 0,
-                       "result %zu changed (chunk size %zu)", i, chunk);
-            drover_result_destroy (&result);
-        }
+        s_expect_echoes (imap, payloads, sizes, COUNT, chunk);
         drover_imap_destroy (&imap);
     }
     for (size_t i = 0; i < COUNT; i++)
@@ -256,8 +276,9 @@ Test (frames, a_durable_broker_keeps_a_framed_payload_across_a_restart)
 {
     //  The fixture's broker is replaced by a durable one.
     teardown ();
-    char dir [] = "/tmp/drover-test-frames-XXXXXX";
-    cr_assert_not_null (mkdtemp (dir));
+    snprintf (s_data_dir, sizeof s_data_dir, "/tmp/drover-test-frames-XXXXXX");  //  mkdtemp's template
+    cr_assert_not_null (mkdtemp (s_data_dir));
+    const char *dir = s_data_dir;
     s_broker_up (dir);
     const char *clients = drover_broker_clients_endpoint (broker);
     char *endpoint = strdup (clients);
@@ -285,9 +306,6 @@ Test (frames, a_durable_broker_keeps_a_framed_payload_across_a_restart)
     drover_worker_destroy (&worker);
     free (payload);
     free (endpoint);
-    char command [128];
-    snprintf (command, sizeof command, "rm -rf %s", dir);
-    cr_assert_eq (system (command), 0);
 }
 
 //  ---------------------------------------------------------------------
@@ -361,16 +379,7 @@ Test (frames, owned_pushes_around_the_threshold_come_back_whole_and_are_freed_on
             cr_assert_eq (atomic_load (&s_freed), copied, "push %zu (%zu bytes, chunk %zu)", i,
                           sizes [i], chunk);
         }
-        for (size_t i = 0; i < COUNT; i++) {
-            drover_result_t *result = NULL;
-            cr_assert_eq (drover_imap_next (imap, 60000, &result), 0, "%s",
-                          drover_client_error (client));
-            cr_assert_eq (result->outcome, DROVER_OUTCOME_OK, "%s", result->reason);
-            cr_assert_eq (result->size, sizes [i], "result %zu", i);
-            cr_assert (sizes [i] == 0 || memcmp (result->data, payloads [i], sizes [i]) == 0,
-                       "result %zu of %zu bytes changed (chunk size %zu)", i, sizes [i], chunk);
-            drover_result_destroy (&result);
-        }
+        s_expect_echoes (imap, payloads, sizes, COUNT, chunk);
         drover_imap_destroy (&imap);
         cr_assert_eq (s_freed_settles (COUNT), COUNT, "chunk size %zu", chunk);
     }
@@ -453,29 +462,23 @@ s_restart_round (bool owned, unsigned seed)
     char *workers = strdup (drover_broker_workers_endpoint (broker));
     enum { COUNT = 12 };
     uint8_t *payloads [COUNT];
-    size_t size = 150 * 1024;
+    size_t sizes [COUNT];
     drover_imap_t *imap = drover_imap_new (client, "echo", NULL);
     cr_assert_not_null (imap);
     for (size_t i = 0; i < COUNT; i++) {
-        payloads [i] = s_payload (size, (unsigned) i + seed);
-        cr_assert_eq (owned ? s_push_owned (imap, payloads [i], size)
-                            : drover_imap_push (imap, payloads [i], size),
+        sizes [i] = 150 * 1024;
+        payloads [i] = s_payload (sizes [i], (unsigned) i + seed);
+        cr_assert_eq (owned ? s_push_owned (imap, payloads [i], sizes [i])
+                            : drover_imap_push (imap, payloads [i], sizes [i]),
                       0);
     }
     cr_assert_eq (drover_imap_flush (imap), 0);
     s_broker_restart (clients, workers, NULL);
     cr_assert_eq (atomic_load (&s_freed), 0);
     drover_worker_t *worker = s_echo_worker (false);
-    for (size_t i = 0; i < COUNT; i++) {
-        drover_result_t *result = NULL;
-        cr_assert_eq (drover_imap_next (imap, 60000, &result), 0, "%s",
-                      drover_client_error (client));
-        cr_assert_eq (result->outcome, DROVER_OUTCOME_OK, "%s", result->reason);
-        cr_assert_eq (result->size, size);
-        cr_assert (memcmp (result->data, payloads [i], size) == 0, "result %zu changed", i);
-        drover_result_destroy (&result);
+    s_expect_echoes (imap, payloads, sizes, COUNT, 1);
+    for (size_t i = 0; i < COUNT; i++)
         free (payloads [i]);
-    }
     drover_imap_destroy (&imap);
     cr_assert_eq (s_freed_settles (owned ? COUNT : 0), owned ? COUNT : 0);
     drover_worker_destroy (&worker);
