@@ -3,8 +3,8 @@
     Workers are kept in a table by routing identity. Those with a free
     credit are also in the hungry list; dispatch deals one job per hungry
     worker per round until no worker can take more, then emits each
-    worker's batch. A RUNNING job's handle is its place in its worker's
-    running list, so a dead worker's jobs are found without a scan.
+    worker's batch. A RUNNING job is linked into its worker's running list
+    (a drv_jobs_t), so a dead worker's jobs are found without a scan.
 */
 
 #include "drv_sched.h"
@@ -20,7 +20,7 @@ struct _drv_peer_t {
     size_t nqueues;                  //  entries in queues
     size_t next_queue;               //  round-robin start among queues
     uint32_t slots;                  //  credits in all
-    zlistx_t *running;               //  jobs in flight here
+    drv_jobs_t running;              //  jobs in flight here
     void *hungry_handle;             //  place in hungry, NULL if full
     drv_job_t **batch;               //  jobs dealt in this dispatch
     size_t batch_size;               //  entries in batch
@@ -44,7 +44,6 @@ s_peer_destroy (void **item)
 {
     drv_peer_t *peer = (drv_peer_t *) *item;
     if (peer) {
-        zlistx_destroy (&peer->running);
         free (peer->batch);
         free (peer->queues);
         free (peer->name);
@@ -90,7 +89,7 @@ drv_sched_destroy (drv_sched_t **self_p)
 static uint32_t
 s_inflight (drv_peer_t *peer)
 {
-    return (uint32_t) zlistx_size (peer->running);
+    return (uint32_t) peer->running.size;
 }
 
 drv_peer_t *
@@ -124,12 +123,11 @@ drv_sched_ready (drv_sched_t *self, const uint8_t *identity, size_t identity_len
     peer->name = strdup (name && *name ? name : "worker");
     peer->queues = (drv_queue_t **) calloc (nfunctions, sizeof (drv_queue_t *));
     peer->batch = (drv_job_t **) calloc (slots, sizeof (drv_job_t *));
-    peer->running = zlistx_new ();
     peer->slots = slots;
     peer->last_seen = now_ms;
     peer->since = now_ms;
     void *item = peer;
-    if (!peer->key || !peer->name || !peer->queues || !peer->batch || !peer->running) {
+    if (!peer->key || !peer->name || !peer->queues || !peer->batch) {
         s_peer_destroy (&item);
         return NULL;
     }
@@ -164,9 +162,8 @@ drv_sched_remove (drv_sched_t *self, drv_peer_t **peer_p, int64_t now_ms)
     size_t requeued = 0;
     //  Requeue from the newest so the oldest ends up at the head.
     drv_job_t *job;
-    while ((job = (drv_job_t *) zlistx_last (peer->running))) {
-        zlistx_delete (peer->running, job->handle);
-        job->handle = NULL;
+    while ((job = peer->running.last)) {
+        drv_jobs_remove (&peer->running, job);
         if (++job->lost > self->max_lost) {
             char reason [128];
             snprintf (reason, sizeof reason,
@@ -203,7 +200,7 @@ drv_sched_expire (drv_sched_t *self, int64_t deadline_ms, int64_t now_ms,
     drv_peer_t *peer;
     while ((peer = (drv_peer_t *) zlistx_first (silent))) {
         zlistx_delete (silent, zlistx_cursor (silent));
-        size_t running = zlistx_size (peer->running);
+        size_t running = peer->running.size;
         if (gone)
             gone (peer, running, arg);
         drv_sched_remove (self, &peer, now_ms);
@@ -218,8 +215,7 @@ drv_sched_complete (drv_sched_t *self, drv_peer_t *peer, uint64_t job_id)
     drv_job_t *job = drv_store_lookup (self->store, job_id);
     if (!job || job->state != DROVER_JOB_RUNNING || job->worker != peer)
         return NULL;
-    zlistx_delete (peer->running, job->handle);
-    job->handle = NULL;
+    drv_jobs_remove (&peer->running, job);
     if (!peer->hungry_handle)
         peer->hungry_handle = zlistx_add_end (self->hungry, peer);
     return job;
@@ -250,7 +246,7 @@ s_take_one (drv_sched_t *self, drv_peer_t *peer)
             continue;
         drv_job_t *job = drv_store_lease (self->store, queue, peer);
         if (job) {
-            job->handle = zlistx_add_end (peer->running, job);
+            drv_jobs_add_end (&peer->running, job);
             return job;
         }
     }

@@ -6,9 +6,9 @@
     submit, lease and removal cost O(1) plus O(log levels) when a level
     comes or goes. A finished job sits in the done list, which is in
     finish order, so expiry only ever looks at its head (a deadline kept in
-    data, no timer per job). job->handle is the job's place in whichever
-    list holds it (for a follower: its leader's followers), so removal is
-    O(1). A job waiting for its time is in no list, only in the due heap.
+    data, no timer per job). The lists are drv_jobs_t, linked through the
+    jobs themselves (for a follower: its leader's followers), so adding
+    and removal are O(1) and allocate nothing. A job waiting for its time is in no list, only in the due heap.
 
     Ownership: the jobs table owns every job (its destructor frees them);
     the queues table owns the queues, a queue its levels; lists only point.
@@ -24,7 +24,7 @@
 //  The QUEUED jobs of one priority in one queue.
 typedef struct {
     int32_t priority;                //  of every job here
-    zlistx_t *jobs;                  //  oldest first
+    drv_jobs_t jobs;                 //  oldest first
     size_t slot;                     //  place in the queue's levels heap
 } s_level_t;
 
@@ -48,7 +48,7 @@ struct _drv_queue_t {
 struct _drv_unique_t {
     char *key;                       //  the key
     drv_job_t *leader;               //  follower: the job it waits on
-    zlistx_t *followers;             //  leader: jobs waiting on it, or NULL
+    drv_jobs_t followers;            //  leader: jobs waiting on it
 };
 
 struct _drv_store_t {
@@ -56,8 +56,8 @@ struct _drv_store_t {
     zhashx_t *queues;                //  name -> drv_queue_t, owns them
     drv_index_t *tags;               //  by client and tag
     zhashx_t *frames;                //  framed jobs' id -> the zframe_t holding the payload
-    zlistx_t *done;                  //  finished jobs, oldest first
-    zlistx_t *dead;                  //  dead letters, oldest first
+    drv_jobs_t done;                 //  finished jobs, oldest first
+    drv_jobs_t dead;                 //  dead letters, oldest first
     size_t bytes;                    //  what jobs hold: s_job_bytes of each
     size_t max_bytes;                //  bytes held at most
     size_t max_queues;               //  distinct functions at most
@@ -95,12 +95,58 @@ s_persist_counts (drv_store_t *self, drv_job_t *job)
         self->disk_failed = true;
 }
 
+void
+drv_jobs_add_start (drv_jobs_t *list, drv_job_t *job)
+{
+    assert (!job->listed);
+    job->prev = NULL;
+    job->next = list->first;
+    if (list->first)
+        list->first->prev = job;
+    else
+        list->last = job;
+    list->first = job;
+    list->size++;
+    job->listed = true;
+}
+
+void
+drv_jobs_add_end (drv_jobs_t *list, drv_job_t *job)
+{
+    assert (!job->listed);
+    job->next = NULL;
+    job->prev = list->last;
+    if (list->last)
+        list->last->next = job;
+    else
+        list->first = job;
+    list->last = job;
+    list->size++;
+    job->listed = true;
+}
+
+void
+drv_jobs_remove (drv_jobs_t *list, drv_job_t *job)
+{
+    assert (job->listed && list->size > 0);
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        list->first = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
+    else
+        list->last = job->prev;
+    job->prev = job->next = NULL;
+    list->size--;
+    job->listed = false;
+}
+
 static void
 s_unique_destroy (drv_unique_t **unique_p)
 {
     drv_unique_t *unique = *unique_p;
     if (unique) {
-        zlistx_destroy (&unique->followers);
         free (unique->key);
         free (unique);
         *unique_p = NULL;
@@ -180,7 +226,6 @@ s_level_destroy (void **item)
 {
     s_level_t *level = (s_level_t *) *item;
     if (level) {
-        zlistx_destroy (&level->jobs);
         free (level);
         *item = NULL;
     }
@@ -222,15 +267,13 @@ drv_store_new (uint32_t keep_ms, size_t max_queue)
     self->queues = zhashx_new ();
     self->tags = drv_index_new (s_tag_hash);
     self->frames = drv_util_u64_hash_new ();
-    self->done = zlistx_new ();
-    self->dead = zlistx_new ();
     self->max_dead = 10000;
     self->max_bytes = (size_t) 1 << 30;
     self->max_queues = 10000;
     self->due = drv_heap_new ();
     self->followed = zlistx_new ();
-    if (!self->jobs || !self->queues || !self->tags || !self->frames || !self->done
-        || !self->dead || !self->due || !self->followed) {
+    if (!self->jobs || !self->queues || !self->tags || !self->frames || !self->due
+        || !self->followed) {
         drv_store_destroy (&self);
         return NULL;
     }
@@ -249,8 +292,6 @@ drv_store_destroy (drv_store_t **self_p)
     drv_store_t *self = *self_p;
     if (self) {
         //  Lists first: they point into the tables.
-        zlistx_destroy (&self->done);
-        zlistx_destroy (&self->dead);
         zlistx_destroy (&self->followed);
         drv_heap_destroy (&self->due);
         drv_persist_destroy (&self->persist);
@@ -352,28 +393,22 @@ s_enqueue (drv_job_t *job, bool at_head)
         //  than allocating one per job.
         level = queue->spare;
         queue->spare = NULL;
-        if (!level && (level = (s_level_t *) calloc (1, sizeof *level)))
-            level->jobs = zlistx_new ();
-        if (!level)
+        if (!level && !(level = (s_level_t *) calloc (1, sizeof *level)))
             return -1;
         level->priority = job->priority;
         level->slot = DRV_HEAP_NONE;
         //  A min-heap: the highest priority has the smallest key.
-        if (!level->jobs
-            || drv_heap_push (queue->order, level, -(int64_t) job->priority, &level->slot)
-                   == -1) {
+        if (drv_heap_push (queue->order, level, -(int64_t) job->priority, &level->slot) == -1) {
             void *item = level;
             s_level_destroy (&item);
             return -1;
         }
         zhashx_insert (queue->levels, drv_util_u64_key (key), level);
     }
-    job->handle = at_head ? zlistx_add_start (level->jobs, job) : zlistx_add_end (level->jobs, job);
-    if (!job->handle) {
-        if (zlistx_size (level->jobs) == 0)
-            s_level_drop (queue, level);
-        return -1;
-    }
+    if (at_head)
+        drv_jobs_add_start (&level->jobs, job);
+    else
+        drv_jobs_add_end (&level->jobs, job);
     queue->queued++;
     return 0;
 }
@@ -384,11 +419,10 @@ s_dequeue (drv_job_t *job)
 {
     drv_queue_t *queue = job->queue;
     s_level_t *level = s_level_find (queue, job->priority);
-    assert (level && job->handle);
-    zlistx_delete (level->jobs, job->handle);
-    job->handle = NULL;
+    assert (level && job->listed);
+    drv_jobs_remove (&level->jobs, job);
     queue->queued--;
-    if (zlistx_size (level->jobs) == 0)
+    if (level->jobs.size == 0)
         s_level_drop (queue, level);
 }
 
@@ -398,8 +432,8 @@ s_wait_until (drv_store_t *self, drv_job_t *job, int64_t due_ms)
 {
     if (drv_heap_push (self->due, job, due_ms, &job->due_slot) == -1)
         return -1;
+    assert (!job->listed);
     job->due_ms = due_ms;
-    job->handle = NULL;
     job->queue->delayed++;
     return 0;
 }
@@ -441,9 +475,9 @@ drv_store_can_hold (drv_store_t *self, const char *function, size_t bytes, char 
     //  Finished jobs whose clients have acknowledged their results are
     //  kept only for `drover status`: when room is short they go first,
     //  oldest first, before their --keep-results is up.
-    drv_job_t *job = (drv_job_t *) zlistx_first (self->done);
+    drv_job_t *job = self->done.first;
     for (size_t looked = 0; job && looked < S_EVICT_SCAN && !s_room_for (self, bytes); looked++) {
-        drv_job_t *next = (drv_job_t *) zlistx_next (self->done);
+        drv_job_t *next = job->next;
         if (job->acked)
             drv_store_forget (self, job);
         job = next;
@@ -573,11 +607,7 @@ s_take_unique (drv_job_t *job, const char *key)
     drv_job_t *leader = (drv_job_t *) zhashx_lookup (queue->unique, key);
     if (!leader)
         return zhashx_insert (queue->unique, key, job);
-    if (!leader->unique->followers && !(leader->unique->followers = zlistx_new ()))
-        return -1;
-    job->handle = zlistx_add_end (leader->unique->followers, job);
-    if (!job->handle)
-        return -1;
+    drv_jobs_add_end (&leader->unique->followers, job);
     unique->leader = leader;
     return 0;
 }
@@ -632,7 +662,7 @@ drv_store_submit_opts (drv_store_t *self, drv_queue_t *queue, uint64_t tag,
     job->chunk = opts->chunk;
     if (s_place_new (self, job, opts->unique, opts->run_at_ms) == -1) {
         if (job->unique && job->unique->leader)
-            zlistx_delete (job->unique->leader->unique->followers, job->handle);
+            drv_jobs_remove (&job->unique->leader->unique->followers, job);
         else
             s_release_unique (job);
         s_uninsert (self, job);
@@ -681,10 +711,9 @@ drv_store_leader (drv_job_t *job)
 void
 drv_store_each_follower (drv_job_t *job, void (*fn) (drv_job_t *follower, void *arg), void *arg)
 {
-    if (!job->unique || !job->unique->followers)
+    if (!job->unique)
         return;
-    for (drv_job_t *follower = (drv_job_t *) zlistx_first (job->unique->followers); follower;
-         follower = (drv_job_t *) zlistx_next (job->unique->followers))
+    for (drv_job_t *follower = job->unique->followers.first; follower; follower = follower->next)
         fn (follower, arg);
 }
 
@@ -844,7 +873,7 @@ drv_store_lease (drv_store_t *self, drv_queue_t *queue, void *worker)
 {
     (void) self;
     s_level_t *level = (s_level_t *) drv_heap_peek (queue->order, NULL);
-    drv_job_t *job = level ? (drv_job_t *) zlistx_first (level->jobs) : NULL;
+    drv_job_t *job = level ? level->jobs.first : NULL;
     if (!job)
         return NULL;
     s_dequeue (job);
@@ -859,7 +888,7 @@ drv_job_t *
 drv_store_peek (drv_queue_t *queue)
 {
     s_level_t *level = (s_level_t *) drv_heap_peek (queue->order, NULL);
-    return level ? (drv_job_t *) zlistx_first (level->jobs) : NULL;
+    return level ? level->jobs.first : NULL;
 }
 
 void
@@ -932,15 +961,14 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
     if (job->state == DROVER_JOB_QUEUED) {
         if (leader) {
             //  A follower cancelled alone: it leaves its leader.
-            zlistx_delete (leader->unique->followers, job->handle);
+            drv_jobs_remove (&leader->unique->followers, job);
             job->unique->leader = NULL;
-            job->handle = NULL;
         }
         else
         if (s_is_waiting (job))
             job->queue->delayed--;
         else
-        if (job->handle)            //  not a follower whose leader finished
+        if (job->listed)            //  not a follower whose leader finished
             s_dequeue (job);
     }
     else
@@ -972,19 +1000,17 @@ drv_store_finish (drv_store_t *self, drv_job_t *job, drover_outcome_t outcome,
     self->finished++;
     self->outcomes [outcome < 8 ? outcome : 0]++;
     if (job->dead) {
-        job->handle = zlistx_add_end (self->dead, job);
-        if (zlistx_size (self->dead) > self->max_dead)
-            drv_store_forget (self, (drv_job_t *) zlistx_first (self->dead));
+        drv_jobs_add_end (&self->dead, job);
+        if (self->dead.size > self->max_dead)
+            drv_store_forget (self, self->dead.first);
     }
     else
-        job->handle = zlistx_add_end (self->done, job);
+        drv_jobs_add_end (&self->done, job);
     //  Its followers finish with it, with the same result.
     drv_job_t *follower;
-    while (job->unique && job->unique->followers
-           && (follower = (drv_job_t *) zlistx_first (job->unique->followers))) {
-        zlistx_delete (job->unique->followers, zlistx_cursor (job->unique->followers));
+    while (job->unique && (follower = job->unique->followers.first)) {
+        drv_jobs_remove (&job->unique->followers, follower);
         follower->unique->leader = NULL;
-        follower->handle = NULL;
         follower->attempts = job->attempts;
         follower->follower_done = true;
         drv_store_finish (self, follower, outcome, data, size, reason, now_ms);
@@ -1002,8 +1028,7 @@ size_t
 drv_store_dead (drv_store_t *self, drv_job_t **jobs, size_t max)
 {
     size_t count = 0;
-    for (drv_job_t *job = (drv_job_t *) zlistx_first (self->dead); job && count < max;
-         job = (drv_job_t *) zlistx_next (self->dead))
+    for (drv_job_t *job = self->dead.first; job && count < max; job = job->next)
         jobs [count++] = job;
     return count;
 }
@@ -1013,7 +1038,7 @@ drv_store_forget (drv_store_t *self, drv_job_t *job)
 {
     if (job->state < DROVER_JOB_SUCCEEDED)
         return;
-    zlistx_delete (job->dead ? self->dead : self->done, job->handle);
+    drv_jobs_remove (job->dead ? &self->dead : &self->done, job);
     self->bytes -= s_job_bytes (job);
     if (self->persist && (!job->acked || job->dead)
         && drv_persist_remove (self->persist, job->id) == -1)
@@ -1040,8 +1065,7 @@ drv_store_revive (drv_store_t *self, drv_job_t *job)
             || drv_persist_add (self->persist, &record) == -1)
             self->disk_failed = true;
     }
-    zlistx_delete (self->dead, job->handle);
-    job->handle = NULL;
+    drv_jobs_remove (&self->dead, job);
     self->bytes -= s_job_bytes (job);
     free (job->result);
     free (job->reason);
@@ -1072,7 +1096,7 @@ drv_store_expire (drv_store_t *self, int64_t now_ms)
 {
     size_t expired = 0;
     drv_job_t *job;
-    while ((job = (drv_job_t *) zlistx_first (self->done))
+    while ((job = self->done.first)
            && job->finished_ms + self->keep_ms <= now_ms) {
         drv_store_forget (self, job);
         expired++;
@@ -1083,7 +1107,7 @@ drv_store_expire (drv_store_t *self, int64_t now_ms)
 int64_t
 drv_store_next_deadline (drv_store_t *self)
 {
-    drv_job_t *job = (drv_job_t *) zlistx_first (self->done);
+    drv_job_t *job = self->done.first;
     int64_t deadline = job ? job->finished_ms + self->keep_ms : -1;
     int64_t due;
     if (drv_heap_peek (self->due, &due) && (deadline < 0 || due < deadline))
@@ -1214,7 +1238,7 @@ drv_store_queues (drv_store_t *self)
 size_t
 drv_store_dead_count (drv_store_t *self)
 {
-    return zlistx_size (self->dead);
+    return self->dead.size;
 }
 
 bool

@@ -29,9 +29,11 @@ typedef struct _drv_store_t drv_store_t;
 typedef struct _drv_queue_t drv_queue_t;
 typedef struct _drv_unique_t drv_unique_t;
 
+typedef struct _drv_job_t drv_job_t;
+
 //  One job. A plain record: the store owns it, other modules read its
 //  fields and change its state only through drv_store_* calls.
-typedef struct {
+struct _drv_job_t {
     //  Ordered by size, to pack: a million queued jobs is the design
     //  load, and every byte here is a megabyte there.
     uint64_t id;                     //  unique while this broker runs
@@ -42,7 +44,8 @@ typedef struct {
     int64_t due_ms;                  //  retry time (QUEUED) or lease end (RUNNING)
     size_t due_slot;                 //  its place in the store's deadlines
     void *worker;                    //  drv_sched's worker while RUNNING
-    void *handle;                    //  its place in the queue or the done list
+    drv_job_t *prev;                 //  its neighbours in the one drv_jobs_t list
+    drv_job_t *next;                 //  that holds it (see below), or NULL
     uint8_t *result;                 //  output once finished (OK)
     size_t result_size;              //  bytes in result
     char *reason;                    //  failure reason once finished, or NULL
@@ -57,19 +60,39 @@ typedef struct {
     uint16_t lost;                   //  times its worker was lost while running it
     uint8_t state;                   //  drover_state_t: QUEUED, RUNNING, SUCCEEDED, FAILED
     uint8_t outcome;                 //  drover_outcome_t, once finished
-    bool delivered;                  //  result sent to its client
-    bool acked;                      //  the client said it has the result
-    bool dead;                       //  failed for good: in the dead-letter list
-    bool detached;                   //  its client does not take the result
-    bool follower_done;              //  finished with its leader's result
-    bool in_outbox;                  //  its id waits in its client's outbox (drv_broker)
-    bool progress;                   //  its client asked for its progress reports (drv_broker)
-    bool chunk;                      //  payload is an encoded Chunk: for workers that run them
-    bool framed;                     //  payload is the data of a frame the store keeps as it
+    bool delivered : 1;              //  result sent to its client
+    bool acked : 1;                  //  the client said it has the result
+    bool dead : 1;                   //  failed for good: in the dead-letter list
+    bool detached : 1;               //  its client does not take the result
+    bool follower_done : 1;          //  finished with its leader's result
+    bool in_outbox : 1;              //  its id waits in its client's outbox (drv_broker)
+    bool progress : 1;               //  its client asked for its progress reports (drv_broker)
+    bool chunk : 1;                  //  payload is an encoded Chunk: for workers that run them
+    bool framed : 1;                 //  payload is the data of a frame the store keeps as it
                                      //  came (drv_store_frame), not a malloc'd block
+    bool listed : 1;                 //  in a drv_jobs_t list
     uint8_t client_len;              //  bytes in client
     uint8_t client [DRV_PEER_ID_MAX]; //  submitting client's routing id
-} drv_job_t;
+};
+
+//  A list of jobs linked through the jobs' own prev and next: adding and
+//  removing one allocates nothing, where a list node would cost a job 48
+//  bytes and a malloc. A job is in at most one at a time, by its state:
+//  QUEUED in its queue (or its leader's followers), RUNNING in its
+//  worker's (drv_sched), finished in the done or the dead list. A list
+//  starts zeroed.
+typedef struct {
+    drv_job_t *first;
+    drv_job_t *last;
+    size_t size;
+} drv_jobs_t;
+
+//  Add a job that is in no list, at the start or the end.
+void drv_jobs_add_start (drv_jobs_t *list, drv_job_t *job);
+void drv_jobs_add_end (drv_jobs_t *list, drv_job_t *job);
+
+//  Take a job out of the list that holds it.
+void drv_jobs_remove (drv_jobs_t *list, drv_job_t *job);
 
 //  A store whose finished jobs stay queryable for keep_ms, and whose
 //  queues take at most max_queue jobs each.
@@ -126,8 +149,9 @@ drv_queue_t *drv_store_find_queue (drv_store_t *self, const char *function);
 void drv_store_set_limits (drv_store_t *self, size_t max_bytes, size_t max_queues);
 
 //  What the store counts against max_bytes for each job beyond its
-//  payload, result and reason: the job's own memory (its record, index
-//  entries and list node take about 400 bytes; test_hostile measures).
+//  payload, result and reason: the job's own memory (its record and
+//  index entries take about 230 bytes; bench/run's memory check and
+//  test_hostile measure).
 #define DRV_STORE_JOB_BYTES 512
 
 //  Can `bytes` more be held (payloads plus DRV_STORE_JOB_BYTES per job),

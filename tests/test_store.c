@@ -237,6 +237,73 @@ Test (store, second_finish_is_ignored)
     cr_assert_eq (drv_store_finished (s_store), 1);
 }
 
+//  The job lists link jobs through the jobs themselves.
+Test (store, jobs_list_keeps_order_through_adds_and_removes)
+{
+    drv_job_t a = {.id = 1}, b = {.id = 2}, c = {.id = 3};
+    drv_jobs_t list = {0};
+    drv_jobs_add_end (&list, &b);
+    drv_jobs_add_end (&list, &c);
+    drv_jobs_add_start (&list, &a);
+    cr_assert_eq (list.size, 3);
+    cr_assert (a.listed && b.listed && c.listed);
+    cr_assert_eq (list.first, &a);
+    cr_assert_eq (a.next, &b);
+    cr_assert_eq (b.next, &c);
+    cr_assert_null (c.next);
+    cr_assert_eq (list.last, &c);
+    cr_assert_eq (c.prev, &b);
+    cr_assert_null (a.prev);
+
+    drv_jobs_remove (&list, &b);            //  the middle
+    cr_assert_not (b.listed);
+    cr_assert_null (b.prev);
+    cr_assert_null (b.next);
+    cr_assert_eq (a.next, &c);
+    cr_assert_eq (c.prev, &a);
+    drv_jobs_remove (&list, &c);            //  the last
+    cr_assert_eq (list.last, &a);
+    cr_assert_null (a.next);
+    drv_jobs_remove (&list, &a);            //  the only one
+    cr_assert_null (list.first);
+    cr_assert_null (list.last);
+    cr_assert_eq (list.size, 0);
+
+    drv_jobs_add_start (&list, &c);         //  into an empty list, at the start
+    cr_assert_eq (list.first, &c);
+    cr_assert_eq (list.last, &c);
+    drv_jobs_remove (&list, &c);
+}
+
+//  A job moves from list to list with its state: queued, running on a
+//  worker's list (as drv_sched keeps them), done; and leaves the last
+//  when it expires.
+Test (store, a_job_is_in_one_list_at_a_time)
+{
+    drv_job_t *first = s_submit ("a");
+    drv_job_t *second = s_submit ("b");
+    cr_assert (first->listed && second->listed);
+    cr_assert_eq (first->next, second, "queued in submit order");
+
+    drv_jobs_t running = {0};
+    cr_assert_eq (drv_store_lease (s_store, s_queue, &s_worker_a), first);
+    cr_assert_not (first->listed, "out of its queue");
+    cr_assert_null (second->prev);
+    drv_jobs_add_end (&running, first);
+
+    drv_jobs_remove (&running, first);
+    drv_store_finish (s_store, first, DROVER_OUTCOME_OK, "r", 1, NULL, 100);
+    cr_assert (first->listed, "in the done list");
+    drv_store_finish (s_store, second, DROVER_OUTCOME_CANCELLED, NULL, 0, "no", 150);
+    cr_assert_eq (first->next, second, "done in finish order");
+    cr_assert_eq (drv_queue_size (s_queue), 0);
+
+    cr_assert_eq (drv_store_expire (s_store, 1100), 1);
+    cr_assert_null (drv_store_lookup (s_store, 1));
+    cr_assert_eq (drv_store_next_deadline (s_store), 1150);
+    cr_assert_null (second->prev);
+}
+
 Test (store, can_accept_up_to_max_queue)
 {
     cr_assert (drv_store_can_accept (s_store, s_queue, 10, NULL, 0));
