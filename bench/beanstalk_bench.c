@@ -283,15 +283,17 @@ s_run (const char *host, const char *port, const char *function, size_t warmup, 
                 if (index >= total || seen [index])
                     bench_die ("beanstalk_bench: unexpected result %" PRIu64, index);
                 seen [index] = true;
-                bench_payload (expected, size, index);
                 if (sum) {
                     uint64_t got;
                     memcpy (&got, reply.data, 8);
-                    if (reply.size != 24 || got != bench_checksum (expected, size))
+                    if (reply.size != 24 || got != bench_payload_checksum (size, index))
                         bench_die ("beanstalk_bench: wrong checksum");
                 }
-                else if (reply.size != size || memcmp (reply.data, expected, size) != 0)
-                    bench_die ("beanstalk_bench: result is not its payload");
+                else {
+                    bench_payload (expected, size, index);
+                    if (reply.size != size || memcmp (reply.data, expected, size) != 0)
+                        bench_die ("beanstalk_bench: result is not its payload");
+                }
                 if (samples && index >= warmup)
                     samples [index - warmup] = now - sent_at [index];
                 received++;
