@@ -23,8 +23,10 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #    define S_ASAN 1
@@ -277,12 +279,46 @@ drv_guard_check (drv_guard_t *self)
     return cut;
 }
 
+//  Is fd a unix-domain connection accepted on the socket bound at path
+//  (as ipc:// names it: a file, or "@name" in the abstract namespace)?
+//  An accepted socket has its listener's address.
+static bool
+s_accepted_at (int fd, const char *path)
+{
+    struct stat st;
+    if (fstat (fd, &st) == -1 || !S_ISSOCK (st.st_mode))
+        return false;
+    struct sockaddr_un local;
+    socklen_t length = sizeof local;
+    if (getsockname (fd, (struct sockaddr *) &local, &length) == -1
+        || local.sun_family != AF_UNIX || length <= offsetof (struct sockaddr_un, sun_path))
+        return false;
+    size_t size = length - offsetof (struct sockaddr_un, sun_path);
+    const char *name = local.sun_path;
+    if (*path == '@') {
+        //  Abstract: a NUL, then the name, not NUL-terminated.
+        if (name [0] != 0)
+            return false;
+        path++;
+        name++;
+        size--;
+    }
+    else
+        size = strnlen (name, size);
+    if (size != strlen (path) || memcmp (name, path, size) != 0)
+        return false;
+    int listening = 0;
+    length = sizeof listening;
+    return getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0 && !listening;
+}
+
 size_t
 drv_guard_connections (drv_guard_t *self, const char *endpoint)
 {
     const char *colon = strncmp (endpoint, "tcp://", 6) == 0 ? strrchr (endpoint, ':') : NULL;
+    const char *path = strncmp (endpoint, "ipc://", 6) == 0 ? endpoint + 6 : NULL;
     long port = colon ? strtol (colon + 1, NULL, 10) : 0;
-    if (port <= 0 || port > 65535)
+    if (!path && (port <= 0 || port > 65535))
         return 0;
     size_t count = 0;
     DIR *dir = opendir ("/proc/self/fd");
@@ -291,6 +327,10 @@ drv_guard_connections (drv_guard_t *self, const char *endpoint)
         int fd = atoi (entry->d_name);
         if (fd <= 2 || fd == dirfd (dir))
             continue;
+        if (path) {
+            count += s_accepted_at (fd, path);
+            continue;
+        }
         uint64_t inode, received;
         char peer [INET6_ADDRSTRLEN + 8];
         struct sockaddr_storage local;

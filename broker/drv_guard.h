@@ -44,9 +44,11 @@ void drv_guard_seen (drv_guard_t *self, zframe_t *frame);
 //  many were cut. Call it every DRV_GUARD_INTERVAL_MS.
 size_t drv_guard_check (drv_guard_t *self);
 
-//  TCP connections open now on endpoint (tcp://host:port, as bound and
-//  watched), by a walk of /proc/self/fd; 0 for other transports. For
-//  the admin views: it costs a few system calls per descriptor.
+//  Connections open now on endpoint, by a walk of /proc/self/fd: TCP
+//  connections on tcp://host:port (as bound and watched), unix-domain
+//  connections accepted on ipc://path (a file, or @name in the abstract
+//  namespace); 0 for other transports. For the admin views: it costs a
+//  few system calls per descriptor.
 size_t drv_guard_connections (drv_guard_t *self, const char *endpoint);
 
 //  How often drv_guard_check should run, in ms.

@@ -101,7 +101,7 @@ drv_metrics_text (const drover_stats_t *stats, const drover_queue_t *queues, siz
               "Messages over a size limit (of the rejected).", s->too_large);
     s_family (out, "drover_connections_cut_total", "counter",
               "Connections cut by the memory guard (--max-memory).", s->cut);
-    s_family (out, "drover_clients_connected", "gauge", "Client TCP connections now (ipc:// ones are not counted).", s->clients);
+    s_family (out, "drover_clients_connected", "gauge", "Client connections now, over tcp:// or ipc://.", s->clients);
     s_family (out, "drover_workers_connected", "gauge", "Workers registered now.", s->workers);
     s_family (out, "drover_jobs_held", "gauge",
               "Jobs the broker holds: queued, delayed, running, finished and kept.", s->jobs);

@@ -490,7 +490,7 @@ typedef struct {
     uint64_t malformed;        //  of which: not a decodable message
     uint64_t too_large;        //  of which: over a size limit
     uint64_t cut;              //  connections cut by the memory guard
-    uint32_t clients;          //  client TCP connections now (not ipc://)
+    uint32_t clients;          //  client connections now (tcp:// and ipc://)
     uint32_t workers;          //  workers connected now
     uint64_t jobs;             //  jobs held now, any state
     uint64_t bytes;            //  bytes of jobs held, as --max-bytes counts

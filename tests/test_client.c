@@ -139,6 +139,60 @@ Test (client, broker_listens_beyond_loopback_only_when_insecure)
     unlink (ipc + 6);
 }
 
+//  The clients a broker counts as connected (drover stats): each
+//  connection on its clients endpoint, over TCP and over ipc:// (a file
+//  or the abstract namespace), and one fewer once a client has gone.
+static uint32_t
+s_connected (drover_client_t *asker)
+{
+    drover_stats_t figures;
+    cr_assert_eq (drover_client_stats (asker, &figures), 0, "%s", drover_client_error (asker));
+    return figures.clients;
+}
+
+//  What asker is told once the count is want, or after 5 s.
+static uint32_t
+s_await_connected (drover_client_t *asker, uint32_t want)
+{
+    uint32_t connected = s_connected (asker);
+    for (int tries = 0; tries < 100 && connected != want; tries++) {
+        zclock_sleep (50);
+        connected = s_connected (asker);
+    }
+    return connected;
+}
+
+static void
+s_count_clients_on (const char *clients_endpoint)
+{
+    drover_broker_t *local = drover_broker_new (clients_endpoint, "tcp://127.0.0.1:*");
+    cr_assert_eq (drover_broker_start (local), 0, "%s", drover_broker_error (local));
+    drover_client_t *first = drover_client_new (drover_broker_clients_endpoint (local));
+    drover_client_t *second = drover_client_new (drover_broker_clients_endpoint (local));
+    drover_client_t *third = drover_client_new (drover_broker_clients_endpoint (local));
+    cr_assert (first && second && third);
+    //  A client connects when it is made, before it says anything.
+    cr_assert_eq (s_await_connected (first, 3), 3, "%s", clients_endpoint);
+    drover_client_destroy (&second);
+    drover_client_destroy (&third);
+    cr_assert_eq (s_await_connected (first, 1), 1, "the clients gone are not counted (%s)",
+                  clients_endpoint);
+    drover_client_destroy (&first);
+    drover_broker_destroy (&local);
+}
+
+Test (client, connected_clients_are_counted_on_tcp_and_ipc)
+{
+    cr_assert_eq (s_connected (client), 1, "the fixture's client, not its worker");
+    s_count_clients_on ("tcp://127.0.0.1:*");
+    char ipc [64];
+    snprintf (ipc, sizeof ipc, "ipc:///tmp/drover-test-count-%d.ipc", (int) getpid ());
+    s_count_clients_on (ipc);
+    unlink (ipc + 6);
+    snprintf (ipc, sizeof ipc, "ipc://@drover-test-count-%d", (int) getpid ());
+    s_count_clients_on (ipc);
+}
+
 Test (client, submit_then_wait)
 {
     uint64_t job_id = 0;
