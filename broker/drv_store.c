@@ -66,6 +66,7 @@ struct _drv_store_t {
     drv_persist_t *persist;          //  durable mode, or NULL
     bool disk_failed;                //  a write to persist failed
     uint64_t next_id;                //  id of the next job
+    uint64_t low_id;                 //  every job below this id was forgotten (ids are not reused)
     uint32_t keep_ms;                //  how long finished jobs stay
     size_t max_queue;                //  jobs per queue at most
     uint64_t submitted;              //  jobs ever submitted
@@ -280,6 +281,7 @@ drv_store_new (uint32_t keep_ms, size_t max_queue)
     zhashx_set_destructor (self->queues, s_queue_destroy);
     zhashx_set_destructor (self->frames, s_frame_destroy);
     self->next_id = 1;
+    self->low_id = 1;
     self->keep_ms = keep_ms;
     self->max_queue = max_queue;
     return self;
@@ -857,6 +859,7 @@ drv_store_attach (drv_store_t *self, const char *dir, int64_t now_ms,
         return -1;
     }
     self->next_id = drv_persist_max_id (persist) + 1;
+    self->low_id = 1;               //  restored jobs may have any id
     self->finished = 0;
     memset (self->outcomes, 0, sizeof self->outcomes);
     return 0;
@@ -1215,6 +1218,40 @@ drv_job_t *
 drv_store_next_job (drv_store_t *self, size_t *cursor)
 {
     return (drv_job_t *) drv_index_next (self->jobs, cursor);
+}
+
+//  Move the low mark past the ids of forgotten jobs: each id once, ever.
+static void
+s_raise_low_id (drv_store_t *self)
+{
+    while (self->low_id < self->next_id && !drv_store_lookup (self, self->low_id))
+        self->low_id++;
+}
+
+drv_job_t *
+drv_store_next_by_id (drv_store_t *self, uint64_t *id, bool newest_first)
+{
+    if (*id == 0)
+        s_raise_low_id (self);
+    uint64_t at = newest_first ? (*id ? *id - 1 : self->next_id - 1)
+                               : (*id ? *id + 1 : self->low_id);
+    //  low_id is at least 1, so a walk down stops before it wraps.
+    while (at >= self->low_id && at < self->next_id) {
+        drv_job_t *job = drv_store_lookup (self, at);
+        if (job) {
+            *id = at;
+            return job;
+        }
+        at = newest_first ? at - 1 : at + 1;
+    }
+    return NULL;
+}
+
+uint64_t
+drv_store_id_span (drv_store_t *self)
+{
+    s_raise_low_id (self);
+    return self->next_id - self->low_id;
 }
 
 drv_queue_t *

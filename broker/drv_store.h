@@ -320,6 +320,19 @@ uint64_t drv_store_finished_as (drv_store_t *self, drover_outcome_t outcome);
 //  the next job, or NULL at the end. The store must not change meanwhile.
 drv_job_t *drv_store_next_job (drv_store_t *self, size_t *cursor);
 
+//  Walk the jobs in id order, oldest first or newest first, without a
+//  scan: start with *id = 0; each call returns the next job and sets *id
+//  to its id, or returns NULL at the end. Ids are never reused, so a
+//  walk passes over each forgotten job's id with one lookup; below the
+//  oldest job's id the store keeps a mark (moved up as jobs are
+//  forgotten), so a walk never passes over those. The store may change
+//  between calls; a job submitted meanwhile is met only oldest first.
+drv_job_t *drv_store_next_by_id (drv_store_t *self, uint64_t *id, bool newest_first);
+
+//  How many ids a walk in id order passes over at most: from the oldest
+//  job's to the newest id given out (0 without jobs).
+uint64_t drv_store_id_span (drv_store_t *self);
+
 //  Walk the queues, in no order: the first, then the next, or NULL at the
 //  end. The store must not change meanwhile.
 drv_queue_t *drv_store_first_queue (drv_store_t *self);

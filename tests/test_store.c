@@ -304,6 +304,61 @@ Test (store, a_job_is_in_one_list_at_a_time)
     cr_assert_null (second->prev);
 }
 
+//  Walk the store in id order and write the ids met into ids; how many.
+static size_t
+s_walk_ids (bool newest_first, uint64_t *ids, size_t max)
+{
+    size_t count = 0;
+    uint64_t id = 0;
+    drv_job_t *job;
+    while (count < max && (job = drv_store_next_by_id (s_store, &id, newest_first))) {
+        cr_assert_eq (job->id, id);
+        ids [count++] = id;
+    }
+    return count;
+}
+
+//  A walk in id order passes over forgotten jobs, both ways, and the
+//  span it may cross shrinks as the oldest jobs go.
+Test (store, jobs_are_walked_in_id_order_past_forgotten_ones)
+{
+    uint64_t ids [8];
+    cr_assert_eq (s_walk_ids (false, ids, 8), 0, "an empty store");
+    cr_assert_eq (s_walk_ids (true, ids, 8), 0);
+    cr_assert_eq (drv_store_id_span (s_store), 0);
+    drv_job_t *jobs [5];
+    for (int i = 0; i < 5; i++)
+        jobs [i] = s_submit ("x");          //  ids 1 to 5
+    cr_assert_eq (drv_store_id_span (s_store), 5);
+    //  Forget 1 (the oldest) and 3 (in the middle).
+    drv_store_finish (s_store, jobs [0], DROVER_OUTCOME_OK, "", 0, NULL, 10);
+    drv_store_finish (s_store, jobs [2], DROVER_OUTCOME_OK, "", 0, NULL, 10);
+    drv_store_forget (s_store, jobs [0]);
+    drv_store_forget (s_store, jobs [2]);
+    cr_assert_eq (s_walk_ids (false, ids, 8), 3);
+    cr_assert_eq (ids [0], 2);
+    cr_assert_eq (ids [1], 4);
+    cr_assert_eq (ids [2], 5);
+    cr_assert_eq (s_walk_ids (true, ids, 8), 3);
+    cr_assert_eq (ids [0], 5);
+    cr_assert_eq (ids [1], 4);
+    cr_assert_eq (ids [2], 2);
+    cr_assert_eq (s_walk_ids (false, ids, 2), 2, "a walk may stop early");
+    cr_assert_eq (ids [1], 4);
+    cr_assert_eq (drv_store_id_span (s_store), 4, "ids 2 to 5");
+    //  The newest goes: a walk down starts past it.
+    drv_store_finish (s_store, jobs [4], DROVER_OUTCOME_OK, "", 0, NULL, 10);
+    drv_store_forget (s_store, jobs [4]);
+    cr_assert_eq (s_walk_ids (true, ids, 8), 2);
+    cr_assert_eq (ids [0], 4);
+    //  A new job comes after every id given out.
+    cr_assert_eq (s_submit ("y")->id, 6);
+    cr_assert_eq (s_walk_ids (true, ids, 8), 3);
+    cr_assert_eq (ids [0], 6);
+    cr_assert_eq (s_walk_ids (false, ids, 8), 3);
+    cr_assert_eq (ids [2], 6);
+}
+
 Test (store, can_accept_up_to_max_queue)
 {
     cr_assert (drv_store_can_accept (s_store, s_queue, 10, NULL, 0));
