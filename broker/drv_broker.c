@@ -1175,7 +1175,8 @@ s_id_descending (const void *a, const void *b)
 //  JobsQuery. Without a filter every job matches: the answer is the
 //  `limit` first in id order, found by walking the ids (O(limit) when
 //  the ids are dense; the walk is taken only while the ids held span at
-//  most twice the jobs, so it never costs much more than a pass), and
+//  most twice the jobs plus the limit, so it never costs much more than
+//  a pass), and
 //  the total is the store's size. With a filter, one pass over the jobs
 //  keeps the `limit` first by id in a buffer of twice that, sorted and
 //  cut whenever it fills, so the work is O(jobs log limit) and the
