@@ -1236,15 +1236,15 @@ s_take (drover_client_t *self, s_job_t *job)
     return result;
 }
 
-//  Send a Wait for job_id; 0 or -1.
+//  Send a Wait for job_id; 0 or -1. A Wait the socket does not take is
+//  sent again as a lost answer is (S_SUBMIT_RESEND_MS).
 static int
 s_send_wait (drover_client_t *self, uint64_t job_id)
 {
     drv_msg_t msg = {.type = DRV_MSG_WAIT, .seq = ++self->seq, .job_ids = &job_id,
                      .njob_ids = 1, .want_progress = self->progress != NULL};
     zframe_t *frame = drv_codec_encode (&msg);
-    if (!frame || zframe_send (&frame, self->dealer, 0) == -1) {
-        zframe_destroy (&frame);
+    if (s_send_frame (self, &frame, S_SEND_WAIT_MS) == -1) {
         return s_fail (self, DROVER_ERR_NONE, EIO, "cannot send to the broker at %s",
                        self->endpoint);
     }

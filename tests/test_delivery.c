@@ -1,12 +1,18 @@
 /*  test_delivery - messages ZeroMQ may drop on a broken connection are
     sent again: a result the client never acknowledged (the broker sends
     it again), and a Submit the broker never answered (the client sends
-    it again). Both sides are real code; the peer under test is played
+    it again); and a worker whose connection libzmq gave up on connects
+    again. Both sides are real code; the peer under test is played
     by a raw socket speaking the protocol through drv_codec.
 */
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <czmq.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "drover.h"
 #include "drv_codec.h"
@@ -313,4 +319,64 @@ Test (delivery, a_client_that_did_not_read_keeps_its_connection, .timeout = 60)
     fclose (stream);
     cr_assert_null (strstr (log, "connecting again"), "made a new connection:\n%s", log);
     free (log);
+}
+
+//  A peer that breaks ZMTP in the handshake ends the connection for
+//  good: libzmq makes no new one, and once the socket's linger has
+//  passed its DEALER takes no message. The worker must neither block
+//  in a send (its heartbeat) nor stay away: it connects again, and
+//  serves the broker that comes up on the same port later.
+Test (delivery, a_worker_outlives_a_peer_that_broke_the_protocol, .timeout = 90)
+{
+    zsys_init ();
+    drover_set_logstream (NULL);
+    int port = drv_test_free_port ();
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    drover_worker_t *worker = drover_worker_new (endpoint);
+    cr_assert_not_null (worker);
+    cr_assert_eq (drover_worker_add_handler (worker, "echo", drv_test_echo, NULL), 0);
+    cr_assert_eq (drover_worker_start (worker), 0, "%s", drover_worker_error (worker));
+    //  Listening only now, so that the pool's members, forked by the
+    //  start, do not hold the port; libzmq tries again every 100 ms.
+    int listener = socket (AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq (listener, 0);
+    int on = 1;
+    setsockopt (listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
+    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    cr_assert_eq (bind (listener, (struct sockaddr *) &address, sizeof address), 0);
+    cr_assert_eq (listen (listener, 4), 0);
+
+    //  The peer: a ZMTP 3.0 greeting (NULL mechanism, as server), then a
+    //  command NULL does not know, which libzmq takes as a protocol error.
+    struct pollfd item = {.fd = listener, .events = POLLIN};
+    cr_assert_eq (poll (&item, 1, 10000), 1, "the worker did not connect");
+    int peer = accept (listener, NULL, NULL);
+    cr_assert_geq (peer, 0);
+    uint8_t greeting [64] = {0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 3, 0, 'N', 'U', 'L', 'L'};
+    greeting [32] = 1;
+    uint8_t bogus [] = {0x04, 6, 5, 'B', 'O', 'G', 'U', 'S'};
+    cr_assert_eq (write (peer, greeting, sizeof greeting), (ssize_t) sizeof greeting);
+    cr_assert_eq (write (peer, bogus, sizeof bogus), (ssize_t) sizeof bogus);
+    close (listener);
+    //  Past the linger (1 s) and two heartbeats (1 s each): a worker that
+    //  sends blocking is stuck in its send by now, for good.
+    zclock_sleep (2500);
+    close (peer);
+
+    drover_broker_t *broker = drover_broker_new ("tcp://127.0.0.1:*", endpoint);
+    cr_assert_not_null (broker);
+    cr_assert_eq (drover_broker_start (broker), 0, "%s", drover_broker_error (broker));
+    drover_client_t *client = drover_client_new (drover_broker_clients_endpoint (broker));
+    cr_assert_not_null (client);
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_client_apply (client, "echo", "back", 4, NULL, 30000, &result), 0, "%s",
+                  drover_client_error (client));
+    cr_assert_eq (result->size, 4);
+    cr_assert_eq (memcmp (result->data, "back", 4), 0);
+    drover_result_destroy (&result);
+    drover_client_destroy (&client);
+    drover_worker_destroy (&worker);
+    drover_broker_destroy (&broker);
 }

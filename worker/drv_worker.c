@@ -19,7 +19,10 @@
     that it does not know this worker (it restarted), the worker announces
     itself again. A broker that refuses the worker's handshake (CURVE key
     not listed, wrong broker key, CURVE on one side only; drv_handshake
-    tells) ends the agent instead: it reports "FAILED" on its pipe.
+    tells) ends the agent instead: it reports "FAILED" on its pipe. No
+    send blocks for ever (s_send_within): libzmq leaves a refused or
+    broken connection without a pipe, and a DEALER without one takes
+    nothing.
 */
 
 #include <dlfcn.h>
@@ -170,14 +173,88 @@ s_result_destroy (void **item)
     drover_result_destroy ((drover_result_t **) item);
 }
 
+//  The broker refused us: report it once to the owner; the caller ends
+//  the loop. 0 while there is no verdict, -1 once there is one.
 static int
-s_send (s_agent_t *self, drv_msg_t *msg)
+s_check_refusal (s_agent_t *self)
+{
+    if (self->refused)
+        return -1;
+    if (drv_handshake_read (self->handshake) == 0)
+        return 0;
+    const char *reason = drv_handshake_reason (self->handshake);
+    zsys_error ("worker: %s; stopping", reason);
+    zstr_sendx (self->pipe, "FAILED", reason, NULL);
+    self->refused = true;
+    return -1;
+}
+
+static int
+s_on_stop (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    (void) arg;
+    return -1;
+}
+
+//  Send a message to the broker, waiting at most wait_ms for the socket
+//  to take it; 0 sent, -1 not (the message is dropped).
+//  A send must not block for ever: once the broker refuses the handshake
+//  and the linger has passed, libzmq drops the connection's pipe, and a
+//  DEALER without one takes nothing. So the wait watches for the
+//  broker's verdict (and ends the loop on it) and for the owner's
+//  command (which the loop then takes). A socket that takes nothing for
+//  wait_ms has no usable connection: the message is dropped, and the
+//  heartbeat connects again once the broker has been silent that long.
+static int
+s_send_within (s_agent_t *self, drv_msg_t *msg, int64_t wait_ms)
 {
     msg->seq = ++self->seq;
     zframe_t *frame = drv_codec_encode (msg);
     if (!frame)
         return -1;
-    return zframe_send (&frame, self->dealer, 0);
+    int64_t deadline = 0;           //  taken only when the socket is full
+    int rc = 0;
+    while (rc == 0 && zframe_send (&frame, self->dealer, ZFRAME_DONTWAIT) == -1) {
+        int error = zmq_errno ();
+        if (!deadline)
+            deadline = zclock_mono () + wait_ms;
+        int64_t left = deadline - zclock_mono ();
+        if (error != EAGAIN)
+            rc = -1;
+        else
+        if (left <= 0) {
+            zsys_warning ("worker: the connection to %s took no message for %" PRId64
+                          " ms; one dropped",
+                          self->worker->endpoint, wait_ms);
+            rc = -1;
+        }
+        else {
+            zmq_pollitem_t items [3] = {
+                {.socket = zsock_resolve (self->dealer), .events = ZMQ_POLLOUT},
+                {.socket = zsock_resolve (drv_handshake_sock (self->handshake)),
+                 .events = ZMQ_POLLIN},
+                {.socket = zsock_resolve (self->pipe), .events = ZMQ_POLLIN},
+            };
+            if (zmq_poll (items, 3, left) == -1 || (items [2].revents & ZMQ_POLLIN))
+                rc = -1;
+            else
+            if ((items [1].revents & ZMQ_POLLIN) && s_check_refusal (self) == -1) {
+                zloop_timer (self->loop, 0, 1, s_on_stop, NULL);
+                rc = -1;
+            }
+        }
+    }
+    zframe_destroy (&frame);
+    return rc;
+}
+
+static int
+s_send (s_agent_t *self, drv_msg_t *msg)
+{
+    return s_send_within (self, msg,
+                          (int64_t) self->worker->heartbeat_ms * self->worker->liveness);
 }
 
 //  ---------------------------------------------------------------------
@@ -992,7 +1069,7 @@ s_agent_actor (zsock_t *pipe, void *args)
         //  Leaving: the broker requeues whatever was still running here.
         if (!self->refused) {
             drv_msg_t bye = {.type = DRV_MSG_BYE};
-            s_send (self, &bye);
+            s_send_within (self, &bye, 1000);
         }
         zsys_info ("worker: stopping name=%s running=%zu", worker->name,
                    zlistx_size (self->running) + zlistx_size (self->backlog)
