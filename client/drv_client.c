@@ -144,6 +144,8 @@ struct _drover_imap_t {
     size_t tail;                     //  pushed so far
     size_t capacity;                 //  entries in order
     zlistx_t *seqs;                  //  Submits not yet acknowledged
+    bool each;                       //  a refused Submit's tasks get a result
+                                     //  each; else the map fails (map, map_async)
     bool unordered;                  //  results are taken as they come
     size_t chunk_size;               //  pushes per job; 1: one each
     size_t batch;                    //  pushes buffered at most (payloads' room)
@@ -540,6 +542,22 @@ s_chunk_unpack (s_job_t *job)
     free (parts);
 }
 
+//  A job's result is in (job->result, or NULL for want of memory): it
+//  needs its payload no more, and goes where it is taken from.
+static void
+s_job_arrived (drover_client_t *self, s_job_t *job)
+{
+    if (!job->result)
+        return;
+    s_job_payload_free (job);
+    if (job->chunk)
+        s_chunk_unpack (job);
+    if (job->async)
+        zlistx_add_end (self->ready, job);
+    if (job->imap)
+        zlistx_add_end (job->imap->arrived, job);
+}
+
 static void
 s_on_results (drover_client_t *self, drv_msg_t *msg)
 {
@@ -550,16 +568,9 @@ s_on_results (drover_client_t *self, drv_msg_t *msg)
             continue;               //  not ours, or a second result: dropped
         job->result = drv_util_result_new (in->job_id, in->outcome, in->data, in->size,
                                            in->reason, in->attempts);
-        if (job->result) {
+        if (job->result)
             job->result->job_id = job->first_id ? job->first_id : in->job_id;
-            s_job_payload_free (job);
-            if (job->chunk)
-                s_chunk_unpack (job);
-        }
-        if (job->result && job->async)
-            zlistx_add_end (self->ready, job);
-        if (job->result && job->imap)
-            zlistx_add_end (job->imap->arrived, job);
+        s_job_arrived (self, job);
     }
     //  Tell the broker these are in, so it can forget them.
     uint64_t *ids = (uint64_t *) malloc (msg->nresults * sizeof (uint64_t));
@@ -1132,16 +1143,41 @@ s_submit_forget (drover_client_t *self, s_submit_t *submit)
     zhashx_delete (self->submits, drv_util_u64_key (submit->seq));
 }
 
+//  A refused Submit of a streaming map: each of its tasks gets a result
+//  of its own, DROVER_OUTCOME_REFUSED with the broker's reason, taken in
+//  its turn as any other (Pool.imap raises for that item and goes on).
+static void
+s_submit_refuse_each (drover_client_t *self, s_submit_t *submit)
+{
+    char reason [DRV_TEXT_MAX + 96];
+    snprintf (reason, sizeof reason, "not queued: the broker refused it: %s",
+              submit->text ? submit->text : drover_error_name (submit->error));
+    for (size_t i = 0; i < submit->count; i++) {
+        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, submit->tags [i]);
+        if (job && !job->result) {
+            job->result = drv_util_result_new (0, DROVER_OUTCOME_REFUSED, NULL, 0, reason, 0);
+            s_job_arrived (self, job);
+        }
+    }
+    zhashx_delete (self->submits, drv_util_u64_key (submit->seq));
+}
+
 //  Settle a Submit that was acknowledged or refused: 0 if acked (the
 //  record goes), -1 if refused (its jobs go too), 1 if still waiting.
+//  With each, a refused Submit's tasks get results of their own instead
+//  (s_submit_refuse_each), and it settles as 0.
 static int
-s_submit_settle (drover_client_t *self, uint64_t seq)
+s_submit_settle (drover_client_t *self, uint64_t seq, bool each)
 {
     s_submit_t *submit = (s_submit_t *) drv_util_u64_lookup (self->submits, seq);
     if (!submit)
         return 0;
     if (submit->acked) {
         zhashx_delete (self->submits, drv_util_u64_key (seq));
+        return 0;
+    }
+    if (submit->error && each) {
+        s_submit_refuse_each (self, submit);
         return 0;
     }
     if (submit->error) {
@@ -1152,15 +1188,15 @@ s_submit_settle (drover_client_t *self, uint64_t seq)
     return 1;
 }
 
-//  Wait for a Submit's acknowledgement.
+//  Wait for a Submit's acknowledgement; each as s_submit_settle.
 static int
-s_submit_await (drover_client_t *self, uint64_t seq)
+s_submit_await (drover_client_t *self, uint64_t seq, bool each)
 {
     //  A broker that answered before and is silent now may be restarting:
     //  wait for it. The timeout is for finding no broker at all.
     int64_t deadline = s_deadline (self->instance_size ? -1 : self->ack_timeout);
     int rc;
-    while ((rc = s_submit_settle (self, seq)) == 1) {
+    while ((rc = s_submit_settle (self, seq, each)) == 1) {
         int left = s_left (deadline);
         if (left == 0 || s_receive (self, left) == -1) {
             s_submit_t *submit =
@@ -1191,7 +1227,7 @@ s_submit (drover_client_t *self, const char *function, size_t count,
         tags [i] = self->next_tag++;
     uint64_t seq = s_submit_send (self, function, count, payloads, sizes, tags, options, async,
                                   false, S_SEND_NEW, 0, NULL, NULL);
-    int rc = seq ? s_submit_await (self, seq) : -1;
+    int rc = seq ? s_submit_await (self, seq, false) : -1;
     for (size_t i = 0; rc == 0 && i < count; i++) {
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [i]);
         if (job_ids)
@@ -1954,6 +1990,7 @@ drover_imap_new (drover_client_t *client, const char *function, const drover_opt
     self->seqs = zlistx_new ();
     self->chunk_size = 1;
     self->batch = S_BATCH_TASKS;
+    self->each = true;
     if (options)
         self->options = *options;
     if (!self->function || !self->payloads || !self->frames || !self->sizes || !self->seqs) {
@@ -1992,13 +2029,14 @@ drover_imap_destroy (drover_imap_t **self_p)
     }
 }
 
-//  Settle the acknowledged Submits at the front; -1 if one was refused.
+//  Settle the acknowledged Submits at the front; a refused one gives its
+//  tasks their results (each), or is -1.
 static int
 s_imap_settle (drover_imap_t *self)
 {
     void *seq;
     while ((seq = zlistx_first (self->seqs))) {
-        int rc = s_submit_settle (self->client, (uint64_t) (uintptr_t) seq);
+        int rc = s_submit_settle (self->client, (uint64_t) (uintptr_t) seq, self->each);
         if (rc == 1)
             break;
         zlistx_delete (self->seqs, zlistx_cursor (self->seqs));
@@ -2068,7 +2106,7 @@ drover_imap_flush (drover_imap_t *self)
     while (zlistx_size (self->seqs) >= S_SUBMIT_WINDOW) {
         uint64_t seq = (uint64_t) (uintptr_t) zlistx_first (self->seqs);
         zlistx_delete (self->seqs, zlistx_cursor (self->seqs));
-        if (s_submit_await (self->client, seq) == -1)
+        if (s_submit_await (self->client, seq, self->each) == -1)
             return -1;
     }
     if (self->chunk_size > 1)
@@ -2383,6 +2421,8 @@ drover_client_map_chunked (drover_client_t *self, const char *function, size_t c
 {
     memset (results, 0, count * sizeof *results);
     drover_imap_t *imap = drover_imap_new (self, function, options);
+    if (imap)
+        imap->each = false;         //  one call: a refusal fails it
     if (imap && drover_imap_set_chunk_size (imap, chunk_size) == -1)
         drover_imap_destroy (&imap);
     if (!imap)
@@ -2472,6 +2512,8 @@ drover_client_map_async (drover_client_t *self, const char *function, size_t cou
     if (!future)
         return NULL;
     future->imap = drover_imap_new (self, function, options);
+    if (future->imap)
+        future->imap->each = false; //  one call: a refusal fails it
     int rc = future->imap ? 0 : -1;
     if (rc == 0)
         rc = drover_imap_set_unordered (future->imap, true);
@@ -2485,7 +2527,7 @@ drover_client_map_async (drover_client_t *self, const char *function, size_t cou
     void *seq;
     while (rc == 0 && (seq = zlistx_first (future->imap->seqs))) {
         zlistx_delete (future->imap->seqs, zlistx_cursor (future->imap->seqs));
-        rc = s_submit_await (self, (uint64_t) (uintptr_t) seq);
+        rc = s_submit_await (self, (uint64_t) (uintptr_t) seq, false);
     }
     if (rc == -1) {
         drover_future_destroy (&future);

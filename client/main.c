@@ -25,6 +25,8 @@
 
 //  --json: results, states and queues as JSON lines on stdout.
 static bool s_json;
+//  Lines of a map that the broker refused to queue.
+static size_t s_refused;
 
 static void
 s_usage (FILE *out)
@@ -314,6 +316,7 @@ s_print_result (drover_result_t *result)
 static void
 s_print_line (drover_result_t *result, size_t line, size_t *failed)
 {
+    s_refused += result->outcome == DROVER_OUTCOME_REFUSED;
     if (s_json) {
         drv_json_result (stdout, result, line);
         *failed += result->outcome != DROVER_OUTCOME_OK;
@@ -444,6 +447,14 @@ s_map (drover_client_t *client, const char *function, const drover_options_t *op
     if (rc == -1 || next == -1) {
         fprintf (stderr, "drover: %s\n",
                  zsys_interrupted ? "interrupted" : drover_client_error (client));
+        status = S_EXIT_BROKER;
+    }
+    else
+    if (s_refused) {
+        //  The broker refused a request: that is its exit status.
+        fprintf (stderr, "drover: %zu of %zu tasks failed, %zu of them not queued: the broker "
+                         "refused them\n",
+                 failed, total, s_refused);
         status = S_EXIT_BROKER;
     }
     else

@@ -230,6 +230,7 @@ drover_outcome_name (drover_outcome_t outcome)
         case DROVER_OUTCOME_NO_HANDLER: return "no handler";
         case DROVER_OUTCOME_LOST: return "lost";
         case DROVER_OUTCOME_CANCELLED: return "cancelled";
+        case DROVER_OUTCOME_REFUSED: return "refused";
     }
     return "unknown";
 }

@@ -35,6 +35,8 @@ extern "C" {
 #define DROVER_PROGRESS_PARTIAL_MAX 65536
 
 //  How a task ended. Numbers match the wire protocol's Outcome.
+//  DROVER_OUTCOME_REFUSED never crosses the wire: the client gives it to
+//  a task of a streaming map whose Submit the broker refused.
 typedef enum {
     DROVER_OUTCOME_OK = 1,         //  the handler succeeded
     DROVER_OUTCOME_ERROR = 2,      //  the handler failed; reason says why
@@ -42,7 +44,8 @@ typedef enum {
     DROVER_OUTCOME_TIMEOUT = 4,    //  the task ran over its timeout
     DROVER_OUTCOME_NO_HANDLER = 5, //  the worker does not offer the function
     DROVER_OUTCOME_LOST = 6,       //  the job lost its worker too often
-    DROVER_OUTCOME_CANCELLED = 7   //  a client cancelled the job
+    DROVER_OUTCOME_CANCELLED = 7,  //  a client cancelled the job
+    DROVER_OUTCOME_REFUSED = 8     //  not queued: the broker refused it (reason)
 } drover_outcome_t;
 
 //  Where a job is. Numbers match the wire protocol's JobState.
@@ -555,6 +558,9 @@ drover_future_t *drover_client_map_async (drover_client_t *self, const char *fun
 //  Ordered streaming map (Pool.imap): push payloads as they come, take
 //  results in push order. Pushed tasks are sent in batches; a result is
 //  taken with drover_imap_next, which also sends what is buffered.
+//  A batch the broker refuses (queue full, payload too large) does not
+//  end the map: each of its tasks has a result with outcome
+//  DROVER_OUTCOME_REFUSED and the broker's reason, taken in its turn.
 
 typedef struct _drover_imap_t drover_imap_t;
 
@@ -566,7 +572,9 @@ drover_imap_t *drover_imap_new (drover_client_t *client, const char *function,
 //  Destroy; tasks still running are left to finish unobserved.
 void drover_imap_destroy (drover_imap_t **self_p);
 
-//  Queue one task; the payload is copied.
+//  Queue one task; the payload is copied. -1 if the client failed (out
+//  of memory, no broker answering, refused by CURVE); a refused batch is
+//  no error here.
 int drover_imap_push (drover_imap_t *self, const void *payload, size_t size);
 
 //  Frees a block given to drover_imap_push_owned: data as given, and its

@@ -617,6 +617,84 @@ Test (limits, payload_bytes_held_are_bounded)
     cr_assert_eq (drover_client_submit (client, "a", "x", 1, NULL, &job_id), 0);
 }
 
+//  A streaming map goes on past a Submit the broker refused: each of its
+//  tasks has a result of its own, DROVER_OUTCOME_REFUSED with the
+//  broker's reason, taken in its turn (Pool.imap raises for that item and
+//  goes on), and the tasks around it run. A flush after every flush_every
+//  pushes makes one Submit of them.
+static void
+s_map_past_a_refusal (bool unordered, size_t chunk_size, size_t flush_every, size_t count,
+                      const char *const inputs [], const char *const expected [])
+{
+    drover_imap_t *imap = drover_imap_new (client, "square", NULL);
+    cr_assert_not_null (imap);
+    cr_assert_eq (drover_imap_set_unordered (imap, unordered), 0);
+    cr_assert_eq (drover_imap_set_chunk_size (imap, chunk_size), 0);
+    for (size_t i = 0; i < count; i++) {
+        cr_assert_eq (drover_imap_push (imap, inputs [i], strlen (inputs [i])), 0, "%s",
+                      drover_client_error (client));
+        if ((i + 1) % flush_every == 0 || i + 1 == count)
+            cr_assert_eq (drover_imap_flush (imap), 0, "%s", drover_client_error (client));
+    }
+    bool seen [8] = {false};
+    drover_result_t *result = NULL;
+    for (size_t n = 0; n < count; n++) {
+        size_t index = count;
+        cr_assert_eq (drover_imap_next_index (imap, 10000, &result, &index), 0, "%s",
+                      drover_client_error (client));
+        cr_assert_lt (index, count);
+        cr_assert (unordered || index == n, "result %zu is for push %zu", n, index);
+        cr_assert_not (seen [index], "push %zu has two results", index);
+        seen [index] = true;
+        if (expected [index]) {
+            cr_assert_eq (result->outcome, DROVER_OUTCOME_OK, "push %zu: %s", index,
+                          result->reason);
+            cr_assert_eq (result->size, strlen (expected [index]));
+            cr_assert_eq (memcmp (result->data, expected [index], result->size), 0);
+        }
+        else {
+            cr_assert_eq (result->outcome, DROVER_OUTCOME_REFUSED, "push %zu", index);
+            cr_assert_neq (strstr (result->reason,
+                                   "not queued: the broker refused it: payload too large"),
+                           NULL, "%s", result->reason);
+        }
+        drover_result_destroy (&result);
+    }
+    cr_assert_eq (drover_imap_pending (imap), 0);
+    cr_assert_eq (drover_imap_next (imap, 1000, &result), 1, "every result taken");
+    drover_imap_destroy (&imap);
+}
+
+Test (limits, a_streaming_map_goes_past_a_refused_submit)
+{
+    //  Payloads up to 24 bytes (a chunk of two small results fits); no
+    //  bound on the queue, and a worker.
+    drover_client_destroy (&client);
+    drover_broker_destroy (&broker);
+    s_start_broker (0, 24);
+    worker = s_worker_new (2);
+    const char *inputs [] = {"1", "2", "1234567890123456789012345", "3"};
+    const char *squares [] = {"1", "4", NULL, "9"};
+    s_map_past_a_refusal (false, 1, 1, 4, inputs, squares);
+    s_map_past_a_refusal (true, 1, 1, 4, inputs, squares);
+    //  Chunks of two: the refused one takes both its items with it.
+    const char *chunked [] = {"1", "2", "1234567890123456789012345", "3", "4"};
+    const char *chunked_squares [] = {"1", "4", NULL, NULL, "16"};
+    s_map_past_a_refusal (false, 2, 2, 5, chunked, chunked_squares);
+    s_map_past_a_refusal (true, 2, 2, 5, chunked, chunked_squares);
+
+    //  One call, one answer: drover_client_map fails as a whole.
+    const void *payloads [2] = {"1", "1234567890123456789012345"};
+    size_t sizes [2] = {1, 25};
+    drover_result_t *results [2];
+    cr_assert_eq (drover_client_map (client, "square", 2, payloads, sizes, NULL, 10000, results),
+                  -1);
+    cr_assert_eq (drover_client_error_code (client), DROVER_ERR_TOO_LARGE);
+    cr_assert_null (results [0]);
+    cr_assert_null (drover_client_map_async (client, "square", 2, payloads, sizes, 1, NULL));
+    cr_assert_eq (drover_client_error_code (client), DROVER_ERR_TOO_LARGE);
+}
+
 //  ---------------------------------------------------------------------
 //  Steering queues through the SDK.
 

@@ -161,6 +161,32 @@ Test (e2e, failing_task_reports_reason_others_succeed)
     drv_test_output_free (&out);
 }
 
+//  A line the broker refuses (over its --max-payload) fails as refused,
+//  and the map goes on past it; the exit status is 3, the broker's.
+Test (e2e, map_goes_past_a_line_the_broker_refuses)
+{
+    drv_test_cluster_stop (&cluster);
+    const char *flags [] = {"--max-payload", "16", NULL};
+    drv_test_cluster_start (&cluster, flags);
+    const char *functions [] = {S_SQUARE, NULL};
+    drv_test_cluster_worker (&cluster, 2, functions);
+    s_await_workers ("square", "1");
+    const char *args [] = {"map", "square", NULL};
+    drv_test_output_t out = s_cli (args, "1\n2\n123456789012345678\n4\n");
+    cr_assert_eq (out.status, 3, "%s", out.err);
+    //  Lines 2 and 4 may have gone in the refused line's Submit.
+    size_t lines = 0;
+    for (const char *c = out.out; *c; c++)
+        lines += *c == '\n';
+    cr_assert_eq (lines, 4, "one line out per line in: '%s'", out.out);
+    cr_assert_eq (strncmp (out.out, "1\n", 2), 0, "%s", out.out);
+    cr_assert_neq (strstr (out.err, "line 3 failed (refused): not queued: the broker refused it: "
+                                    "payload too large"),
+                   NULL, "%s", out.err);
+    cr_assert_neq (strstr (out.err, "not queued: the broker refused them"), NULL, "%s", out.err);
+    drv_test_output_free (&out);
+}
+
 Test (e2e, map_of_ten_thousand_returns_every_result_in_order)
 {
     //  Two more workers on the SDK with in-process handlers: exec starts
