@@ -926,14 +926,7 @@ s_on_handshake (zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
     (void) sock;
-    s_agent_t *self = (s_agent_t *) arg;
-    if (drv_handshake_read (self->handshake) == 0)
-        return 0;
-    const char *reason = drv_handshake_reason (self->handshake);
-    zsys_error ("worker: %s; stopping", reason);
-    zstr_sendx (self->pipe, "FAILED", reason, NULL);
-    self->refused = true;
-    return -1;
+    return s_check_refusal ((s_agent_t *) arg);
 }
 
 static int
