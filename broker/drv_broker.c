@@ -389,6 +389,7 @@ s_job_info (s_server_t *self, drv_job_t *job)
         .worker = "",
         .attempts = where->attempts,
         .priority = job->priority,
+        .chunk = job->chunk,
     };
     if (where->state == DROVER_JOB_RUNNING) {
         info.worker = drv_peer_name ((drv_peer_t *) where->worker);
@@ -981,6 +982,7 @@ s_client_dead (s_server_t *self, zframe_t *identity, drv_msg_t *msg)
             .result = s_job_result (job),
             .payload = job->payload,
             .size = job->size,
+            .chunk = job->chunk,
         };
     }
     drv_msg_t reply = {.type = DRV_MSG_STATUS_REPLY, .seq = msg->seq, .jobs = infos,

@@ -1355,6 +1355,8 @@ s_wait_remote (drover_client_t *self, uint64_t job_id, int timeout_ms,
                                          in->attempts);
         if (!*result_p)
             rc = s_fail (self, DROVER_ERR_NONE, ENOMEM, "out of memory");
+        else
+            (*result_p)->chunk = reply->jobs [0].chunk && in->size > 0;
     }
     drv_msg_destroy (&reply);
     return rc;
@@ -1559,6 +1561,7 @@ s_query (drover_client_t *self, drv_msg_type_t type, uint64_t job_id, drover_sta
             status->outcome = info->result.outcome;
         status->priority = info->priority;
         status->run_in_ms = info->run_in_ms;
+        status->chunk = info->chunk;
         if (info->has_progress) {
             status->has_progress = true;
             status->progress_done = info->progress.done;
@@ -1690,6 +1693,7 @@ drover_client_dead (drover_client_t *self, drover_dead_op_t op, uint64_t job_id,
         jobs [i].job_id = info->job_id;
         jobs [i].attempts = info->attempts;
         jobs [i].outcome = info->has_result ? info->result.outcome : 0;
+        jobs [i].chunk = info->chunk;
         drv_util_strlcpy (jobs [i].function, info->function, sizeof jobs [i].function);
         jobs [i].reason = strdup (info->has_result ? info->result.reason : "");
         jobs [i].payload = (uint8_t *) malloc (info->size + 1);

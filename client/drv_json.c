@@ -144,6 +144,8 @@ drv_json_status (FILE *out, const drover_status_t *status)
         s_text (out, status->progress_partial);
         fprintf (out, ",\"partial_size\":%zu}", status->progress_size);
     }
+    if (status->chunk)
+        fputs (",\"chunk\":true", out);
     fputs ("}\n", out);
 }
 

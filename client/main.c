@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "drover.h"
+#include "drv_codec.h"
 #include "drv_json.h"
 #include "drv_local.h"
 
@@ -193,6 +194,7 @@ s_read_stdin (size_t *size)
 }
 
 static int s_print_result (drover_result_t *result);
+static void s_print_line (drover_result_t *result, size_t line, size_t *failed);
 
 //  A task's progress on stderr while submit or wait waits for it, when
 //  stderr is a terminal: "drover: job N: done/total pct% text".
@@ -291,10 +293,47 @@ s_wait (drover_client_t *client, uint64_t job_id)
     return s_print_result (result);
 }
 
+//  A map's chunk waited for by its job id (its submitter unpacks it
+//  itself): one line per item as map prints them, line N the chunk's
+//  Nth. Destroys the result; the exit status.
+static int
+s_print_chunk (drover_result_t *result)
+{
+    size_t count = drv_codec_chunk_results_count (result->data, result->size);
+    drv_result_t *items
+        = count ? drv_codec_chunk_results_unpack (result->data, result->size, count) : NULL;
+    int status = 0;
+    size_t failed = 0;
+    for (size_t i = 0; items && i < count; i++) {
+        drover_result_t item = {.job_id = result->job_id, .outcome = items [i].outcome,
+                                .data = (uint8_t *) items [i].data, .size = items [i].size,
+                                .reason = (char *) items [i].reason,
+                                .attempts = result->attempts};
+        s_print_line (&item, i + 1, &failed);
+    }
+    if (!items) {
+        fprintf (stderr, "drover: job %" PRIu64 " is a map's chunk, and its result holds no "
+                         "item results\n",
+                 result->job_id);
+        status = S_EXIT_BROKER;
+    }
+    else
+    if (failed) {
+        fprintf (stderr, "drover: %zu of the %zu items of job %" PRIu64 " failed\n", failed,
+                 count, result->job_id);
+        status = S_EXIT_FAILED;
+    }
+    free (items);
+    drover_result_destroy (&result);
+    return status;
+}
+
 //  Print a result as submit does and destroy it; the exit status.
 static int
 s_print_result (drover_result_t *result)
 {
+    if (result->chunk)
+        return s_print_chunk (result);
     int status = 0;
     if (s_json) {
         drv_json_result (stdout, result, 0);
@@ -487,6 +526,8 @@ s_status (drover_client_t *client, uint64_t id, bool cancel)
     else
         printf ("job %" PRIu64 ": %s\n", status.job_id, drover_state_name (status.state));
     printf ("function: %s\nattempts: %u\n", status.function, status.attempts);
+    if (status.chunk)
+        printf ("chunk: a map's chunk, several inputs in one job\n");
     if (status.priority)
         printf ("priority: %d\n", status.priority);
     if (status.state == DROVER_JOB_QUEUED && status.run_in_ms)
@@ -605,11 +646,28 @@ s_dead (drover_client_t *client, int argc, char *argv [])
     }
     for (size_t i = 0; i < count; i++) {
         drover_dead_t *job = &jobs [i];
+        drv_chunk_t *chunk = streq (verb, "show") && job->chunk
+                                 ? drv_codec_chunk_unpack (job->payload, job->size)
+                                 : NULL;
         if (streq (verb, "show"))
-            printf ("job %" PRIu64 ": dead (%s)\nfunction: %s\nattempts: %u\nreason: %s\n"
-                    "input (%zu bytes):\n%s%s",
+            printf ("job %" PRIu64 ": dead (%s)\nfunction: %s\nattempts: %u\nreason: %s\n",
                     job->job_id, drover_outcome_name (job->outcome), job->function,
-                    job->attempts, job->reason, job->size, job->payload,
+                    job->attempts, job->reason);
+        if (chunk) {
+            //  A map's chunk: its inputs, one per line, as map read them.
+            printf ("input (a map's chunk of %zu items, one per line):\n", chunk->count);
+            for (size_t item = 0; item < chunk->count; item++) {
+                size_t size = chunk->sizes [item];
+                if (size && chunk->items [item][size - 1] == '\n')
+                    size--;
+                fwrite (chunk->items [item], 1, size, stdout);
+                fputc ('\n', stdout);
+            }
+            free (chunk);
+        }
+        else
+        if (streq (verb, "show"))
+            printf ("input (%zu bytes):\n%s%s", job->size, job->payload,
                     job->size && job->payload [job->size - 1] == '\n' ? "" : "\n");
         else
         if (op == DROVER_DEAD_LIST)

@@ -81,6 +81,11 @@ typedef struct {
     size_t size;               //  bytes in data
     char *reason;              //  failure reason, "" on success; owned
     uint32_t attempts;         //  how many times the job was dispatched
+    bool chunk;                //  a map's chunk waited for by job id
+                               //  (drover_client_wait): data is the
+                               //  items' results, a ChunkResults message
+                               //  (docs/protocol.md); outcome and reason
+                               //  sum them up
 } drover_result_t;
 
 //  Options for submitted tasks. Zero-initialise, then set what you need;
@@ -123,6 +128,7 @@ typedef struct {
     char progress_partial [1024];  //  the partial output's first 1023
                                //  bytes, NUL-terminated,
     size_t progress_size;      //  and its whole size at the broker
+    bool chunk;                //  a map's chunk: one job for several inputs
 } drover_status_t;
 
 //  One function's queue at the broker: its settings and what it holds.
@@ -360,6 +366,8 @@ typedef struct {
     char *reason;              //  why, owned
     uint8_t *payload;          //  its input, owned; followed by a NUL
     size_t size;               //  bytes in payload
+    bool chunk;                //  a map's chunk: payload is a Chunk message
+                               //  of its inputs (docs/protocol.md)
 } drover_dead_t;
 
 //  Apply op to the dead letter job_id, or to every dead letter with 0.

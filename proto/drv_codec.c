@@ -652,6 +652,7 @@ s_decode_body (const Drover__Envelope *env, drv_msg_t *msg, s_arena_t *arena,
                 }
                 job->priority = info->priority;
                 job->run_in_ms = info->run_in_ms;
+                job->chunk = info->chunk;
                 if (info->progress_done || info->progress_total || info->progress_partial.len) {
                     Drover__ProgressReport report = DROVER__PROGRESS_REPORT__INIT;
                     report.job_id = info->job_id ? info->job_id : 1;
@@ -1335,6 +1336,7 @@ drv_codec_encode (const drv_msg_t *msg)
                 infos [i].payload.len = job->payload ? job->size : 0;
                 infos [i].priority = job->priority;
                 infos [i].run_in_ms = job->run_in_ms;
+                infos [i].chunk = job->chunk;
                 if (job->has_progress) {
                     infos [i].progress_done = job->progress.done;
                     infos [i].progress_total = job->progress.total;
@@ -1504,6 +1506,17 @@ drv_codec_chunk_results_pack (const drv_result_t *results, size_t count, size_t 
     free (out);
     free (pointers);
     return packed;
+}
+
+size_t
+drv_codec_chunk_results_count (const void *data, size_t size)
+{
+    Drover__ChunkResults *in
+        = drover__chunk_results__unpack (NULL, size, (const uint8_t *) data);
+    size_t count = in ? in->n_results : 0;
+    if (in)
+        drover__chunk_results__free_unpacked (in, NULL);
+    return count;
 }
 
 drv_result_t *

@@ -126,6 +126,8 @@ typedef struct {
     uint64_t run_in_ms;          //  ms until a waiting job's time, or 0
     bool has_progress;           //  progress is set (RUNNING, reported)
     drv_progress_t progress;     //  its last Progress report (job_id unused)
+    bool chunk;                  //  a map's chunk: payload a Chunk, result
+                                 //  data a ChunkResults
 } drv_jobinfo_t;
 
 //  One function's queue settings and counts, in QueueConfig (settings
@@ -328,6 +330,9 @@ uint8_t *drv_codec_chunk_results_pack (const drv_result_t *results, size_t count
 //  reason lengths), into one allocation the caller frees; data and reason
 //  point inside it, data followed by a NUL. NULL if data is not that.
 drv_result_t *drv_codec_chunk_results_unpack (const void *data, size_t size, size_t count);
+
+//  How many results a ChunkResults holds; 0 if data is not one.
+size_t drv_codec_chunk_results_count (const void *data, size_t size);
 
 //  Is name a valid function name: 1 to 255 bytes of [A-Za-z0-9_.:/-]?
 bool drv_codec_valid_function (const char *name);

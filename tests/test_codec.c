@@ -417,7 +417,7 @@ Test (codec, status_reply_round_trips_jobs_with_and_without_result)
         {.job_id = 5, .state = DROVER_JOB_RUNNING, .function = "resize", .worker = "host:7",
          .attempts = 1},
         {.job_id = 6, .state = DROVER_JOB_SUCCEEDED, .function = "a.b", .worker = "",
-         .attempts = 2, .has_result = true,
+         .attempts = 2, .has_result = true, .chunk = true,
          .result = {.job_id = 6, .tag = 60, .outcome = DROVER_OUTCOME_OK, .data = s_binary,
                     .size = sizeof s_binary, .reason = "", .attempts = 2}},
     };
@@ -431,6 +431,7 @@ Test (codec, status_reply_round_trips_jobs_with_and_without_result)
         cr_assert_str_eq (got->jobs [i].worker, jobs [i].worker);
         cr_assert_eq (got->jobs [i].attempts, jobs [i].attempts);
         cr_assert_eq (got->jobs [i].has_result, jobs [i].has_result);
+        cr_assert_eq (got->jobs [i].chunk, jobs [i].chunk);
     }
     s_assert_result_eq (&got->jobs [1].result, &jobs [1].result);
     drv_msg_destroy (&got);

@@ -57,6 +57,12 @@ Test (json, status_queue_and_job_id)
     cr_assert_str_eq (text, "{\"job_id\":9,\"state\":\"running\",\"function\":\"square\","
                             "\"attempts\":1,\"priority\":-2,\"worker\":\"host:1\"}\n");
     free (text);
+    status.chunk = true;
+    text = S_CAPTURE (drv_json_status (out, &status));
+    cr_assert_str_eq (text, "{\"job_id\":9,\"state\":\"running\",\"function\":\"square\","
+                            "\"attempts\":1,\"priority\":-2,\"worker\":\"host:1\","
+                            "\"chunk\":true}\n");
+    free (text);
     drover_queue_t queue = {.function = "square", .paused = true, .limit = 2,
                             .max_queue_in_force = 10, .queued = 3, .running = 2,
                             .workers = 1};

@@ -659,6 +659,57 @@ Test (chunks, cli_map_with_exec_and_plugin_handlers)
     drv_test_output_free (&out);
 }
 
+//  A chunk seen by its job id, as another client or an operator sees it:
+//  wait prints one line per item as map does, status says it is a
+//  chunk, and dead show lists its inputs one per line.
+Test (chunks, a_chunk_by_job_id_shows_its_items)
+{
+    const char *functions [] = {"sq=exec:awk {if($1==\"x\")exit(3);print($1*$1)}", NULL};
+    drv_test_cluster_worker (&cluster, 2, functions);
+    const char *map [] = {"map", "sq", "--chunk-size", "3", NULL};
+    drv_test_output_t out = drv_test_cli (&cluster, map, "1\nx\n3\n4\n5\n", 60000);
+    cr_assert_eq (out.status, 1, "%s", out.err);
+    cr_assert_str_eq (out.out, "1\n\n9\n16\n25\n");
+    drv_test_output_free (&out);
+
+    //  Job 2 is 4 and 5; job 1 is 1, x and 3, failed on x.
+    const char *ok [] = {"wait", "2", NULL};
+    out = drv_test_cli (&cluster, ok, NULL, 30000);
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_str_eq (out.out, "16\n25\n");
+    drv_test_output_free (&out);
+    const char *failed [] = {"wait", "1", NULL};
+    out = drv_test_cli (&cluster, failed, NULL, 30000);
+    cr_assert_eq (out.status, 1, "%s", out.err);
+    cr_assert_str_eq (out.out, "1\n\n9\n");
+    cr_assert_neq (strstr (out.err, "line 2 failed (error): exit status 3"), NULL, "%s",
+                   out.err);
+    cr_assert_neq (strstr (out.err, "1 of the 3 items of job 1 failed"), NULL, "%s", out.err);
+    drv_test_output_free (&out);
+    const char *json [] = {"wait", "1", "--json", NULL};
+    out = drv_test_cli (&cluster, json, NULL, 30000);
+    cr_assert_eq (out.status, 1, "%s", out.err);
+    const char *first = "{\"line\":1,\"job_id\":1,\"outcome\":\"ok\",\"data\":\"1\\n\"";
+    cr_assert_eq (strncmp (out.out, first, strlen (first)), 0, "%s", out.out);
+    cr_assert_neq (strstr (out.out, "{\"line\":2,\"job_id\":1,\"outcome\":\"error\""), NULL,
+                   "%s", out.out);
+    cr_assert_neq (strstr (out.out, "{\"line\":3,\"job_id\":1,\"outcome\":\"ok\",\"data\":\"9\\n\""),
+                   NULL, "%s", out.out);
+    drv_test_output_free (&out);
+
+    const char *status [] = {"status", "1", NULL};
+    out = drv_test_cli (&cluster, status, NULL, 30000);
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_neq (strstr (out.out, "chunk: a map's chunk"), NULL, "%s", out.out);
+    drv_test_output_free (&out);
+    const char *show [] = {"dead", "show", "1", NULL};
+    out = drv_test_cli (&cluster, show, NULL, 30000);
+    cr_assert_eq (out.status, 0, "%s", out.err);
+    cr_assert_neq (strstr (out.out, "input (a map's chunk of 3 items, one per line):\n1\nx\n3\n"),
+                   NULL, "%s", out.out);
+    drv_test_output_free (&out);
+}
+
 Test (chunks, local_mode_map_with_chunk_size)
 {
     const char *argv [] = {DRV_CLI_BIN, "map", "sq", "-j", "2", "--chunk-size", "2", "--function",
