@@ -601,6 +601,8 @@ s_on_progress (drover_client_t *self, drv_msg_t *msg)
     }
 }
 
+static void s_submit_refuse_each (drover_client_t *self, s_submit_t *submit);
+
 static void
 s_on_error (drover_client_t *self, drv_msg_t *msg)
 {
@@ -609,6 +611,11 @@ s_on_error (drover_client_t *self, drv_msg_t *msg)
     if (submit && !submit->acked) {
         submit->error = msg->code ? msg->code : DROVER_ERR_INTERNAL;
         submit->text = strdup (msg->text);
+        //  A resend after a broker restart: nobody waits on it, so nothing
+        //  would settle it. Its tasks get their results now, refused,
+        //  rather than being waited on for ever.
+        if (submit->internal)
+            s_submit_refuse_each (self, submit);
     }
     else
     if (msg->seq && msg->seq == self->status_seq) {
@@ -1143,9 +1150,10 @@ s_submit_forget (drover_client_t *self, s_submit_t *submit)
     zhashx_delete (self->submits, drv_util_u64_key (submit->seq));
 }
 
-//  A refused Submit of a streaming map: each of its tasks gets a result
-//  of its own, DROVER_OUTCOME_REFUSED with the broker's reason, taken in
-//  its turn as any other (Pool.imap raises for that item and goes on).
+//  A refused Submit of a streaming map, or a refused resend: each of its
+//  tasks gets a result of its own, DROVER_OUTCOME_REFUSED with the
+//  broker's reason (under the job id it had, if any), taken in its turn
+//  as any other (Pool.imap raises for that item and goes on).
 static void
 s_submit_refuse_each (drover_client_t *self, s_submit_t *submit)
 {
@@ -1155,7 +1163,8 @@ s_submit_refuse_each (drover_client_t *self, s_submit_t *submit)
     for (size_t i = 0; i < submit->count; i++) {
         s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, submit->tags [i]);
         if (job && !job->result) {
-            job->result = drv_util_result_new (0, DROVER_OUTCOME_REFUSED, NULL, 0, reason, 0);
+            job->result = drv_util_result_new (job->first_id ? job->first_id : job->job_id,
+                                               DROVER_OUTCOME_REFUSED, NULL, 0, reason, 0);
             s_job_arrived (self, job);
         }
     }

@@ -423,6 +423,33 @@ Test (client, job_for_unoffered_function_waits_and_notices)
     cr_assert_eq (status.state, DROVER_JOB_QUEUED);
 }
 
+//  A task the client sends again after a broker restart, and the new
+//  broker refuses (it takes smaller payloads), gets a refused result
+//  under its job id instead of being waited on for ever.
+Test (client, task_refused_when_sent_again_after_a_restart_gets_a_result)
+{
+    uint64_t job_id;
+    cr_assert_eq (drover_client_submit (client, "nobody", "0123456789abcdef", 16, NULL, &job_id),
+                  0, "%s", drover_client_error (client));
+    char clients [64], workers [64];
+    snprintf (clients, sizeof clients, "%s", drover_broker_clients_endpoint (broker));
+    snprintf (workers, sizeof workers, "%s", drover_broker_workers_endpoint (broker));
+    drover_broker_destroy (&broker);
+    broker = drover_broker_new (clients, workers);
+    cr_assert_not_null (broker);
+    drover_broker_set_heartbeat (broker, S_HEARTBEAT_MS, S_LIVENESS);
+    drover_broker_set_max_payload (broker, 8);
+    cr_assert_eq (drover_broker_start (broker), 0, "%s", drover_broker_error (broker));
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_client_wait (client, job_id, 30000, &result), 0, "%s",
+                  drover_client_error (client));
+    cr_assert_eq (result->outcome, DROVER_OUTCOME_REFUSED);
+    cr_assert_eq (result->job_id, job_id);
+    cr_assert_neq (strstr (result->reason, "not queued: the broker refused it: payload too large"),
+                   NULL, "%s", result->reason);
+    drover_result_destroy (&result);
+}
+
 Test (client, running_job_survives_worker_stop)
 {
     uint64_t job_id;
