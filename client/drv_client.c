@@ -1154,9 +1154,18 @@ s_submit_forget (drover_client_t *self, s_submit_t *submit)
 //  tasks gets a result of its own, DROVER_OUTCOME_REFUSED with the
 //  broker's reason (under the job id it had, if any), taken in its turn
 //  as any other (Pool.imap raises for that item and goes on).
+//  A batch refused as too large is one task too large, or more: its
+//  tasks go again one by one (Submits nobody waits on, which settle
+//  themselves), so that only those fail.
 static void
 s_submit_refuse_each (drover_client_t *self, s_submit_t *submit)
 {
+    if (submit->error == DROVER_ERR_TOO_LARGE && submit->count > 1) {
+        for (size_t i = 0; i < submit->count; i++)
+            s_send_again (self, submit->tags + i, 1, 0);
+        zhashx_delete (self->submits, drv_util_u64_key (submit->seq));
+        return;
+    }
     char reason [DRV_TEXT_MAX + 96];
     snprintf (reason, sizeof reason, "not queued: the broker refused it: %s",
               submit->text ? submit->text : drover_error_name (submit->error));

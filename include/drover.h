@@ -569,6 +569,8 @@ drover_future_t *drover_client_map_async (drover_client_t *self, const char *fun
 //  A batch the broker refuses (queue full, payload too large) does not
 //  end the map: each of its tasks has a result with outcome
 //  DROVER_OUTCOME_REFUSED and the broker's reason, taken in its turn.
+//  A batch refused as too large goes again task by task first, so that
+//  only the tasks over the limit are refused.
 
 typedef struct _drover_imap_t drover_imap_t;
 

@@ -704,6 +704,10 @@ Test (limits, a_streaming_map_goes_past_a_refused_submit)
     const char *squares [] = {"1", "4", NULL, "9"};
     s_map_past_a_refusal (false, 1, 1, 4, inputs, squares);
     s_map_past_a_refusal (true, 1, 1, 4, inputs, squares);
+    //  All four in one Submit, refused as too large: they go again one
+    //  by one, and only the large one fails.
+    s_map_past_a_refusal (false, 1, 4, 4, inputs, squares);
+    s_map_past_a_refusal (true, 1, 4, 4, inputs, squares);
     //  Chunks of two: the refused one takes both its items with it.
     const char *chunked [] = {"1", "2", "1234567890123456789012345", "3", "4"};
     const char *chunked_squares [] = {"1", "4", NULL, NULL, "16"};
