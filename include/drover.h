@@ -36,7 +36,8 @@ extern "C" {
 
 //  How a task ended. Numbers match the wire protocol's Outcome.
 //  DROVER_OUTCOME_REFUSED never crosses the wire: the client gives it to
-//  a task of a streaming map whose Submit the broker refused.
+//  a task of a streaming map whose Submit the broker refused, and to a
+//  task that a restarted broker refused when it was sent again.
 typedef enum {
     DROVER_OUTCOME_OK = 1,         //  the handler succeeded
     DROVER_OUTCOME_ERROR = 2,      //  the handler failed; reason says why
