@@ -430,7 +430,7 @@ Test (client, task_refused_when_sent_again_after_a_restart_gets_a_result)
 {
     //  A broker of its own, on ports outside the range that "*" binds
     //  from: no broker of a test running beside this one takes them
-    //  while this one is down (as happened once).
+    //  while this one is down.
     drover_client_destroy (&client);
     drover_broker_destroy (&broker);
     char clients [64], workers [64];
