@@ -520,10 +520,9 @@ s_chunk_unpack (s_job_t *job)
                                               sizeof (drover_result_t *));
     if (!job->items)
         return;                     //  s_take_item reports it
-    drv_result_t *parts = whole->size
-                              ? drv_codec_chunk_results_unpack (whole->data, whole->size,
-                                                                job->nitems)
-                              : NULL;
+    size_t count = job->nitems;
+    drv_result_t *parts
+        = whole->size ? drv_codec_chunk_results_unpack (whole->data, whole->size, &count) : NULL;
     for (size_t i = 0; i < job->nitems; i++) {
         if (parts)
             job->items [i] = drv_util_result_new (whole->job_id, parts [i].outcome,

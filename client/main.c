@@ -299,9 +299,8 @@ s_wait (drover_client_t *client, uint64_t job_id)
 static int
 s_print_chunk (drover_result_t *result)
 {
-    size_t count = drv_codec_chunk_results_count (result->data, result->size);
-    drv_result_t *items
-        = count ? drv_codec_chunk_results_unpack (result->data, result->size, count) : NULL;
+    size_t count = 0;               //  as many as there are
+    drv_result_t *items = drv_codec_chunk_results_unpack (result->data, result->size, &count);
     int status = 0;
     size_t failed = 0;
     for (size_t i = 0; items && i < count; i++) {

@@ -1508,26 +1508,16 @@ drv_codec_chunk_results_pack (const drv_result_t *results, size_t count, size_t 
     return packed;
 }
 
-size_t
-drv_codec_chunk_results_count (const void *data, size_t size)
-{
-    Drover__ChunkResults *in
-        = drover__chunk_results__unpack (NULL, size, (const uint8_t *) data);
-    size_t count = in ? in->n_results : 0;
-    if (in)
-        drover__chunk_results__free_unpacked (in, NULL);
-    return count;
-}
-
 drv_result_t *
-drv_codec_chunk_results_unpack (const void *data, size_t size, size_t count)
+drv_codec_chunk_results_unpack (const void *data, size_t size, size_t *count_p)
 {
     Drover__ChunkResults *in
         = drover__chunk_results__unpack (NULL, size, (const uint8_t *) data);
     if (!in)
         return NULL;
     drv_result_t *results = NULL;
-    bool valid = in->n_results == count && count > 0;
+    bool valid = in->n_results > 0 && (*count_p == 0 || in->n_results == *count_p);
+    size_t count = in->n_results;
     size_t bytes = count * sizeof (drv_result_t);
     for (size_t i = 0; valid && i < count; i++) {
         const Drover__Result *r = in->results [i];
@@ -1555,6 +1545,7 @@ drv_codec_chunk_results_unpack (const void *data, size_t size, size_t count)
             next += length + 1;
             results [i].outcome = (drover_outcome_t) r->outcome;
         }
+        *count_p = count;
     }
     drover__chunk_results__free_unpacked (in, NULL);
     return results;

@@ -326,13 +326,11 @@ drv_chunk_t *drv_codec_chunk_unpack (const void *data, size_t size);
 uint8_t *drv_codec_chunk_results_pack (const drv_result_t *results, size_t count,
                                        size_t *size_p);
 
-//  Decode a ChunkResults of exactly count results, validated (outcomes,
-//  reason lengths), into one allocation the caller frees; data and reason
-//  point inside it, data followed by a NUL. NULL if data is not that.
-drv_result_t *drv_codec_chunk_results_unpack (const void *data, size_t size, size_t count);
-
-//  How many results a ChunkResults holds; 0 if data is not one.
-size_t drv_codec_chunk_results_count (const void *data, size_t size);
+//  Decode a ChunkResults of exactly *count_p results (0: any number, at
+//  least one), validated (outcomes, reason lengths), into one allocation
+//  the caller frees; data and reason point inside it, data followed by a
+//  NUL, and *count_p says how many. NULL if data is not that.
+drv_result_t *drv_codec_chunk_results_unpack (const void *data, size_t size, size_t *count_p);
 
 //  Is name a valid function name: 1 to 255 bytes of [A-Za-z0-9_.:/-]?
 bool drv_codec_valid_function (const char *name);

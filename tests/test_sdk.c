@@ -548,15 +548,22 @@ Test (chunk_parts, codec_round_trip)
     };
     packed = drv_codec_chunk_results_pack (results, 2, &size);
     cr_assert_not_null (packed);
-    drv_result_t *back = drv_codec_chunk_results_unpack (packed, size, 2);
+    size_t count = 2;
+    drv_result_t *back = drv_codec_chunk_results_unpack (packed, size, &count);
     cr_assert_not_null (back);
     cr_assert_eq (back [0].outcome, DROVER_OUTCOME_OK);
     cr_assert_str_eq ((char *) back [0].data, "out");
     cr_assert_eq (back [1].outcome, DROVER_OUTCOME_TIMEOUT);
     cr_assert_str_eq (back [1].reason, "timed out");
     free (back);
-    //  The count must match the chunk's.
-    cr_assert_null (drv_codec_chunk_results_unpack (packed, size, 3));
+    //  The count must match the chunk's; 0 takes any, and says it.
+    count = 3;
+    cr_assert_null (drv_codec_chunk_results_unpack (packed, size, &count));
+    count = 0;
+    back = drv_codec_chunk_results_unpack (packed, size, &count);
+    cr_assert_not_null (back);
+    cr_assert_eq (count, 2);
+    free (back);
     free (packed);
 }
 
