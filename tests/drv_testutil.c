@@ -408,3 +408,25 @@ drv_test_echo (drover_task_t *task, void *arg)
     const uint8_t *payload = drover_task_payload (task, &size);
     return drover_task_reply (task, payload, size);
 }
+
+drover_broker_t *
+drv_test_broker_rebind (const char *clients, const char *workers, drv_test_broker_fn *configure,
+                        void *arg, char *err, size_t err_size)
+{
+    int64_t deadline = s_now_ms () + 10000;
+    snprintf (err, err_size, "out of memory");
+    while (true) {
+        drover_broker_t *broker = drover_broker_new (clients, workers);
+        if (!broker)
+            return NULL;
+        if (configure)
+            configure (broker, arg);
+        if (drover_broker_start (broker) == 0)
+            return broker;
+        snprintf (err, err_size, "%s", drover_broker_error (broker));
+        drover_broker_destroy (&broker);
+        if (s_now_ms () >= deadline)
+            return NULL;
+        usleep (50 * 1000);
+    }
+}

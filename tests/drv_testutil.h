@@ -105,6 +105,18 @@ pid_t drv_test_spawn_io (const char *const argv [], const char *input_path,
 //  Stop everything and remove the temp dir.
 void drv_test_cluster_stop (drv_test_cluster_t *cluster);
 
+//  Sets up a broker before its start (limits, data directory, ...).
+typedef void (drv_test_broker_fn) (drover_broker_t *broker, void *arg);
+
+//  A new in-process broker on these endpoints, set up by configure (may
+//  be NULL) and started. A broker destroyed a moment before on the same
+//  ports frees them in libzmq's I/O thread, after destroy returned: the
+//  start is tried again for up to 10 s. NULL if it never started, with
+//  the last error in err.
+drover_broker_t *drv_test_broker_rebind (const char *clients, const char *workers,
+                                         drv_test_broker_fn *configure, void *arg, char *err,
+                                         size_t err_size);
+
 //  Run the drover CLI against the cluster: "drover --broker EP args...".
 drv_test_output_t drv_test_cli (drv_test_cluster_t *cluster, const char *const args [],
                                 const char *input, int timeout_ms);

@@ -48,23 +48,24 @@ s_broker_up (const char *data_dir)
     drover_client_set_ack_timeout (client, 10000);
 }
 
+//  drv_test_broker_fn: the data directory, when there is one.
+static void
+s_set_data_dir (drover_broker_t *self, void *arg)
+{
+    if (arg)
+        drover_broker_set_data_dir (self, (const char *) arg);
+}
+
 //  Destroy the broker and start another on these endpoints (and data
-//  directory, or none); the old one's ports may take a moment to come free.
+//  directory, or none).
 static void
 s_broker_restart (const char *clients, const char *workers, const char *data_dir)
 {
-    int started = -1;
-    for (int tries = 0; tries < 100 && started == -1; tries++) {
-        drover_broker_destroy (&broker);
-        broker = drover_broker_new (clients, workers);
-        cr_assert_not_null (broker);
-        if (data_dir)
-            drover_broker_set_data_dir (broker, data_dir);
-        started = drover_broker_start (broker);
-        if (started == -1)
-            zclock_sleep (50);
-    }
-    cr_assert_eq (started, 0, "%s", drover_broker_error (broker));
+    drover_broker_destroy (&broker);
+    char err [512];
+    broker = drv_test_broker_rebind (clients, workers, s_set_data_dir, (void *) data_dir, err,
+                                     sizeof err);
+    cr_assert_not_null (broker, "%s", err);
 }
 
 static void
