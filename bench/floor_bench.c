@@ -5,6 +5,7 @@
       floor_bench tcp PORT WARMUP COUNT SIZE
       floor_bench zeromq PORT WARMUP COUNT SIZE
       floor_bench relay PORT COUNT SIZE WINDOW
+      floor_bench parallel CHUNKS PER PROCESSES
 
     tcp     B's floor: one round trip of a small message between two
             processes, plain TCP on 127.0.0.1 with TCP_NODELAY on both
@@ -20,6 +21,15 @@
             checksum (bench_checksum), as the drover, gearmand and
             beanstalkd sum workers do, so each payload crosses the relay
             once, as E's cross the broker
+
+    parallel
+            D's ceiling: the CHUNKS chunks of PER numbers of a D run
+            (bench_chunk, bench_sumsq_text, as drover's sumsq handler
+            and the serial run take them) on PROCESSES forked
+            processes, each taking the next chunk from a counter they
+            share (an atomic add in a shared mapping), until none is
+            left: the dealing of a broker that costs nothing, on the
+            machine's CPUs as they are at that moment
 
     A brokered task needs at least two round trips (client to broker to
     worker and back), so B's p50 is read against tcp and zeromq. In the
@@ -44,6 +54,13 @@
     listen nowhere: the relay has a second listener on a port the kernel
     picks, made before the fork.
 
+    In parallel mode the parent forks the processes, which wait on a
+    pipe; it starts the clock, lets them all go at once, reaps them and
+    stops it, then prints "TOTAL sum SECONDS s" as `drover_bench
+    serial` and `drover_bench map` do, so bench/run checks the sum
+    against the serial run's and reads the speedup as serial time over
+    this time.
+
     PORT must be free (bench/run picks it). Every child dies with its
     parent (PR_SET_PDEATHSIG), on an alarm (60 s plus 1 ms a round trip,
     or plus 1 s a megabyte relayed) and after 10 s of silence; the
@@ -51,7 +68,8 @@
     when it fails, so that nothing outlives a run.
 
     Not a model of drover's own path: no protobuf, no broker, no czmq
-    frames; the smallest cost that ZeroMQ or TCP adds on this machine.
+    frames; the smallest cost that ZeroMQ or TCP adds on this machine,
+    and (parallel) the most that two of its CPUs give.
 */
 
 #include <arpa/inet.h>
@@ -61,6 +79,8 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -788,6 +808,89 @@ s_relay_run (int port, size_t count, size_t size, size_t window)
     return (double) count * 1e6 / (double) (elapsed > 0 ? elapsed : 1);
 }
 
+//  ---------------------------------------------------------------------
+//  parallel: D's ceiling. The parent forks the processes and times them.
+
+//  What the processes share: the next chunk to take, and each chunk's sum.
+typedef struct {
+    atomic_uint_fast64_t next;
+    uint64_t sums [];
+} s_shared_t;
+
+//  A process: wait for the go, then take chunks until none is left.
+static void
+s_parallel_child (s_shared_t *shared, int go, size_t chunks, uint64_t per)
+{
+    char byte;
+    if (read (go, &byte, 1) != 1)
+        _exit (1);
+    uint64_t i;
+    while ((i = atomic_fetch_add (&shared->next, 1)) < chunks) {
+        char text [48], out [24];
+        int size = bench_chunk (text, sizeof text, i, per);
+        if (bench_sumsq_text ((const uint8_t *) text, (size_t) size, out) < 0)
+            _exit (1);
+        shared->sums [i] = strtoull (out, NULL, 10);
+    }
+    _exit (0);
+}
+
+static void
+s_parallel_run (size_t chunks, uint64_t per, size_t processes)
+{
+    size_t bytes = sizeof (s_shared_t) + chunks * sizeof (uint64_t);
+    s_shared_t *shared = (s_shared_t *) mmap (NULL, bytes, PROT_READ | PROT_WRITE,
+                                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED)
+        bench_die ("floor_bench: mmap: %s", strerror (errno));
+    atomic_init (&shared->next, 0);
+    int go [2];
+    if (pipe (go) == -1)
+        bench_die ("floor_bench: pipe: %s", strerror (errno));
+    pid_t parent = getpid ();
+    pid_t *children = (pid_t *) calloc (processes, sizeof (pid_t));
+    if (!children)
+        bench_die ("floor_bench: out of memory");
+    for (size_t i = 0; i < processes; i++) {
+        children [i] = fork ();
+        if (children [i] == -1)
+            bench_die ("floor_bench: fork: %s", strerror (errno));
+        if (children [i] == 0) {
+            close (go [1]);
+            s_child_guard (parent, 60 + chunks * per / 100000000);
+            s_parallel_child (shared, go [0], chunks, per);
+        }
+    }
+    close (go [0]);
+    //  If every process died before its read, the write fails (EPIPE)
+    //  instead of killing us, and their reaps say so.
+    signal (SIGPIPE, SIG_IGN);
+    int64_t start = bench_now_us ();
+    //  One byte each: every process goes at once. A process that died
+    //  before its read fails its reap below.
+    char bytes_out [64] = {0};
+    for (size_t left = processes; left;) {
+        ssize_t n = write (go [1], bytes_out, left < sizeof bytes_out ? left : sizeof bytes_out);
+        if (n <= 0)
+            break;
+        left -= (size_t) n;
+    }
+    int failed = 0;
+    for (size_t i = 0; i < processes; i++)
+        if (s_reap (children [i]) == -1)
+            failed++;
+    int64_t elapsed = bench_now_us () - start;
+    close (go [1]);
+    if (failed)
+        bench_die ("floor_bench: %d of the parallel processes failed", failed);
+    uint64_t total = 0;
+    for (size_t i = 0; i < chunks; i++)
+        total += shared->sums [i];
+    printf ("TOTAL %" PRIu64 " SECONDS %.6f\n", total, (double) elapsed / 1e6);
+    munmap (shared, bytes);
+    free (children);
+}
+
 static size_t
 s_num (const char *text)
 {
@@ -813,9 +916,18 @@ main (int argc, char *argv [])
         bench_report (s_relay_run ((int) port, count, size, window), -1, -1);
         return 0;
     }
+    if (argc == 5 && strcmp (mode, "parallel") == 0) {
+        size_t chunks = s_num (argv [2]), per = s_num (argv [3]), processes = s_num (argv [4]);
+        if (chunks == 0 || chunks > 1000000 || per == 0 || per > 1000000000 || processes == 0
+            || processes > 64)
+            bench_die ("floor_bench: CHUNKS 1-1000000, PER 1-1000000000, PROCESSES 1-64");
+        s_parallel_run (chunks, per, processes);
+        return 0;
+    }
     if (argc != 6 || (strcmp (mode, "tcp") != 0 && strcmp (mode, "zeromq") != 0)) {
         fprintf (stderr, "usage: floor_bench tcp|zeromq PORT WARMUP COUNT SIZE\n"
-                         "       floor_bench relay PORT COUNT SIZE WINDOW\n");
+                         "       floor_bench relay PORT COUNT SIZE WINDOW\n"
+                         "       floor_bench parallel CHUNKS PER PROCESSES\n");
         return 2;
     }
     size_t port = s_num (argv [2]), warmup = s_num (argv [3]), count = s_num (argv [4]),

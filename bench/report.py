@@ -1,8 +1,10 @@
 """report - bench/run's table: every figure from results.csv and
-memory.csv, the floors from floor.csv (B's: one round trip of plain TCP
-and of ZeroMQ between two processes, under the B table; E's: 1 MiB
-payloads through a relay process over plain TCP, under the E table),
-then drover's ratios against the targets of issue 5.
+memory.csv, the floors and the ceiling from floor.csv (B's floor: one
+round trip of plain TCP and of ZeroMQ between two processes, under the
+B table; D's ceiling: D's chunks on 2 processes sharing a counter, no
+broker, under the D table; E's floor: 1 MiB payloads through a relay
+process over plain TCP, under the E table), then drover's ratios
+against the targets of issue 5.
 
 Usage: python3 report.py results.csv memory.csv floor.csv counts.csv report.txt
 """
@@ -20,7 +22,7 @@ TITLES = {
     "E": "E 1 MiB payloads",
 }
 # floor.csv's round-trip rows (B), as the report names them; the relay
-# row (E) has MB/s instead.
+# row (E) has MB/s instead, the parallel row (D) a speedup.
 FLOOR_NAMES = {"tcp": "plain TCP", "zeromq": "ZeroMQ"}
 
 
@@ -32,10 +34,13 @@ def main(results_path, memory_path, floor_path, counts_path, report_path):
     rows = list(csv.DictReader(open(results_path)))
     floors = {}  # B's: what -> (p50, p99)
     relay = None  # E's: MB/s through the relay
+    ceiling = None  # D's: the speedup of 2 processes sharing a counter
     if os.path.exists(floor_path):
         for r in csv.DictReader(open(floor_path)):
             if r["what"] == "relay":
                 relay = number(r.get("mb_per_s"))
+            elif r["what"] == "parallel":
+                ceiling = number(r.get("speedup"))
             else:
                 floors[r["what"]] = (number(r["p50_us"]), number(r["p99_us"]))
     counts = {}
@@ -75,6 +80,10 @@ def main(results_path, memory_path, floor_path, counts_path, report_path):
                 lines.append("  %-43s %9s %9s" % (
                     "floor: one round trip, " + FLOOR_NAMES.get(what, what),
                     "" if p50 is None else "%.0f" % p50, "" if p99 is None else "%.0f" % p99))
+        if workload == "D" and ceiling is not None:
+            # What 2 of this machine's CPUs give the same chunks with no
+            # broker, in the same rounds: D's ceiling.
+            lines.append("  ceiling: 2 processes sharing a counter, no broker   %.2f" % ceiling)
         if workload == "E" and relay is not None:
             # What plain sockets move here through one relay process in
             # the same run: E's floor.
@@ -129,6 +138,10 @@ def main(results_path, memory_path, floor_path, counts_path, report_path):
                           " at least 2" % (b[1] / zeromq))
     floor("C", "drover-durable", 50000, "tasks/s")
     floor("D", "drover-2", 1.9, "")
+    d = figure.get(("D", "drover-2"))
+    if d and ceiling:
+        checks.append("D drover-2 = %.0f%% of the machine's ceiling in the same rounds (%.2fx)"
+                      % (d[0] / ceiling * 100, ceiling))
     floor("E", "drover", 1000, "MB/s")
     e = figure.get(("E", "drover"))
     if e and relay:
