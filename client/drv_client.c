@@ -23,6 +23,7 @@
 #include "drv_auth.h"
 #include "drv_codec.h"
 #include "drv_handshake.h"
+#include "drv_index.h"
 #include "drv_metrics.h"
 #include "drv_util.h"
 
@@ -78,6 +79,7 @@ typedef struct {
     drover_result_t **items;         //  chunk: each item's result once in, owned
     size_t items_taken;              //  chunk: items taken so far, in order
     bool future;                     //  a drover_future_t takes its result
+    bool in_by_id;                   //  by_id holds it, under job_id
 } s_job_t;
 
 //  One Submit awaiting its acknowledgement.
@@ -103,8 +105,11 @@ struct _drover_client_t {
     char *endpoint;                  //  the broker's client endpoint
     uint64_t seq;                    //  last request sequence
     uint64_t next_tag;               //  next task tag
-    zhashx_t *by_tag;                //  tag -> s_job_t, owns
-    zhashx_t *by_id;                 //  job id -> s_job_t, borrowed
+    drv_index_t *by_tag;             //  s_job_t by tag, owns
+    drv_index_t *by_id;              //  s_job_t by job_id once acknowledged, borrowed
+    zhashx_t *by_first;              //  first id -> s_job_t, borrowed: a job
+                                     //  whose id changed (a broker restart)
+                                     //  is still found by the one callers have
     zhashx_t *submits;               //  seq -> s_submit_t, owns
     zlistx_t *ready;                 //  async s_job_t with results, borrowed
     size_t async_pending;            //  async jobs without callback yet
@@ -228,6 +233,74 @@ s_job_destroy (void **item)
         free (job);
         *item = NULL;
     }
+}
+
+//  drv_index_hash_fn and drv_index_match_fn of by_tag and by_id.
+static uint64_t
+s_tag_hash (const void *item)
+{
+    return drv_index_mix (((const s_job_t *) item)->tag);
+}
+
+static bool
+s_tag_match (const void *item, const void *key)
+{
+    return ((const s_job_t *) item)->tag == *(const uint64_t *) key;
+}
+
+static uint64_t
+s_id_hash (const void *item)
+{
+    return drv_index_mix (((const s_job_t *) item)->job_id);
+}
+
+static bool
+s_id_match (const void *item, const void *key)
+{
+    return ((const s_job_t *) item)->job_id == *(const uint64_t *) key;
+}
+
+static s_job_t *
+s_by_tag (drover_client_t *self, uint64_t tag)
+{
+    return (s_job_t *) drv_index_find (self->by_tag, drv_index_mix (tag), s_tag_match, &tag);
+}
+
+//  The job with this id: its id now, or the first it had.
+static s_job_t *
+s_by_id (drover_client_t *self, uint64_t id)
+{
+    if (!id)
+        return NULL;
+    s_job_t *job = (s_job_t *) drv_index_find (self->by_id, drv_index_mix (id), s_id_match, &id);
+    return job ? job : (s_job_t *) drv_util_u64_lookup (self->by_first, id);
+}
+
+//  Give a job the broker's id for it (0 as it goes), keeping the
+//  indexes true: by_id holds it under that id, and by_first under the
+//  first id it had while the two differ (callers keep the first).
+static void
+s_set_id (drover_client_t *self, s_job_t *job, uint64_t id)
+{
+    if (job->in_by_id) {
+        drv_index_remove (self->by_id, job);
+        job->in_by_id = false;
+    }
+    if (id && !job->first_id)
+        job->first_id = id;
+    job->job_id = id;
+    //  Out of memory, the job is found by its tag only.
+    if (id)
+        job->in_by_id = drv_index_insert (self->by_id, job) == 0;
+    if (!job->first_id)
+        return;
+    bool moved = id && id != job->first_id;
+    s_job_t *first = (s_job_t *) drv_util_u64_lookup (self->by_first, job->first_id);
+    if (moved && first != job)
+        zhashx_update (self->by_first, drv_util_u64_key (job->first_id), job);
+    else
+    if (!moved && first == job)
+        zhashx_delete (self->by_first, drv_util_u64_key (job->first_id));
 }
 
 static void
@@ -356,17 +429,17 @@ drover_client_new (const char *endpoint)
     if (!self)
         return NULL;
     self->endpoint = strdup (endpoint);
-    self->by_tag = drv_util_u64_hash_new ();
-    self->by_id = drv_util_u64_hash_new ();
+    self->by_tag = drv_index_new (s_tag_hash);
+    self->by_id = drv_index_new (s_id_hash);
+    self->by_first = drv_util_u64_hash_new ();
     self->submits = drv_util_u64_hash_new ();
     self->ready = zlistx_new ();
     self->warned = zhashx_new ();
-    if (!self->endpoint || !self->by_tag || !self->by_id || !self->submits
+    if (!self->endpoint || !self->by_tag || !self->by_id || !self->by_first || !self->submits
         || !self->ready || !self->warned) {
         drover_client_destroy (&self);
         return NULL;
     }
-    zhashx_set_destructor (self->by_tag, s_job_destroy);
     zhashx_set_destructor (self->submits, s_submit_destroy);
     zuuid_t *uuid = zuuid_new ();
     bool named = uuid != NULL;
@@ -400,8 +473,15 @@ drover_client_destroy (drover_client_t **self_p)
         zcert_destroy (&self->curve_cert);
         zcert_destroy (&self->broker_cert);
         zlistx_destroy (&self->ready);
-        zhashx_destroy (&self->by_id);
-        zhashx_destroy (&self->by_tag);
+        drv_index_destroy (&self->by_id);
+        zhashx_destroy (&self->by_first);
+        if (self->by_tag) {
+            size_t cursor = 0;
+            void *job;
+            while ((job = drv_index_next (self->by_tag, &cursor)))
+                s_job_destroy (&job);
+            drv_index_destroy (&self->by_tag);
+        }
         zhashx_destroy (&self->submits);
         zhashx_destroy (&self->warned);
         drv_msg_destroy (&self->status_reply);
@@ -485,15 +565,12 @@ s_on_ack (drover_client_t *self, drv_msg_t *msg)
         return;
     }
     for (size_t i = 0; i < submit->count; i++) {
-        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, submit->tags [i]);
+        s_job_t *job = s_by_tag (self, submit->tags [i]);
         if (job) {
             //  After a broker restart the resend may get a new id; the
-            //  first one still finds the job.
-            job->job_id = msg->job_ids [i];
+            //  first one still finds the job (by_first).
+            s_set_id (self, job, msg->job_ids [i]);
             job->acked = true;
-            if (!job->first_id)
-                job->first_id = job->job_id;
-            zhashx_update (self->by_id, drv_util_u64_key (job->job_id), job);
         }
     }
     submit->acked = true;
@@ -562,7 +639,7 @@ s_on_results (drover_client_t *self, drv_msg_t *msg)
 {
     for (size_t i = 0; i < msg->nresults; i++) {
         drv_result_t *in = &msg->results [i];
-        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, in->tag);
+        s_job_t *job = s_by_tag (self, in->tag);
         if (!job || job->result)
             continue;               //  not ours, or a second result: dropped
         job->result = drv_util_result_new (in->job_id, in->outcome, in->data, in->size,
@@ -591,7 +668,7 @@ s_on_progress (drover_client_t *self, drv_msg_t *msg)
 {
     for (size_t i = 0; self->progress && i < msg->nprogress; i++) {
         const drv_progress_t *in = &msg->progress [i];
-        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_id, in->job_id);
+        s_job_t *job = s_by_id (self, in->job_id);
         if (job && job->result)
             continue;               //  its result is in: that says more
         uint64_t job_id = job && job->first_id ? job->first_id : in->job_id;
@@ -711,7 +788,7 @@ s_reconnect_if_silent (drover_client_t *self, int64_t now, int64_t waiting_since
     bool stalled = self->refused_since && now - self->refused_since >= S_SEND_STALL_MS
                    && now - self->last_connect >= S_SEND_STALL_MS;
     if ((!silent && !stalled)
-        || (zhashx_size (self->submits) == 0 && zhashx_size (self->by_tag) == 0))
+        || (zhashx_size (self->submits) == 0 && drv_index_size (self->by_tag) == 0))
         return;
     if (silent)
         zsys_info ("client: broker at %s silent for %" PRId64 " ms; connecting again",
@@ -1038,7 +1115,10 @@ s_submit_send (drover_client_t *self, const char *function, size_t count,
                 memcpy (job->payload, payloads [i], sizes [i]);
         }
         job->size = sizes [i];
-        zhashx_insert (self->by_tag, drv_util_u64_key (job->tag), job);
+        if (drv_index_insert (self->by_tag, job) == -1) {
+            void *item = job;
+            s_job_destroy (&item);  //  (out of memory) its result will be dropped
+        }
     }
     for (size_t i = 0; made && i < count; i++)
         s_frame_destroy (&made [i]);    //  (a job that could not be made)
@@ -1054,10 +1134,10 @@ s_send_again (drover_client_t *self, const uint64_t *tags, size_t count, uint64_
     const void **payloads = (const void **) calloc (count, sizeof (void *));
     size_t *sizes = (size_t *) calloc (count, sizeof (size_t));
     zmq_msg_t **held = (zmq_msg_t **) calloc (count, sizeof (zmq_msg_t *));
-    s_job_t *first = count ? (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [0]) : NULL;
+    s_job_t *first = count ? s_by_tag (self, tags [0]) : NULL;
     if (payloads && sizes && held && first) {
         for (size_t i = 0; i < count; i++) {
-            s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [i]);
+            s_job_t *job = s_by_tag (self, tags [i]);
             payloads [i] = job && job->payload ? job->payload : (const void *) "";
             sizes [i] = job && job->payload ? job->size : 0;
             //  A payload frame goes again shared, not copied.
@@ -1101,12 +1181,13 @@ s_resend_all (drover_client_t *self)
         s_send_again (self, pending [i]->tags, pending [i]->count, pending [i]->seq);
     free (pending);
     //  Acknowledged jobs without a result, grouped by function and timeout.
-    size_t count = 0, capacity = zhashx_size (self->by_tag);
+    size_t count = 0, capacity = drv_index_size (self->by_tag);
     s_job_t **jobs = (s_job_t **) calloc (capacity ? capacity : 1, sizeof (s_job_t *));
     if (!jobs)
         return;
-    for (s_job_t *job = (s_job_t *) zhashx_first (self->by_tag); job;
-         job = (s_job_t *) zhashx_next (self->by_tag))
+    size_t cursor = 0;
+    s_job_t *job;
+    while ((job = (s_job_t *) drv_index_next (self->by_tag, &cursor)))
         if (job->acked && !job->result)
             jobs [count++] = job;
     uint64_t *tags = (uint64_t *) calloc (S_BATCH_TASKS, sizeof (uint64_t));
@@ -1140,7 +1221,7 @@ static void
 s_submit_forget (drover_client_t *self, s_submit_t *submit)
 {
     for (size_t i = 0; i < submit->count; i++) {
-        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, submit->tags [i]);
+        s_job_t *job = s_by_tag (self, submit->tags [i]);
         if (job) {
             drover_result_t *result = s_take (self, job);   //  forgets the job
             drover_result_destroy (&result);
@@ -1169,7 +1250,7 @@ s_submit_refuse_each (drover_client_t *self, s_submit_t *submit)
     snprintf (reason, sizeof reason, "not queued: the broker refused it: %s",
               submit->text ? submit->text : drover_error_name (submit->error));
     for (size_t i = 0; i < submit->count; i++) {
-        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, submit->tags [i]);
+        s_job_t *job = s_by_tag (self, submit->tags [i]);
         if (job && !job->result) {
             job->result = drv_util_result_new (job->first_id ? job->first_id : job->job_id,
                                                DROVER_OUTCOME_REFUSED, NULL, 0, reason, 0);
@@ -1246,7 +1327,7 @@ s_submit (drover_client_t *self, const char *function, size_t count,
                                   false, S_SEND_NEW, 0, NULL, NULL);
     int rc = seq ? s_submit_await (self, seq, false) : -1;
     for (size_t i = 0; rc == 0 && i < count; i++) {
-        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, tags [i]);
+        s_job_t *job = s_by_tag (self, tags [i]);
         if (job_ids)
             job_ids [i] = job ? job->job_id : 0;
         if (job && options && options->detach) {
@@ -1281,11 +1362,10 @@ s_take (drover_client_t *self, s_job_t *job)
 {
     drover_result_t *result = job->result;
     job->result = NULL;
-    if (job->job_id)
-        zhashx_delete (self->by_id, drv_util_u64_key (job->job_id));
-    if (job->first_id && job->first_id != job->job_id)
-        zhashx_delete (self->by_id, drv_util_u64_key (job->first_id));
-    zhashx_delete (self->by_tag, drv_util_u64_key (job->tag));
+    s_set_id (self, job, 0);
+    drv_index_remove (self->by_tag, job);
+    void *item = job;
+    s_job_destroy (&item);
     return result;
 }
 
@@ -1385,7 +1465,7 @@ drover_client_wait (drover_client_t *self, uint64_t job_id, int timeout_ms,
 {
     assert (result_p);
     *result_p = NULL;
-    s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_id, job_id);
+    s_job_t *job = s_by_id (self, job_id);
     if (job && job->async)
         return s_fail (self, DROVER_ERR_NONE, EINVAL,
                        "job %" PRIu64 " has callbacks: drover_client_poll runs them", job_id);
@@ -1435,7 +1515,7 @@ drover_client_apply_async (drover_client_t *self, const char *function, const vo
     uint64_t id = 0;
     if (s_submit (self, function, 1, &payload, &size, options, true, &id) == -1)
         return -1;
-    s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, tag);
+    s_job_t *job = s_by_tag (self, tag);
     if (job) {
         job->callback = callback;
         job->error_callback = error_callback;
@@ -2029,7 +2109,7 @@ drover_imap_destroy (drover_imap_t **self_p)
     if (self) {
         //  Forget what this map still waits for, so the client drops it.
         for (size_t i = self->unordered ? 0 : self->head; i < self->tail; i++) {
-            s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, self->order [i]);
+            s_job_t *job = s_by_tag (self->client, self->order [i]);
             if (job) {
                 drover_result_t *result = s_take (self->client, job);
                 drover_result_destroy (&result);
@@ -2093,7 +2173,7 @@ s_imap_flush_chunks (drover_imap_t *self)
                              sizes, tags, &self->options, false, true, S_SEND_NEW, 0, packed,
                              NULL);
     for (size_t c = 0; seq && c < chunks; c++) {
-        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, tags [c]);
+        s_job_t *job = s_by_tag (self->client, tags [c]);
         if (job) {
             size_t first = c * self->chunk_size;
             job->imap = self->unordered ? self : NULL;
@@ -2138,7 +2218,7 @@ drover_imap_flush (drover_imap_t *self)
                                   &self->options, false, false, S_SEND_NEW, 0, self->payloads,
                                   self->frames);
     for (size_t i = 0; seq && self->unordered && i < self->buffered; i++) {
-        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, tags [i]);
+        s_job_t *job = s_by_tag (self->client, tags [i]);
         if (job) {
             job->imap = self;
             job->index = self->tail - self->buffered + i;
@@ -2386,7 +2466,7 @@ drover_imap_next_index (drover_imap_t *self, int timeout_ms, drover_result_t **r
     while (true) {
         if (s_imap_settle (self) == -1)
             return -1;
-        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, tag);
+        s_job_t *job = s_by_tag (self->client, tag);
         if (!job)
             return s_fail (self->client, DROVER_ERR_INTERNAL, EIO,
                            "task %zu of the map was lost", self->head + 1);
@@ -2514,7 +2594,7 @@ drover_client_apply_future (drover_client_t *self, const char *function, const v
         drover_future_destroy (&future);
         return NULL;
     }
-    s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->by_tag, future->tag);
+    s_job_t *job = s_by_tag (self, future->tag);
     if (job)
         job->future = true;
     return future;
@@ -2564,9 +2644,7 @@ drover_future_destroy (drover_future_t **self_p)
     drover_future_t *self = *self_p;
     if (self) {
         //  A result still to come is dropped when it does.
-        s_job_t *job = self->tag ? (s_job_t *) drv_util_u64_lookup (self->client->by_tag,
-                                                                     self->tag)
-                                 : NULL;
+        s_job_t *job = self->tag ? s_by_tag (self->client, self->tag) : NULL;
         if (job) {
             drover_result_t *result = s_take (self->client, job);
             drover_result_destroy (&result);
@@ -2597,7 +2675,7 @@ s_future_collect (drover_future_t *self)
     if (self->in == self->count || self->broken)
         return self->broken ? -1 : 0;
     if (!self->imap) {
-        s_job_t *job = (s_job_t *) drv_util_u64_lookup (self->client->by_tag, self->tag);
+        s_job_t *job = s_by_tag (self->client, self->tag);
         if (!job) {
             s_fail (self->client, DROVER_ERR_INTERNAL, EIO, "job %" PRIu64 " was lost",
                     self->job_id);
@@ -2724,7 +2802,7 @@ drover_future_cancel (drover_future_t *self)
             if (i && self->imap->order [i] == self->imap->order [i - 1])
                 continue;
             s_job_t *job
-                = (s_job_t *) drv_util_u64_lookup (client->by_tag, self->imap->order [i]);
+                = s_by_tag (client, self->imap->order [i]);
             if (job && job->job_id && !job->result)
                 ids [count++] = job->job_id;
         }

@@ -470,6 +470,63 @@ Test (client, task_refused_when_sent_again_after_a_restart_gets_a_result)
     drover_result_destroy (&result);
 }
 
+Test (client, a_job_with_a_new_id_after_a_restart_is_found_by_its_first)
+{
+    //  A broker of its own on free ports (see the test above), with no
+    //  worker: the job waits in it.
+    drover_client_destroy (&client);
+    drover_broker_destroy (&broker);
+    char clients [64], workers [64];
+    snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", drv_test_free_port ());
+    snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", drv_test_free_port ());
+    broker = drover_broker_new (clients, workers);
+    cr_assert_not_null (broker);
+    drover_broker_set_heartbeat (broker, S_HEARTBEAT_MS, S_LIVENESS);
+    cr_assert_eq (drover_broker_start (broker), 0, "%s", drover_broker_error (broker));
+    client = drover_client_new (clients);
+    cr_assert_not_null (client);
+    drover_client_set_ack_timeout (client, 10000);
+    uint64_t first_id;
+    cr_assert_eq (drover_client_submit (client, "echo", "hello", 5, NULL, &first_id), 0, "%s",
+                  drover_client_error (client));
+    //  The new broker (nothing kept) counts ids from 1 again; another
+    //  client's job takes the first, so ours, sent again, gets another.
+    drover_broker_destroy (&broker);
+    char err [512];
+    broker = drv_test_broker_rebind (clients, workers, NULL, NULL, err, sizeof err);
+    cr_assert_not_null (broker, "%s", err);
+    drover_client_t *other = drover_client_new (clients);
+    cr_assert_not_null (other);
+    drover_client_set_ack_timeout (other, 10000);
+    uint64_t other_id, next_id;
+    cr_assert_eq (drover_client_submit (other, "nobody", "x", 1, NULL, &other_id), 0, "%s",
+                  drover_client_error (other));
+    cr_assert_eq (other_id, first_id);
+    //  Our next submit meets the new broker: the job goes again. The
+    //  broker acknowledges the Submits it read in a pass when the pass
+    //  ends, so the acknowledgement comes before the answer to a second
+    //  request after that (a first may be read in the same pass).
+    cr_assert_eq (drover_client_submit (client, "nobody", "y", 1, NULL, &next_id), 0, "%s",
+                  drover_client_error (client));
+    drover_stats_t stats;
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq (drover_client_stats (client, &stats), 0, "%s",
+                      drover_client_error (client));
+    cr_assert_eq (stats.jobs, 3);
+    cr_assert_neq (next_id, first_id);
+    drover_worker_t *echo = s_worker_new (1);
+    drover_result_t *result = NULL;
+    cr_assert_eq (drover_client_wait (client, first_id, 30000, &result), 0, "%s",
+                  drover_client_error (client));
+    cr_assert_eq (result->outcome, DROVER_OUTCOME_OK);
+    cr_assert_eq (result->job_id, first_id);
+    cr_assert_eq (result->size, 5);
+    cr_assert_arr_eq (result->data, "hello", 5);
+    drover_result_destroy (&result);
+    drover_worker_destroy (&echo);
+    drover_client_destroy (&other);
+}
+
 Test (client, running_job_survives_worker_stop)
 {
     uint64_t job_id;
