@@ -4,8 +4,14 @@
 
 #include "drv_index.h"
 
+//  A slot: an item and its hash, or a free slot (item NULL).
+typedef struct {
+    void *item;
+    uint64_t hash;
+} s_slot_t;
+
 struct _drv_index_t {
-    void **slots;                    //  capacity entries, NULL when free
+    s_slot_t *slots;                 //  capacity of them
     size_t capacity;                 //  a power of two
     size_t size;                     //  items held
     drv_index_hash_fn *hash;         //  an item's hash
@@ -30,7 +36,7 @@ drv_index_new (drv_index_hash_fn *hash)
     drv_index_t *self = (drv_index_t *) calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->slots = (void **) calloc (S_MIN_CAPACITY, sizeof (void *));
+    self->slots = (s_slot_t *) calloc (S_MIN_CAPACITY, sizeof (s_slot_t));
     if (!self->slots) {
         free (self);
         return NULL;
@@ -53,23 +59,23 @@ drv_index_destroy (drv_index_t **self_p)
 
 //  Put item in the first free slot from its home; there is one.
 static void
-s_place (void **slots, size_t mask, void *item, uint64_t hash)
+s_place (s_slot_t *slots, size_t mask, void *item, uint64_t hash)
 {
     size_t at = (size_t) hash & mask;
-    while (slots [at])
+    while (slots [at].item)
         at = (at + 1) & mask;
-    slots [at] = item;
+    slots [at] = (s_slot_t) {.item = item, .hash = hash};
 }
 
 static int
 s_resize (drv_index_t *self, size_t capacity)
 {
-    void **slots = (void **) calloc (capacity, sizeof (void *));
+    s_slot_t *slots = (s_slot_t *) calloc (capacity, sizeof (s_slot_t));
     if (!slots)
         return -1;
     for (size_t i = 0; i < self->capacity; i++)
-        if (self->slots [i])
-            s_place (slots, capacity - 1, self->slots [i], self->hash (self->slots [i]));
+        if (self->slots [i].item)
+            s_place (slots, capacity - 1, self->slots [i].item, self->slots [i].hash);
     free (self->slots);
     self->slots = slots;
     self->capacity = capacity;
@@ -92,9 +98,9 @@ void *
 drv_index_find (drv_index_t *self, uint64_t hash, drv_index_match_fn *match, const void *key)
 {
     size_t mask = self->capacity - 1;
-    for (size_t at = (size_t) hash & mask; self->slots [at]; at = (at + 1) & mask)
-        if (match (self->slots [at], key))
-            return self->slots [at];
+    for (size_t at = (size_t) hash & mask; self->slots [at].item; at = (at + 1) & mask)
+        if (self->slots [at].hash == hash && match (self->slots [at].item, key))
+            return self->slots [at].item;
     return NULL;
 }
 
@@ -103,22 +109,22 @@ drv_index_remove (drv_index_t *self, const void *item)
 {
     size_t mask = self->capacity - 1;
     size_t at = (size_t) self->hash (item) & mask;
-    while (self->slots [at] && self->slots [at] != item)
+    while (self->slots [at].item && self->slots [at].item != item)
         at = (at + 1) & mask;
-    if (!self->slots [at])
+    if (!self->slots [at].item)
         return false;
     //  Backward shift: move later items of the run into the hole when
     //  their home is not between the hole and them.
     size_t hole = at;
-    for (size_t next = (hole + 1) & mask; self->slots [next]; next = (next + 1) & mask) {
-        size_t home = (size_t) self->hash (self->slots [next]) & mask;
+    for (size_t next = (hole + 1) & mask; self->slots [next].item; next = (next + 1) & mask) {
+        size_t home = (size_t) self->slots [next].hash & mask;
         bool stays = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next);
         if (!stays) {
             self->slots [hole] = self->slots [next];
             hole = next;
         }
     }
-    self->slots [hole] = NULL;
+    self->slots [hole].item = NULL;
     self->size--;
     //  Shrink when an eighth full, so a drained queue gives memory back
     //  (and a run of inserts and removes at the edge cannot thrash).
@@ -131,7 +137,7 @@ void *
 drv_index_next (drv_index_t *self, size_t *cursor)
 {
     while (*cursor < self->capacity) {
-        void *item = self->slots [(*cursor)++];
+        void *item = self->slots [(*cursor)++].item;
         if (item)
             return item;
     }
@@ -147,5 +153,5 @@ drv_index_size (drv_index_t *self)
 size_t
 drv_index_memory (drv_index_t *self)
 {
-    return self->capacity * sizeof (void *);
+    return self->capacity * sizeof (s_slot_t);
 }
