@@ -176,11 +176,21 @@ s_job_free (drv_store_t *self, drv_job_t *job)
     free (job);
 }
 
+//  The id index's hash: ids come in order (the store counts them), and
+//  are looked up nearly in order (a Done's, an Ack's), so four that
+//  follow each other have slots side by side, one cache line, while the
+//  groups of four are spread as any hash spreads keys.
+static uint64_t
+s_id_hash_of (uint64_t id)
+{
+    return drv_index_mix (id >> 2) << 2 | (id & 3);
+}
+
 //  drv_index_hash_fn for the id index.
 static uint64_t
 s_id_hash (const void *item)
 {
-    return drv_index_mix (((const drv_job_t *) item)->id);
+    return s_id_hash_of (((const drv_job_t *) item)->id);
 }
 
 static bool
@@ -868,7 +878,7 @@ drv_store_attach (drv_store_t *self, const char *dir, int64_t now_ms,
 drv_job_t *
 drv_store_lookup (drv_store_t *self, uint64_t id)
 {
-    return (drv_job_t *) drv_index_find (self->jobs, drv_index_mix (id), s_id_match, &id);
+    return (drv_job_t *) drv_index_find (self->jobs, s_id_hash_of (id), s_id_match, &id);
 }
 
 drv_job_t *

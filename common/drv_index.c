@@ -1,6 +1,7 @@
 /*  drv_index - open-addressing hash index; see drv_index.h. */
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "drv_index.h"
 
@@ -19,6 +20,19 @@ struct _drv_index_t {
 
 #define S_MIN_CAPACITY 64
 
+//  Slots for capacity entries, zeroed, on a cache line's boundary (so
+//  that four slots side by side are one line), or NULL.
+static s_slot_t *
+s_slots_new (size_t capacity)
+{
+    if (capacity > SIZE_MAX / sizeof (s_slot_t))
+        return NULL;
+    s_slot_t *slots = (s_slot_t *) aligned_alloc (64, capacity * sizeof (s_slot_t));
+    if (slots)
+        memset (slots, 0, capacity * sizeof (s_slot_t));
+    return slots;
+}
+
 uint64_t
 drv_index_mix (uint64_t value)
 {
@@ -36,7 +50,7 @@ drv_index_new (drv_index_hash_fn *hash)
     drv_index_t *self = (drv_index_t *) calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->slots = (s_slot_t *) calloc (S_MIN_CAPACITY, sizeof (s_slot_t));
+    self->slots = s_slots_new (S_MIN_CAPACITY);
     if (!self->slots) {
         free (self);
         return NULL;
@@ -70,7 +84,7 @@ s_place (s_slot_t *slots, size_t mask, void *item, uint64_t hash)
 static int
 s_resize (drv_index_t *self, size_t capacity)
 {
-    s_slot_t *slots = (s_slot_t *) calloc (capacity, sizeof (s_slot_t));
+    s_slot_t *slots = s_slots_new (capacity);
     if (!slots)
         return -1;
     for (size_t i = 0; i < self->capacity; i++)

@@ -6,8 +6,11 @@
     with its key costs 60 to 110 (docs/performance.md: the broker's
     memory per queued job). The kept hash means a probe looks at an
     item only when its hash is the key's, and growing, shrinking and
-    deleting never hash an item again nor touch it. Linear probing,
-    deletion by backward shift (no tombstones), power-of-two capacity.
+    deleting never hash an item again nor touch it. The slots start on
+    a cache line (64 bytes, four slots): a hash that puts keys used
+    together in neighbouring slots (the broker's job ids) gets them in
+    one line. Linear probing, deletion by backward shift (no
+    tombstones), power-of-two capacity.
     The index never owns its items and never copies keys: the caller
     says how to hash an item and how to match one against a key.
 */
