@@ -432,19 +432,18 @@ s_small_payloads (drover_broker_t *self, void *arg)
     drover_broker_set_max_payload (self, 8);
 }
 
-//  A task the client sends again after a broker restart, and the new
-//  broker refuses (it takes smaller payloads), gets a refused result
-//  under its job id instead of being waited on for ever.
-Test (client, task_refused_when_sent_again_after_a_restart_gets_a_result)
+//  Put a broker of the test's own and a client of it in place of the
+//  fixture's, on ports outside the range that "*" binds from (no broker
+//  of a test running beside this one takes them while this one is
+//  down, restarting); its endpoints go to clients and workers (64 bytes
+//  each).
+static void
+s_own_broker (char *clients, char *workers)
 {
-    //  A broker of its own, on ports outside the range that "*" binds
-    //  from: no broker of a test running beside this one takes them
-    //  while this one is down.
     drover_client_destroy (&client);
     drover_broker_destroy (&broker);
-    char clients [64], workers [64];
-    snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", drv_test_free_port ());
-    snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", drv_test_free_port ());
+    snprintf (clients, 64, "tcp://127.0.0.1:%d", drv_test_free_port ());
+    snprintf (workers, 64, "tcp://127.0.0.1:%d", drv_test_free_port ());
     broker = drover_broker_new (clients, workers);
     cr_assert_not_null (broker);
     drover_broker_set_heartbeat (broker, S_HEARTBEAT_MS, S_LIVENESS);
@@ -452,6 +451,15 @@ Test (client, task_refused_when_sent_again_after_a_restart_gets_a_result)
     client = drover_client_new (clients);
     cr_assert_not_null (client);
     drover_client_set_ack_timeout (client, 10000);
+}
+
+//  A task the client sends again after a broker restart, and the new
+//  broker refuses (it takes smaller payloads), gets a refused result
+//  under its job id instead of being waited on for ever.
+Test (client, task_refused_when_sent_again_after_a_restart_gets_a_result)
+{
+    char clients [64], workers [64];
+    s_own_broker (clients, workers);
     uint64_t job_id;
     cr_assert_eq (drover_client_submit (client, "nobody", "0123456789abcdef", 16, NULL, &job_id),
                   0, "%s", drover_client_error (client));
@@ -472,20 +480,9 @@ Test (client, task_refused_when_sent_again_after_a_restart_gets_a_result)
 
 Test (client, a_job_with_a_new_id_after_a_restart_is_found_by_its_first)
 {
-    //  A broker of its own on free ports (see the test above), with no
-    //  worker: the job waits in it.
-    drover_client_destroy (&client);
-    drover_broker_destroy (&broker);
+    //  No worker: the job waits in the broker.
     char clients [64], workers [64];
-    snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", drv_test_free_port ());
-    snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", drv_test_free_port ());
-    broker = drover_broker_new (clients, workers);
-    cr_assert_not_null (broker);
-    drover_broker_set_heartbeat (broker, S_HEARTBEAT_MS, S_LIVENESS);
-    cr_assert_eq (drover_broker_start (broker), 0, "%s", drover_broker_error (broker));
-    client = drover_client_new (clients);
-    cr_assert_not_null (client);
-    drover_client_set_ack_timeout (client, 10000);
+    s_own_broker (clients, workers);
     uint64_t first_id;
     cr_assert_eq (drover_client_submit (client, "echo", "hello", 5, NULL, &first_id), 0, "%s",
                   drover_client_error (client));
