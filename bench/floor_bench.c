@@ -1,5 +1,6 @@
-/*  floor_bench - floors under workloads B and E: what the machine costs
-    with nothing of drover's in the way, measured in the same run.
+/*  floor_bench - floors under workloads B and E, and the ceiling over
+    D: what the machine costs, and gives, with nothing of drover's in
+    the way, measured in the same run.
 
     Usage:
       floor_bench tcp PORT WARMUP COUNT SIZE
