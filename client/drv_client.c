@@ -79,7 +79,6 @@ typedef struct {
     drover_result_t **items;         //  chunk: each item's result once in, owned
     size_t items_taken;              //  chunk: items taken so far, in order
     bool future;                     //  a drover_future_t takes its result
-    bool in_by_id;                   //  by_id holds it, under job_id
 } s_job_t;
 
 //  One Submit awaiting its acknowledgement.
@@ -278,28 +277,26 @@ s_by_id (drover_client_t *self, uint64_t id)
 
 //  Give a job the broker's id for it (0 as it goes), keeping the
 //  indexes true: by_id holds it under that id, and by_first under the
-//  first id it had while the two differ (callers keep the first).
+//  first id it had while the two differ (callers keep the first). A
+//  job's first id, the usual case, touches by_first not at all.
 static void
 s_set_id (drover_client_t *self, s_job_t *job, uint64_t id)
 {
-    if (job->in_by_id) {
+    bool was_moved = job->job_id && job->job_id != job->first_id;
+    if (job->job_id)
         drv_index_remove (self->by_id, job);
-        job->in_by_id = false;
-    }
     if (id && !job->first_id)
         job->first_id = id;
     job->job_id = id;
-    //  Out of memory, the job is found by its tag only.
+    //  Out of memory, the job is found by its tag only (a remove of a
+    //  job not held finds nothing).
     if (id)
-        job->in_by_id = drv_index_insert (self->by_id, job) == 0;
-    if (!job->first_id)
-        return;
+        drv_index_insert (self->by_id, job);
     bool moved = id && id != job->first_id;
-    s_job_t *first = (s_job_t *) drv_util_u64_lookup (self->by_first, job->first_id);
-    if (moved && first != job)
+    if (moved && !was_moved)
         zhashx_update (self->by_first, drv_util_u64_key (job->first_id), job);
     else
-    if (!moved && first == job)
+    if (was_moved && !moved && drv_util_u64_lookup (self->by_first, job->first_id) == job)
         zhashx_delete (self->by_first, drv_util_u64_key (job->first_id));
 }
 
