@@ -177,13 +177,13 @@ s_job_free (drv_store_t *self, drv_job_t *job)
 }
 
 //  The id index's hash: ids come in order (the store counts them), and
-//  are looked up nearly in order (a Done's, an Ack's), so four that
+//  are looked up nearly in order (a Done's, an Ack's), so eight that
 //  follow each other have slots side by side, one cache line, while the
-//  groups of four are spread as any hash spreads keys.
+//  groups of eight are spread as any hash spreads keys.
 static uint64_t
 s_id_hash_of (uint64_t id)
 {
-    return drv_index_mix (id >> 2) << 2 | (id & 3);
+    return drv_index_mix (id >> 3) << 3 | (id & 7);
 }
 
 //  drv_index_hash_fn for the id index.
@@ -206,6 +206,8 @@ typedef struct {
     uint64_t tag;
 } s_tag_t;
 
+//  32 bits, as a job keeps it (drv_job_t.tag_hash): enough for any
+//  table's home slot.
 static uint64_t
 s_tag_hash_of (const uint8_t *client, size_t client_len, uint64_t tag)
 {
@@ -213,14 +215,13 @@ s_tag_hash_of (const uint8_t *client, size_t client_len, uint64_t tag)
     uint64_t hash = 14695981039346656037ull;
     for (size_t i = 0; i < client_len; i++)
         hash = (hash ^ client [i]) * 1099511628211ull;
-    return drv_index_mix (hash ^ tag);
+    return (uint32_t) drv_index_mix (hash ^ tag);
 }
 
 static uint64_t
 s_tag_hash (const void *item)
 {
-    const drv_job_t *job = (const drv_job_t *) item;
-    return s_tag_hash_of (job->client, job->client_len, job->tag);
+    return ((const drv_job_t *) item)->tag_hash;
 }
 
 static bool
@@ -578,6 +579,7 @@ s_insert (drv_store_t *self, drv_queue_t *queue, uint64_t id, uint64_t tag,
     job->due_slot = DRV_HEAP_NONE;
     if (client_len)
         memcpy (job->client, client, client_len);
+    job->tag_hash = (uint32_t) s_tag_hash_of (client, client_len, tag);
     if (drv_index_insert (self->jobs, job) == -1) {
         s_job_free (self, job);
         return NULL;

@@ -73,6 +73,9 @@ struct _drv_job_t {
     bool listed : 1;                 //  in a drv_jobs_t list
     uint8_t client_len;              //  bytes in client
     uint8_t client [DRV_PEER_ID_MAX]; //  submitting client's routing id
+    uint32_t tag_hash;               //  hash of (client, tag) in the tag index,
+                                     //  kept: its tables grow without
+                                     //  hashing every routing id again
 };
 
 //  A list of jobs linked through the jobs' own prev and next: adding and

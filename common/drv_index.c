@@ -5,14 +5,8 @@
 
 #include "drv_index.h"
 
-//  A slot: an item and its hash, or a free slot (item NULL).
-typedef struct {
-    void *item;
-    uint64_t hash;
-} s_slot_t;
-
 struct _drv_index_t {
-    s_slot_t *slots;                 //  capacity of them
+    void **slots;                    //  capacity entries, NULL when free
     size_t capacity;                 //  a power of two
     size_t size;                     //  items held
     drv_index_hash_fn *hash;         //  an item's hash
@@ -20,16 +14,16 @@ struct _drv_index_t {
 
 #define S_MIN_CAPACITY 64
 
-//  Slots for capacity entries, zeroed, on a cache line's boundary (so
-//  that four slots side by side are one line), or NULL.
-static s_slot_t *
+//  Slots for capacity items, zeroed, on a cache line's boundary (so
+//  that eight slots side by side are one line), or NULL.
+static void **
 s_slots_new (size_t capacity)
 {
-    if (capacity > SIZE_MAX / sizeof (s_slot_t))
+    if (capacity > SIZE_MAX / sizeof (void *))
         return NULL;
-    s_slot_t *slots = (s_slot_t *) aligned_alloc (64, capacity * sizeof (s_slot_t));
+    void **slots = (void **) aligned_alloc (64, capacity * sizeof (void *));
     if (slots)
-        memset (slots, 0, capacity * sizeof (s_slot_t));
+        memset (slots, 0, capacity * sizeof (void *));
     return slots;
 }
 
@@ -73,23 +67,23 @@ drv_index_destroy (drv_index_t **self_p)
 
 //  Put item in the first free slot from its home; there is one.
 static void
-s_place (s_slot_t *slots, size_t mask, void *item, uint64_t hash)
+s_place (void **slots, size_t mask, void *item, uint64_t hash)
 {
     size_t at = (size_t) hash & mask;
-    while (slots [at].item)
+    while (slots [at])
         at = (at + 1) & mask;
-    slots [at] = (s_slot_t) {.item = item, .hash = hash};
+    slots [at] = item;
 }
 
 static int
 s_resize (drv_index_t *self, size_t capacity)
 {
-    s_slot_t *slots = s_slots_new (capacity);
+    void **slots = s_slots_new (capacity);
     if (!slots)
         return -1;
     for (size_t i = 0; i < self->capacity; i++)
-        if (self->slots [i].item)
-            s_place (slots, capacity - 1, self->slots [i].item, self->slots [i].hash);
+        if (self->slots [i])
+            s_place (slots, capacity - 1, self->slots [i], self->hash (self->slots [i]));
     free (self->slots);
     self->slots = slots;
     self->capacity = capacity;
@@ -112,9 +106,9 @@ void *
 drv_index_find (drv_index_t *self, uint64_t hash, drv_index_match_fn *match, const void *key)
 {
     size_t mask = self->capacity - 1;
-    for (size_t at = (size_t) hash & mask; self->slots [at].item; at = (at + 1) & mask)
-        if (self->slots [at].hash == hash && match (self->slots [at].item, key))
-            return self->slots [at].item;
+    for (size_t at = (size_t) hash & mask; self->slots [at]; at = (at + 1) & mask)
+        if (match (self->slots [at], key))
+            return self->slots [at];
     return NULL;
 }
 
@@ -123,22 +117,22 @@ drv_index_remove (drv_index_t *self, const void *item)
 {
     size_t mask = self->capacity - 1;
     size_t at = (size_t) self->hash (item) & mask;
-    while (self->slots [at].item && self->slots [at].item != item)
+    while (self->slots [at] && self->slots [at] != item)
         at = (at + 1) & mask;
-    if (!self->slots [at].item)
+    if (!self->slots [at])
         return false;
     //  Backward shift: move later items of the run into the hole when
     //  their home is not between the hole and them.
     size_t hole = at;
-    for (size_t next = (hole + 1) & mask; self->slots [next].item; next = (next + 1) & mask) {
-        size_t home = (size_t) self->slots [next].hash & mask;
+    for (size_t next = (hole + 1) & mask; self->slots [next]; next = (next + 1) & mask) {
+        size_t home = (size_t) self->hash (self->slots [next]) & mask;
         bool stays = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next);
         if (!stays) {
             self->slots [hole] = self->slots [next];
             hole = next;
         }
     }
-    self->slots [hole].item = NULL;
+    self->slots [hole] = NULL;
     self->size--;
     //  Shrink when an eighth full, so a drained queue gives memory back
     //  (and a run of inserts and removes at the edge cannot thrash).
@@ -151,7 +145,7 @@ void *
 drv_index_next (drv_index_t *self, size_t *cursor)
 {
     while (*cursor < self->capacity) {
-        void *item = self->slots [(*cursor)++].item;
+        void *item = self->slots [(*cursor)++];
         if (item)
             return item;
     }
@@ -167,5 +161,5 @@ drv_index_size (drv_index_t *self)
 size_t
 drv_index_memory (drv_index_t *self)
 {
-    return self->capacity * sizeof (s_slot_t);
+    return self->capacity * sizeof (void *);
 }

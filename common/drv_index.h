@@ -1,16 +1,15 @@
 /*  drv_index - an open-addressing hash index of items that carry their
     own key (the broker's jobs by id, and by client and tag).
 
-    A slot holds the item's pointer and its hash: about 23 to 46 bytes
-    per item at the load it keeps (at most 0.7), where a zhashx item
-    with its key costs 60 to 110 (docs/performance.md: the broker's
-    memory per queued job). The kept hash means a probe looks at an
-    item only when its hash is the key's, and growing, shrinking and
-    deleting never hash an item again nor touch it. The slots start on
-    a cache line (64 bytes, four slots): a hash that puts keys used
+    A slot holds only the item's pointer: about 11 to 23 bytes per item
+    at the load it keeps (at most 0.7), where a zhashx item with its key
+    costs 60 to 110. That is what lets the broker hold a million queued
+    jobs within its memory budget (docs/performance.md). The slots start
+    on a cache line (64 bytes, eight slots): a hash that puts keys used
     together in neighbouring slots (the broker's job ids) gets them in
-    one line. Linear probing, deletion by backward shift (no
-    tombstones), power-of-two capacity.
+    one line. Growing and deleting hash items again (the hash function
+    may read a hash the item keeps). Linear probing, deletion by
+    backward shift (no tombstones), power-of-two capacity.
     The index never owns its items and never copies keys: the caller
     says how to hash an item and how to match one against a key.
 */
@@ -54,7 +53,7 @@ void *drv_index_next (drv_index_t *self, size_t *cursor);
 //  Items in the index.
 size_t drv_index_size (drv_index_t *self);
 
-//  Bytes the index holds (its slots).
+//  Bytes the index holds (its slot array).
 size_t drv_index_memory (drv_index_t *self);
 
 //  Mix a 64-bit value into a well-spread hash (splitmix64's finaliser).

@@ -114,9 +114,8 @@ Test (index, a_million_items_grow_and_shrink)
         cr_assert_eq (drv_index_insert (index, &items [i]), 0);
     }
     cr_assert_eq (drv_index_size (index), count);
-    //  At most 0.7 full, at least 0.35 after growing: under 46 bytes of
-    //  slots (16 bytes each) per item.
-    cr_assert_lt (drv_index_memory (index), count * 46);
+    //  At most 0.7 full: under 23 bytes of slots per item.
+    cr_assert_lt (drv_index_memory (index), count * 23);
     for (size_t i = 0; i < count; i += 3)
         cr_assert_eq (drv_index_find (index, s_hash_key (i + 1), s_match, &items [i].key),
                       &items [i]);
